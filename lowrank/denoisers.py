@@ -1,0 +1,211 @@
+r"""Denoisers sharing one contract: ``den(x_t, sigma) -> x_hat`` and ``den.features(x_t, sigma)``.
+
+Noise model: :math:`x_t = x_0 + \sigma \epsilon`, :math:`\epsilon \sim \mathcal N(0, I)`.
+``x_t`` is ``(B, n)``; ``sigma`` is a float or a ``(B,)`` tensor (one noise level per row).
+
+:class:`MixtureDenoiser` is the exact posterior mean :math:`E[x_0 \mid x_t]` of a
+:class:`~lowrank.mixtures.LowRankMixture` (Proposition 1 and its general form). For component
+``k`` with covariance :math:`S_k = V_k \operatorname{diag}(\lambda_k) V_k^\top`, Woodbury gives
+:math:`(S_k + \sigma^2 I)^{-1} = \sigma^{-2}(I - V_k \operatorname{diag}(\lambda_k / (\lambda_k
++ \sigma^2)) V_k^\top)`, hence
+
+.. math::
+    E[x_0 \mid x_t] = \sum_k w_k(x_t)\,[\mu_k + V_k \operatorname{diag}(\tfrac{\lambda_k}
+    {\lambda_k + \sigma^2}) V_k^\top (x_t - \mu_k)],\qquad
+    w_k \propto \pi_k \mathcal N(x_t; \mu_k, S_k + \sigma^2 I).
+
+In the union coordinates ``z = W^T x_t`` (see :mod:`lowrank.mixtures`) each class is a full
+orthonormal frame ``Q_k`` with variances ``lam_full[k]`` (zero on the directions the class does
+not span), and
+
+.. math::
+    \log w_k = \log \pi_k - \tfrac12 \sum_j \Big[\frac{q_{kj}^2}{\lambda_{kj} + \sigma^2}
+    + \log\big(1 + \lambda_{kj} / \sigma^2\big)\Big] + \text{const},
+    \qquad q_k = Q_k^\top (z - m_k),
+
+where the constant (the part of ``x_t`` outside ``span W``, and ``n log sigma^2``) is the
+same for every class. Each squared distance is a sum of squares, never a difference of large
+numbers, which keeps float32 safe from sigma = 1e-4 to 1e4.
+
+:class:`LowRankDAE` is the paper's learnable denoiser (eq. 4),
+:math:`x_\theta(x_t) = U D(x_t) U^\top x_t` with :math:`D = \operatorname{diag}(\beta_1 I_d,
+\dots, \beta_K I_d)` and :math:`\beta_l = \xi + (\zeta - \xi) w_l`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import theory
+from ._checks import check_batch, row_sigma
+from .mixtures import LowRankMixture, MoLRG
+
+__all__ = ["MixtureDenoiser", "LowRankDAE"]
+
+
+class MixtureDenoiser:
+    r"""Exact posterior mean :math:`E[x_0 \mid x_t]` of a low-rank Gaussian mixture.
+
+    For a :class:`~lowrank.mixtures.MoLRG` with mutually orthogonal classes this is
+    Proposition 1: ``x_hat = U h`` with ``h = D(x_t) U^T x_t`` and
+    :math:`\beta_l = \xi + (\zeta - \xi) w_l`.
+
+    Arguments:
+        mix: the mixture.
+
+    Calls (``x_t``: ``(B, n)``; ``sigma``: float or ``(B,)``; computed in ``x_t``'s dtype and
+    device):
+        ``den(x_t, sigma)`` -> ``(B, n)`` posterior mean ``x_hat``;
+        ``den.features(x_t, sigma)`` -> ``(B, m)`` coordinates ``h = W^T x_hat``, for a MoLRG
+        the paper's feature ``D U^T x_t`` (``K * d`` numbers, classes in order);
+        ``den.weights(x_t, sigma)`` -> ``(B, K)`` posterior class probabilities ``w``.
+    """
+
+    def __init__(self, mix: LowRankMixture):
+        if not isinstance(mix, LowRankMixture):
+            raise TypeError(f"mix must be a LowRankMixture, got {type(mix).__name__}")
+        self.mix = mix
+        self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
+
+    def _tensors(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = (like.device, like.dtype)
+        if key not in self._cache:
+            mix = self.mix
+            cast = {"device": like.device, "dtype": like.dtype}
+            self._cache[key] = {
+                "W": mix.W.to(**cast),
+                "Q": mix.Q.to(**cast),
+                "lam": mix.lam_full.to(**cast),
+                "mean": mix.mean_coords.to(**cast),
+                "log_pi": mix.pi.log().to(**cast),
+            }
+        return self._cache[key]
+
+    def posterior_coordinates(
+        self, z: torch.Tensor, sigma: float | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and class probabilities from union coordinates.
+
+        Arguments:
+            z: ``(B, m)`` coordinates ``W^T x_t``.
+            sigma: float or ``(B,)``.
+
+        Returns:
+            ``(y, w)``: ``(B, m)`` coordinates ``W^T x_hat`` and ``(B, K)`` probabilities.
+        """
+        check_batch(z, self.mix.m, "z")
+        t = self._tensors(z)
+        s2 = row_sigma(sigma, z).square()[:, :, None]  # (B, 1, 1)
+        u = z[:, None, :] - t["mean"]  # (B, K, m): x_t - mu_k in coordinates
+        q = torch.einsum("bkm,kmj->bkj", u, t["Q"])  # coefficients in each class frame
+        var = t["lam"] + s2  # (B, K, m): lambda_kj + sigma^2
+        # log(lambda + sigma^2) = log sigma^2 + log1p(lambda / sigma^2); the first part is the
+        # same for every class and is dropped, which keeps the logits exact in float32 when
+        # sigma^2 >> lambda (log(1e8 + 1) would round away the class differences).
+        logits = t["log_pi"] - 0.5 * (q.square() / var + torch.log1p(t["lam"] / s2)).sum(-1)
+        w = torch.softmax(logits, dim=-1)
+        shrunk = q * (t["lam"] / var) * w[:, :, None]
+        y = w @ t["mean"] + torch.einsum("bkj,kmj->bm", shrunk, t["Q"])
+        return y, w
+
+    def posterior(self, x_t: torch.Tensor, sigma: float | torch.Tensor):
+        """``(x_hat, h, w)`` in one pass: ``(B, n)``, ``(B, m)``, ``(B, K)``."""
+        check_batch(x_t, self.mix.n)
+        W = self._tensors(x_t)["W"]
+        h, w = self.posterior_coordinates(x_t @ W, sigma)
+        return h @ W.T, h, w
+
+    def __call__(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        return self.posterior(x_t, sigma)[0]
+
+    def features(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        return self.posterior(x_t, sigma)[1]
+
+    def weights(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        return self.posterior(x_t, sigma)[2]
+
+    def __repr__(self) -> str:
+        return f"MixtureDenoiser({self.mix!r})"
+
+
+class LowRankDAE(nn.Module):
+    r"""Learnable low-rank denoiser of eq. 4: :math:`x_\theta(x_t) = U D(x_t) U^\top x_t`.
+
+    ``U = [U_1, ..., U_K]`` (``n x K d``) is kept orthonormal by construction: it is the QR
+    factor (signs fixed) of an unconstrained parameter, so every gradient step stays on the
+    Stiefel manifold. The weights are the Bayes posterior of Proposition 1 under uniform
+    :math:`\pi`: :math:`w = \operatorname{softmax}_l(\tau \|U_l^\top x_t\|^2)` with temperature
+    :math:`\tau = (1-\delta^2) / (2(1+\sigma^2)(\delta^2+\sigma^2))`, and
+    :math:`\beta_l = \xi + (\zeta - \xi) w_l`. With ``U`` equal to the true bases it is the
+    optimal denoiser (Proposition 1).
+
+    Arguments:
+        n, K, d: ambient dimension, classes, rank per class.
+        delta: the MoLRG's delta (fixed, not learned).
+        generator: seeds the random initial ``U``.
+        dtype: parameter dtype.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        K: int,
+        d: int,
+        delta: float,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        if n < K * d:
+            raise ValueError(f"need n >= K * d, got n={n}, K*d={K * d}")
+        if not 0 < delta < 1:
+            raise ValueError(f"delta must lie in (0, 1), got {delta}")
+        self.n, self.K, self.d, self.delta = n, K, d, float(delta)
+        self.raw_U = nn.Parameter(torch.randn(n, K * d, generator=generator, dtype=dtype))
+
+    @classmethod
+    def from_mixture(cls, mix: MoLRG, dtype: torch.dtype = torch.float32) -> LowRankDAE:
+        """A DAE whose ``U`` is the mixture's true ``[U_1, ..., U_K]`` (equal ranks)."""
+        if not isinstance(mix.d, int):
+            raise ValueError("LowRankDAE needs equal class ranks")
+        dae = cls(mix.n, mix.K, mix.d, mix.delta, dtype=dtype)
+        with torch.no_grad():
+            dae.raw_U.copy_(mix.U.to(dtype))
+        return dae
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.raw_U.dtype
+
+    @property
+    def U(self) -> torch.Tensor:
+        """``(n, K d)`` orthonormal basis, classes in column blocks of ``d``."""
+        Q, R = torch.linalg.qr(self.raw_U)
+        signs = torch.sign(torch.diagonal(R))
+        return Q * torch.where(signs == 0, torch.ones_like(signs), signs)
+
+    def _coefficients(self, x_t: torch.Tensor, sigma):
+        check_batch(x_t, self.n)
+        s = row_sigma(sigma, x_t)  # (B, 1)
+        U = self.U
+        c = (x_t @ U).view(-1, self.K, self.d)  # (B, K, d) blocks U_l^T x_t
+        logits = theory.softmax_temperature(s, self.delta) * c.square().sum(-1)
+        w = torch.softmax(logits, dim=-1)  # (B, K)
+        zeta, xi = theory.zeta(s), theory.xi(s, self.delta)
+        beta = xi + (zeta - xi) * w  # (B, K)
+        h = (beta[:, :, None] * c).reshape(-1, self.K * self.d)
+        return U, h, w
+
+    def forward(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """``(B, n)`` denoised ``x_hat = U h``."""
+        U, h, _ = self._coefficients(x_t, sigma)
+        return h @ U.T
+
+    def features(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """``(B, K d)`` feature ``h = D(x_t) U^T x_t``."""
+        return self._coefficients(x_t, sigma)[1]
+
+    def weights(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` class weights ``w``."""
+        return self._coefficients(x_t, sigma)[2]

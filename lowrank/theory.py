@@ -1,0 +1,146 @@
+r"""Closed forms of the theory: Proposition 1's coefficients and Theorem 1's SNR approximation.
+
+For a MoLRG with ``K`` orthogonal classes of rank ``d`` and uniform :math:`\pi`:
+
+* shrinkage on the relevant subspace :math:`\zeta = 1/(1+\sigma^2)`, on the irrelevant one
+  :math:`\xi = \delta^2/(\delta^2+\sigma^2)`;
+* posterior class weights :math:`w_l = \operatorname{softmax}_l(\tau \|U_l^\top x_t\|^2)` with
+  temperature :math:`\tau = (1-\delta^2)/(2(1+\sigma^2)(\delta^2+\sigma^2))`;
+* block energies for a sample of class ``k``: :math:`E\|U_k^\top x_t\|^2 = d(1+\sigma^2)`,
+  :math:`E\|U_l^\top x_t\|^2 = d(\delta^2+\sigma^2)` for :math:`l \ne k`;
+* Theorem 1 puts the expectation inside the softmax, so the logit gap is
+  :math:`D = \tau \cdot d (1 - \delta^2) = d(1-\delta^2)^2 / (2(1+\sigma^2)(\delta^2+\sigma^2))`,
+  :math:`w_\pm` follow, and
+
+  .. math:: \mathrm{SNR} \approx \frac{C}{K-1}\Big(\frac{1 + \sigma^2/\delta^2\, h(w_+)}
+            {1 + \sigma^2/\delta^2\, h(w_-)}\Big)^2,\quad C = \frac{1+\sigma^2}{\delta^2+\sigma^2},
+            \quad h(w) = (1-\delta^2) w + \delta^2.
+
+The paper prints :math:`D = (1-\delta^2) d / (2\sigma^2(1+\sigma^2))`, which is not what the
+softmax above gives: with logits :math:`\phi \|U_l^\top x_t\|^2 + \psi \|\tilde U_l^\top
+x_t\|^2` it keeps the :math:`\phi` part of the energy gap and drops the :math:`-\psi` part, so
+it exceeds the derived gap by the factor :math:`(\delta^2+\sigma^2)/(\sigma^2(1-\delta^2))`.
+``variant="paper"`` evaluates the printed form for comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ._checks import as_sigmas
+
+__all__ = [
+    "zeta",
+    "xi",
+    "softmax_temperature",
+    "block_energies",
+    "logit_gap",
+    "confidence_weights",
+    "h_of_w",
+    "snr_approx",
+    "snr_limits",
+]
+
+
+def _check_delta(delta: float) -> None:
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1), got {delta}")
+
+
+def zeta(sigma: torch.Tensor) -> torch.Tensor:
+    r"""Shrinkage on the relevant subspace, :math:`\zeta = 1/(1+\sigma^2)`."""
+    return 1 / (1 + sigma**2)
+
+
+def xi(sigma: torch.Tensor, delta: float) -> torch.Tensor:
+    r"""Shrinkage on the irrelevant subspace, :math:`\xi = \delta^2/(\delta^2+\sigma^2)`."""
+    _check_delta(delta)
+    return delta**2 / (delta**2 + sigma**2)
+
+
+def softmax_temperature(sigma: torch.Tensor, delta: float) -> torch.Tensor:
+    r""":math:`\tau = \phi - \psi = (1-\delta^2)/(2(1+\sigma^2)(\delta^2+\sigma^2))`, the factor of
+    :math:`\|U_l^\top x_t\|^2` in the posterior class logits (equal :math:`\pi`, equal ``d``)."""
+    _check_delta(delta)
+    return (1 - delta**2) / (2 * (1 + sigma**2) * (delta**2 + sigma**2))
+
+
+def block_energies(d: int, delta: float, sigma: torch.Tensor):
+    r"""Expected block energies of :math:`x_t` of class ``k``:
+    ``(d (1 + sigma^2), d (delta^2 + sigma^2))`` for the own block and each other block."""
+    _check_delta(delta)
+    return d * (1 + sigma**2), d * (delta**2 + sigma**2)
+
+
+def logit_gap(
+    d: int, delta: float, sigmas: Sequence[float] | torch.Tensor, variant: str = "derived"
+) -> torch.Tensor:
+    r"""Gap :math:`D_t` between the true class's expected logit and each other class's.
+
+    ``variant="derived"``: :math:`d(1-\delta^2)^2 / (2(1+\sigma^2)(\delta^2+\sigma^2))`
+    (temperature times the energy gap :math:`d(1-\delta^2)`); ``variant="paper"``: the printed
+    :math:`(1-\delta^2) d / (2\sigma^2(1+\sigma^2))`.
+    """
+    _check_delta(delta)
+    s2 = as_sigmas(sigmas).square()
+    if variant == "derived":
+        return d * (1 - delta**2) ** 2 / (2 * (1 + s2) * (delta**2 + s2))
+    if variant == "paper":
+        return (1 - delta**2) * d / (2 * s2 * (1 + s2))
+    raise ValueError(f"variant must be 'derived' or 'paper', got {variant!r}")
+
+
+def confidence_weights(K: int, D: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r""":math:`w_+ = 1/(1+(K-1)e^{-D})` and :math:`w_- = e^{-D}/(1+(K-1)e^{-D})`, the softmax of
+    one logit ``D`` above ``K - 1`` equal ones (the log-sum-exp lemma of Theorem 1)."""
+    if K < 2:
+        raise ValueError(f"need K >= 2 classes, got {K}")
+    e = torch.exp(-D)
+    w_plus = 1 / (1 + (K - 1) * e)
+    return w_plus, e * w_plus
+
+
+def h_of_w(w: torch.Tensor, delta: float) -> torch.Tensor:
+    r""":math:`h(w, \delta) = (1-\delta^2) w + \delta^2`, so that
+    :math:`\beta \propto 1 + \sigma^2/\delta^2\, h(w)`."""
+    _check_delta(delta)
+    return (1 - delta**2) * w + delta**2
+
+
+def snr_approx(
+    K: int,
+    d: int,
+    delta: float,
+    sigmas: Sequence[float] | torch.Tensor,
+    variant: str = "derived",
+) -> torch.Tensor:
+    r"""Theorem 1's approximation of the optimal denoiser's SNR (expectation inside softmax).
+
+    Arguments:
+        K: number of classes (>= 2).
+        d: rank per class.
+        delta: MoLRG delta in (0, 1).
+        sigmas: noise levels (> 0).
+        variant: ``"derived"`` (the logit gap the softmax gives) or ``"paper"`` (as printed).
+
+    Returns:
+        ``(len(sigmas),)`` tensor in ``sigmas``' dtype (float64 for a sequence).
+    """
+    sig = as_sigmas(sigmas)
+    s2 = sig.square()
+    w_plus, w_minus = confidence_weights(K, logit_gap(d, delta, sig, variant))
+    C = (1 + s2) / (delta**2 + s2)
+    rate = s2 / delta**2  # denoising strength sigma^2 / delta^2
+    ratio = (1 + rate * h_of_w(w_plus, delta)) / (1 + rate * h_of_w(w_minus, delta))
+    return C / (K - 1) * ratio.square()
+
+
+def snr_limits(K: int, delta: float) -> tuple[float, float]:
+    r"""SNR of the optimal denoiser as :math:`\sigma \to 0` and :math:`\sigma \to \infty`:
+    :math:`1/((K-1)\delta^2)` and :math:`1/(K-1)`."""
+    _check_delta(delta)
+    if K < 2:
+        raise ValueError(f"need K >= 2 classes, got {K}")
+    return 1 / ((K - 1) * delta**2), 1 / (K - 1)

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from lowrank import LowRankDAE, MixtureDenoiser, MoLRG, schedules, snr_estimate, snr_exact, theory
+
+# Table 4 of the paper, orthogonal binary MoLRG (n=50, d=5, delta=0.2), Karras grid from 0.008.
+TABLE4_ORTHOGONAL = [24.88, 25.15, 26.95, 35.84, 58.27, 20.84, 4.05, 1.57]
+
+
+def test_snr_exact_reproduces_table_4_orthogonal():
+    sig = schedules.edm_probe_sigmas(start=0.008)
+    mix = MoLRG(50, 2, 5, 0.2, seed=0)
+    snr, se = snr_exact(mix, sig, 400_000, torch.Generator().manual_seed(0))
+    rows = zip(sig.tolist(), snr.tolist(), se.tolist(), TABLE4_ORTHOGONAL, strict=True)
+    for s, ours, err, paper in rows:
+        print(f"sigma {s:.3f}: ours {ours:7.3f} +- {err:.3f}  paper {paper:6.2f}")
+        assert abs(ours - paper) <= 0.03 * paper
+
+
+@pytest.mark.parametrize("K, delta", [(2, 0.2), (5, 0.3)])
+def test_snr_exact_reaches_its_limits(K, delta):
+    small, large = theory.snr_limits(K, delta)
+    gen = torch.Generator().manual_seed(1)
+    snr, se = snr_exact(MoLRG(40, K, 4, delta), [1e-4, 1e4], 50_000, gen)
+    assert abs(snr[0].item() - small) < 5 * se[0].item()
+    assert abs(snr[1].item() - large) < 5 * se[1].item()
+
+
+def test_snr_exact_keeps_dtype_and_shape():
+    mix = MoLRG(20, 2, 3, 0.2)
+    snr, se = snr_exact(mix, torch.tensor([0.1, 1.0]), 1000, torch.Generator().manual_seed(0))
+    assert snr.dtype == se.dtype == torch.float32 and snr.shape == se.shape == (2,)
+
+
+def test_stderr_matches_spread_over_replicates():
+    mix = MoLRG(20, 3, 3, 0.3)
+    gen = torch.Generator().manual_seed(3)
+    runs = [snr_exact(mix, [0.4], 3000, gen) for _ in range(40)]
+    values = torch.stack([r[0] for r in runs]).squeeze()
+    mean_se = torch.stack([r[1] for r in runs]).mean()
+    # the sample std of 40 replicates is within about 25% of the truth (chi distribution)
+    assert values.std().item() == pytest.approx(mean_se.item(), rel=0.3)
+
+
+def test_generic_estimator_agrees_with_exact_for_optimal_denoiser():
+    mix = MoLRG(60, 3, 4, 0.25, seed=2)
+    sig = [0.05, 0.3, 1.5]
+    exact, se_exact = snr_exact(mix, sig, 60_000, torch.Generator().manual_seed(0))
+    for den in (MixtureDenoiser(mix), LowRankDAE.from_mixture(mix)):
+        est, se = snr_estimate(den, mix, sig, 30_000, torch.Generator().manual_seed(1))
+        assert torch.all((est - exact).abs() <= 5 * (se**2 + se_exact**2).sqrt()), type(den)
+
+
+def test_generic_estimator_sees_a_wrong_subspace():
+    mix = MoLRG(30, 2, 3, 0.2, seed=0)
+    wrong = LowRankDAE(30, 2, 3, 0.2, generator=torch.Generator().manual_seed(5))
+    snr, _ = snr_estimate(wrong, mix, [0.3], 4000, torch.Generator().manual_seed(0))
+    exact, _ = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0))
+    assert snr.item() < 0.2 * exact.item()
+
+
+def test_clear_errors():
+    mix = MoLRG(20, 2, 3, 0.2)
+    with pytest.raises(ValueError, match="2 per class"):
+        snr_exact(mix, [0.1], 3)
+    with pytest.raises(ValueError, match="> 0"):
+        snr_exact(mix, [0.1, -0.2], 100)
+    with pytest.raises(ValueError, match="1-D"):
+        snr_exact(mix, torch.ones(2, 2), 100)

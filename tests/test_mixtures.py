@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from lowrank import LowRankMixture, MoLRG
+from lowrank.mixtures import _random_orthonormal
+
+
+def test_molrg_bases_are_orthonormal_and_mutually_orthogonal():
+    mix = MoLRG(n=40, K=3, d=4, delta=0.3, seed=2)
+    U = mix.U
+    torch.testing.assert_close(U.T @ U, torch.eye(12, dtype=torch.float64), atol=1e-13, rtol=0)
+    # the union basis starts with the class bases, so h = W^T x_hat is the paper's D U^T x_t
+    torch.testing.assert_close(mix.W, U, atol=1e-13, rtol=0)
+
+
+def test_molrg_covariance_is_assumption_1():
+    mix = MoLRG(n=20, K=3, d=2, delta=0.4, seed=0)
+    U = mix.class_bases
+    for k in range(3):
+        others = torch.cat([U[l] for l in range(3) if l != k], 1)
+        expected = U[k] @ U[k].T + 0.16 * others @ others.T
+        torch.testing.assert_close(mix.covariance(k), expected, atol=1e-13, rtol=0)
+
+
+def test_sample_covariance_matches_analytic(gen):
+    mix = MoLRG(n=12, K=2, d=3, delta=0.5, pi=[0.7, 0.3], seed=1)
+    N = 200_000
+    x0, y = mix.sample(N, gen)
+    assert x0.shape == (N, 12) and y.shape == (N,)
+    # label frequencies within 5 binomial standard errors of pi
+    assert abs((y == 0).double().mean().item() - 0.7) < 5 * math.sqrt(0.21 / N)
+    for k in range(2):
+        xk = x0[y == k]
+        emp = xk.T @ xk / xk.shape[0]
+        S = mix.covariance(k)
+        # each entry's standard error: sqrt((S_ii S_jj + S_ij^2) / N_k) for a zero-mean Gaussian
+        se = ((torch.outer(S.diagonal(), S.diagonal()) + S**2) / xk.shape[0]).sqrt()
+        assert torch.all((emp - S).abs() <= 5 * se + 1e-12)
+
+
+def test_sampling_is_seeded():
+    mix = MoLRG(n=10, K=2, d=2, delta=0.2)
+    a = mix.sample(5, torch.Generator().manual_seed(7))[0]
+    b = mix.sample(5, torch.Generator().manual_seed(7))[0]
+    assert torch.equal(a, b)
+
+
+def test_overlapping_principal_angles():
+    mix = MoLRG.overlapping(n=30, d=4, delta=0.2, angle_deg=30, seed=0)
+    U0, U1 = mix.class_bases
+    cosines = torch.linalg.svdvals(U0.T @ U1)
+    torch.testing.assert_close(cosines, torch.full((4,), math.cos(math.radians(30))).double())
+    assert mix.m == 8
+    for V in mix.bases:  # each class's full basis [U_k, Ut_k] is orthonormal
+        torch.testing.assert_close(V.T @ V, torch.eye(8, dtype=torch.float64))
+
+
+def test_unequal_ranks_and_separated_means():
+    basis = _random_orthonormal(30, 12, 5)
+    mix = MoLRG.from_bases([basis[:, :10], basis[:, 10:]], delta=0.2, pi=[0.8, 0.2])
+    assert mix.d == [10, 2] and mix.ranks == [12, 12]
+    sep = MoLRG.separated(n=20, K=3, d=2, delta=0.2, separation=4.0, seed=0)
+    torch.testing.assert_close(sep.means.norm(dim=1), torch.full((3,), 4.0).double())
+    assert torch.allclose(sep.means @ sep.U, torch.zeros(3, 6, dtype=torch.float64), atol=1e-12)
+
+
+def test_mixture_covariance_of_separated_clusters():
+    mix = MoLRG.separated(n=12, K=2, d=2, delta=0.3, separation=2.0, pi=[0.6, 0.4], seed=0)
+    x0, _ = mix.sample(100_000, torch.Generator().manual_seed(0))
+    emp = torch.cov(x0.T)
+    assert (emp - mix.mixture_covariance()).abs().max() < 0.05
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="delta"):
+        MoLRG(10, 2, 2, delta=1.0)
+    with pytest.raises(ValueError, match="n >= K"):
+        MoLRG(5, 3, 2, delta=0.2)
+    with pytest.raises(ValueError, match="orthonormal"):
+        MoLRG.from_bases([torch.ones(6, 2), torch.eye(6)[:, :2]], delta=0.2)
+    with pytest.raises(ValueError, match="pi"):
+        MoLRG(10, 2, 2, delta=0.2, pi=[0.5, 0.6])
+    with pytest.raises(ValueError, match="variances"):
+        LowRankMixture(None, None, [torch.eye(4)[:, :2]], [torch.tensor([1.0, -1.0])])
+    with pytest.raises(ValueError, match="angle"):
+        MoLRG.overlapping(10, 2, 0.2, angle_deg=0)

@@ -1,0 +1,81 @@
+import math
+
+import pytest
+import torch
+
+from lowrank import MixtureDenoiser, MoLRG, snr_exact, theory
+
+
+def test_snr_approx_equals_its_beta_form():
+    """C/(K-1) ((1 + s^2/delta^2 h(w+)) / (1 + s^2/delta^2 h(w-)))^2 is
+    beta+^2 d (1+s^2) / ((K-1) beta-^2 d (delta^2+s^2)) with beta = xi + (zeta - xi) w."""
+    K, d, delta = 4, 3, 0.3
+    sig = torch.logspace(-3, 2, 50, dtype=torch.float64)
+    w_plus, w_minus = theory.confidence_weights(K, theory.logit_gap(d, delta, sig))
+    zeta, xi = theory.zeta(sig), theory.xi(sig, delta)
+    beta_plus, beta_minus = xi + (zeta - xi) * w_plus, xi + (zeta - xi) * w_minus
+    on, off = theory.block_energies(d, delta, sig)
+    expected = beta_plus**2 * on / ((K - 1) * beta_minus**2 * off)
+    torch.testing.assert_close(theory.snr_approx(K, d, delta, sig), expected, rtol=1e-12, atol=0)
+
+
+def test_snr_approx_limits():
+    small, large = theory.snr_limits(3, 0.2)
+    assert (small, large) == (pytest.approx(12.5), pytest.approx(0.5))
+    for variant in ("derived", "paper"):
+        ends = theory.snr_approx(3, 5, 0.2, [1e-5, 1e5], variant)
+        assert ends[0].item() == pytest.approx(small, rel=1e-6)
+        assert ends[1].item() == pytest.approx(large, rel=1e-6)
+
+
+def test_derived_logit_gap_is_the_mean_posterior_log_odds(gen):
+    """E[log w_k - log w_l] over x_t of class k equals the derived D_t exactly (the log-odds
+    are linear in the block energies); the printed D_t is off by
+    (delta^2 + s^2) / (s^2 (1 - delta^2))."""
+    K, d, delta, sigma = 3, 5, 0.2, 0.3
+    mix = MoLRG(n=30, K=K, d=d, delta=delta, seed=0)
+    y = torch.zeros(100_000, dtype=torch.long)
+    z = mix.sample_coordinates(y, gen)
+    z = z + sigma * torch.randn(z.shape, generator=gen, dtype=torch.float64)
+    _, w = MixtureDenoiser(mix).posterior_coordinates(z, sigma)
+    log_odds = (w[:, 0].log() - w[:, 1].log()).clamp(max=700)
+    D = theory.logit_gap(d, delta, [sigma]).item()
+    assert abs(log_odds.mean().item() - D) < 5 * log_odds.std().item() / math.sqrt(len(z))
+    printed = theory.logit_gap(d, delta, [sigma], "paper").item()
+    assert printed / D == pytest.approx((delta**2 + sigma**2) / (sigma**2 * (1 - delta**2)))
+
+
+def test_block_energies_by_monte_carlo(gen):
+    mix = MoLRG(n=25, K=2, d=4, delta=0.3, seed=1)
+    sigma = 0.7
+    x0, y = mix.sample(200_000, gen)
+    x0 = x0[y == 0]
+    x_t = x0 + sigma * torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    on, off = theory.block_energies(4, 0.3, torch.tensor(sigma, dtype=torch.float64))
+    e_on = (x_t @ mix.class_bases[0]).square().sum(1)
+    e_off = (x_t @ mix.class_bases[1]).square().sum(1)
+    for e, ref in ((e_on, on), (e_off, off)):
+        assert abs(e.mean().item() - ref.item()) < 5 * e.std().item() / math.sqrt(len(e))
+
+
+def test_approximation_misplaces_the_peak_as_the_brief_says():
+    """K=3, n=50, d=5, delta=0.2: exact SNR peaks near sigma 0.30 at about 30, the approximation
+    near 0.57 at about 76-81."""
+    sig = torch.tensor([0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.57, 0.65], dtype=torch.float64)
+    exact, _ = snr_exact(MoLRG(50, 3, 5, 0.2), sig, 30_000, torch.Generator().manual_seed(0))
+    approx = theory.snr_approx(3, 5, 0.2, sig)
+    assert sig[exact.argmax()].item() == pytest.approx(0.3, abs=0.06)
+    assert exact.max().item() == pytest.approx(30, rel=0.1)
+    assert sig[approx.argmax()].item() == pytest.approx(0.57, abs=0.08)
+    assert 70 < approx.max().item() < 85
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="delta"):
+        theory.snr_approx(3, 5, 0.0, [0.1])
+    with pytest.raises(ValueError, match="> 0"):
+        theory.snr_approx(3, 5, 0.2, [0.0, 0.1])
+    with pytest.raises(ValueError, match="variant"):
+        theory.snr_approx(3, 5, 0.2, [0.1], variant="printed")
+    with pytest.raises(ValueError, match="K >= 2"):
+        theory.snr_approx(1, 5, 0.2, [0.1])
