@@ -1,0 +1,48 @@
+"""One seaborn theme and the figure types the book repeats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+import torch
+
+__all__ = ["set_theme", "curve_vs_sigma", "PAPER_STYLE"]
+
+# The paper's numbers are drawn as open black markers so they read as reference points.
+PAPER_STYLE = {"marker": "o", "mfc": "none", "color": "black", "ls": "none", "ms": 6}
+
+
+def set_theme() -> None:
+    """Seaborn ``whitegrid`` theme, colour-blind palette, sizes for a book column."""
+    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titlesize": "medium"})
+
+
+def _numpy(values):
+    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+
+
+def curve_vs_sigma(
+    ax: plt.Axes,
+    sigmas: Sequence[float] | torch.Tensor,
+    values: Sequence[float] | torch.Tensor,
+    label: str,
+    stderr: Sequence[float] | torch.Tensor | None = None,
+    paper: Sequence[float] | None = None,
+    paper_label: str = "paper",
+    **style,
+) -> plt.Axes:
+    """Plot ``values`` against sigma on a log axis, with a 2-standard-error band and the paper's
+    values (same sigmas) as open markers."""
+    s, v = _numpy(sigmas), _numpy(values)
+    (line,) = ax.plot(s, v, marker=".", label=label, **style)
+    if stderr is not None:
+        e = _numpy(stderr)
+        ax.fill_between(s, v - 2 * e, v + 2 * e, color=line.get_color(), alpha=0.2, lw=0)
+    if paper is not None:
+        ax.plot(s, paper, label=paper_label, **PAPER_STYLE)
+    ax.set_xscale("log")
+    ax.set_xlabel(r"noise level $\sigma$")
+    return ax

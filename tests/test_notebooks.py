@@ -1,0 +1,54 @@
+"""Every notebook runs under papermill at the quick profile, and its glued claims hold.
+
+The executed copies land in ``_build/executed/quick``, where ``make test`` builds the book from.
+"""
+
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lowrank import profiles
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "_build" / "executed" / "quick"
+
+# What must hold at the quick profile, per notebook and glue key.
+CLAIMS = {
+    "01_data_model": {
+        # max |z| of a few thousand entries: above 6 has probability < 1e-5 if sampling is right
+        "cov_max_z": lambda v: 0 < v < 6,
+        # Frobenius error of a covariance estimate from N samples scales like sqrt(2 n / N)
+        "cov_rel_error": lambda v: v < 3 * math.sqrt(2 * 15 / 20_000),
+        "cov_num_samples": lambda v: v == 20_000,
+    },
+}
+
+
+def glued(path: Path) -> dict:
+    """Values glued with ``myst_nb.glue`` in an executed notebook, parsed from text/plain."""
+    values = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            record = out.get("metadata", {}).get("scrapbook", {})
+            if "name" in record:
+                name, text = record["name"], out["data"][record["mime_prefix"] + "text/plain"]
+                try:
+                    values[name] = float(text) if "." in text or "e" in text else int(text)
+                except ValueError:
+                    values[name] = text.strip("'\"")
+    return values
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem
+)
+def test_notebook_runs_at_quick_profile_and_claims_hold(path):
+    assert path.stem in CLAIMS, f"add the claims of {path.name} to CLAIMS"
+    (record,) = [r for r in profiles.execute([path], "quick", OUT) if r["notebook"] == path.stem]
+    assert record["status"] == "ok"
+    values = glued(OUT / path.name)
+    for key, holds in CLAIMS[path.stem].items():
+        assert key in values, f"{path.stem} glues no {key!r}"
+        assert holds(values[key]), f"{path.stem}: {key} = {values[key]!r}"

@@ -1,0 +1,65 @@
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from lowrank import plotting, profiles  # noqa: E402
+
+
+def test_curve_vs_sigma_draws_values_band_and_paper():
+    plotting.set_theme()
+    fig, ax = plt.subplots()
+    sig = torch.tensor([0.1, 1.0, 10.0])
+    values, stderr = torch.tensor([1.0, 3.0, 2.0]), torch.tensor([0.1, 0.2, 0.1])
+    plotting.curve_vs_sigma(ax, sig, values, "ours", stderr=stderr, paper=[1.1, 2.9, 2.2])
+    ours, paper = ax.get_lines()
+    np.testing.assert_array_equal(ours.get_ydata(), [1.0, 3.0, 2.0])
+    np.testing.assert_array_equal(paper.get_ydata(), [1.1, 2.9, 2.2])
+    assert paper.get_linestyle() == "None" and ax.get_xscale() == "log"
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(0.8) and band.max() == pytest.approx(3.4)
+    plt.close(fig)
+
+
+def test_load_profile_and_errors(tmp_path):
+    quick = profiles.load_profile("quick")
+    assert quick["profile"] == "quick" and quick["seed"] == 0
+    with pytest.raises(ValueError, match="profile"):
+        profiles.load_profile("huge")
+    with pytest.raises(FileNotFoundError):
+        profiles.load_profile("quick", tmp_path)
+
+
+def test_status_table_and_provenance(tmp_path):
+    record = {"notebook": "nb", "profile": "quick", "status": "ok", "seconds": 1.5,
+              "device": "cpu", "torch": "2.13.0", "git": "abc"}  # fmt: skip
+    (tmp_path / "provenance.json").write_text(json.dumps([record]))
+    assert profiles.read_provenance(tmp_path) == [record]
+    assert profiles.read_provenance(tmp_path / "none") == []
+    table = profiles.status_table([record]).splitlines()
+    assert table[2] == "| nb | quick | ok | 1.5 | cpu | 2.13.0 | `abc` |"
+    line = profiles.describe_run("quick", 3)
+    assert line.startswith("profile=quick | seed=3 | ") and f"torch {torch.__version__}" in line
+
+
+def test_normalized_and_strip_injected(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell("seed = 1\n", metadata={"tags": ["injected-parameters"]})
+    injected.metadata["papermill"] = {"duration": 0.1}
+    nb.cells = [params, injected]
+    nb.metadata["papermill"] = {"start_time": "today"}
+    clean = profiles.normalized(nb)
+    assert "papermill" not in clean.metadata and "papermill" not in clean.cells[1].metadata
+    assert clean.cells[1].source == "seed = 1" and profiles.normalized(clean) == clean
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    profiles.strip_injected_parameters([tmp_path / "a.ipynb"], tmp_path / "out")
+    stripped = nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4)
+    assert [c.source for c in stripped.cells] == ["seed = 0"]
