@@ -4,8 +4,8 @@ Companion package of the executable book on arXiv:2502.05743 (Li et al., "Unders
 Representation Dynamics of Diffusion Models via Low-Dimensional Modeling").
 """
 
-from . import metrics, profiles, schedules, theory
-from .denoisers import LowRankDAE, MixtureDenoiser
+from . import kernels, metrics, profiles, schedules, theory
+from .denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
 from .metrics import snr_estimate, snr_exact
 from .mixtures import LowRankMixture, MoLRG
 from .theory import snr_approx
@@ -13,10 +13,12 @@ from .theory import snr_approx
 __version__ = "0.1.0"
 
 __all__ = [
+    "EmpiricalDenoiser",
     "LowRankDAE",
     "LowRankMixture",
     "MixtureDenoiser",
     "MoLRG",
+    "kernels",
     "metrics",
     "profiles",
     "schedules",

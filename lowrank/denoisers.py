@@ -37,11 +37,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import theory
+from . import kernels, theory
 from ._checks import check_batch, row_sigma
+from .kernels.reference import HALF_DTYPES, posterior_coordinates
 from .mixtures import LowRankMixture, MoLRG
 
-__all__ = ["MixtureDenoiser", "LowRankDAE"]
+__all__ = ["MixtureDenoiser", "LowRankDAE", "EmpiricalDenoiser"]
 
 
 class MixtureDenoiser:
@@ -53,39 +54,53 @@ class MixtureDenoiser:
 
     Arguments:
         mix: the mixture.
+        backend: ``"auto"`` (the fused Triton kernel on CUDA when it supports the inputs, else
+            the torch reference), ``"torch"`` or ``"triton"``; see :mod:`lowrank.kernels`.
+        float32_precision: ``"ieee"`` or ``"tf32"``: how the kernel multiplies float32 inputs.
 
     Calls (``x_t``: ``(B, n)``; ``sigma``: float or ``(B,)``; computed in ``x_t``'s dtype and
-    device):
+    device, half precision in float32):
         ``den(x_t, sigma)`` -> ``(B, n)`` posterior mean ``x_hat``;
         ``den.features(x_t, sigma)`` -> ``(B, m)`` coordinates ``h = W^T x_hat``, for a MoLRG
         the paper's feature ``D U^T x_t`` (``K * d`` numbers, classes in order);
         ``den.weights(x_t, sigma)`` -> ``(B, K)`` posterior class probabilities ``w``.
     """
 
-    def __init__(self, mix: LowRankMixture):
+    def __init__(
+        self, mix: LowRankMixture, backend: str = "auto", float32_precision: str = "ieee"
+    ):
         if not isinstance(mix, LowRankMixture):
             raise TypeError(f"mix must be a LowRankMixture, got {type(mix).__name__}")
+        if backend not in kernels.BACKENDS:
+            raise ValueError(f"backend must be one of {kernels.BACKENDS}, got {backend!r}")
+        if float32_precision not in ("ieee", "tf32"):
+            raise ValueError(
+                f"float32_precision must be 'ieee' or 'tf32', got {float32_precision!r}"
+            )
         self.mix = mix
-        self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
+        self.backend = backend
+        self.float32_precision = float32_precision
+        self._cache: dict[tuple, kernels.ProjectionParams] = {}
 
-    def _tensors(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        key = (like.device, like.dtype)
+    def _params(self, like: torch.Tensor) -> kernels.ProjectionParams:
+        dtype = torch.float32 if like.dtype in HALF_DTYPES else like.dtype
+        key = (like.device, dtype)
         if key not in self._cache:
             mix = self.mix
-            cast = {"device": like.device, "dtype": like.dtype}
-            self._cache[key] = {
-                "W": mix.W.to(**cast),
-                "Q": mix.Q.to(**cast),
-                "lam": mix.lam_full.to(**cast),
-                "mean": mix.mean_coords.to(**cast),
-                "log_pi": mix.pi.log().to(**cast),
-            }
+            cast = {"device": like.device, "dtype": dtype}
+            self._cache[key] = kernels.ProjectionParams(
+                W=mix.W.to(**cast),
+                lam=(mix.lam_coords if mix.diagonal else mix.lam_full).to(**cast),
+                mean=mix.mean_coords.to(**cast),
+                log_pi=mix.pi.log().to(**cast),
+                Q=None if mix.diagonal else mix.Q.to(**cast),
+            )
         return self._cache[key]
 
     def posterior_coordinates(
         self, z: torch.Tensor, sigma: float | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and class probabilities from union coordinates.
+        """Posterior mean and class probabilities from union coordinates (torch reference).
 
         Arguments:
             z: ``(B, m)`` coordinates ``W^T x_t``.
@@ -95,26 +110,15 @@ class MixtureDenoiser:
             ``(y, w)``: ``(B, m)`` coordinates ``W^T x_hat`` and ``(B, K)`` probabilities.
         """
         check_batch(z, self.mix.m, "z")
-        t = self._tensors(z)
-        s2 = row_sigma(sigma, z).square()[:, :, None]  # (B, 1, 1)
-        u = z[:, None, :] - t["mean"]  # (B, K, m): x_t - mu_k in coordinates
-        q = torch.einsum("bkm,kmj->bkj", u, t["Q"])  # coefficients in each class frame
-        var = t["lam"] + s2  # (B, K, m): lambda_kj + sigma^2
-        # log(lambda + sigma^2) = log sigma^2 + log1p(lambda / sigma^2); the first part is the
-        # same for every class and is dropped, which keeps the logits exact in float32 when
-        # sigma^2 >> lambda (log(1e8 + 1) would round away the class differences).
-        logits = t["log_pi"] - 0.5 * (q.square() / var + torch.log1p(t["lam"] / s2)).sum(-1)
-        w = torch.softmax(logits, dim=-1)
-        shrunk = q * (t["lam"] / var) * w[:, :, None]
-        y = w @ t["mean"] + torch.einsum("bkj,kmj->bm", shrunk, t["Q"])
-        return y, w
+        return posterior_coordinates(z, row_sigma(sigma, z).square(), self._params(z))
 
     def posterior(self, x_t: torch.Tensor, sigma: float | torch.Tensor):
         """``(x_hat, h, w)`` in one pass: ``(B, n)``, ``(B, m)``, ``(B, K)``."""
         check_batch(x_t, self.mix.n)
-        W = self._tensors(x_t)["W"]
-        h, w = self.posterior_coordinates(x_t @ W, sigma)
-        return h @ W.T, h, w
+        sigma = row_sigma(sigma, x_t)[:, 0]
+        return kernels.dispatch(
+            x_t, sigma, self._params(x_t), self.backend, self.float32_precision
+        )
 
     def __call__(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         return self.posterior(x_t, sigma)[0]
@@ -126,7 +130,7 @@ class MixtureDenoiser:
         return self.posterior(x_t, sigma)[2]
 
     def __repr__(self) -> str:
-        return f"MixtureDenoiser({self.mix!r})"
+        return f"MixtureDenoiser({self.mix!r}, backend={self.backend!r})"
 
 
 class LowRankDAE(nn.Module):
@@ -209,3 +213,74 @@ class LowRankDAE(nn.Module):
     def weights(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         """``(B, K)`` class weights ``w``."""
         return self._coefficients(x_t, sigma)[2]
+
+
+class EmpiricalDenoiser:
+    r"""Posterior mean under the empirical distribution of ``N`` training points: the optimal,
+    memorizing denoiser of a finite training set,
+
+    .. math:: \hat x(x_t) = \sum_i \operatorname{softmax}_i\Big(-\frac{\|x_t - x_i\|^2}
+              {2\sigma^2}\Big) x_i .
+
+    Streamed over chunks of the training set with an online log-sum-exp (a running maximum per
+    query rescales the running sums), so memory is ``O(B (n + chunk))`` whatever ``N``. The
+    common ``||x_t||^2`` is dropped from the logits, which become
+    :math:`(x_t^\top x_i - \|x_i\|^2 / 2) / \sigma^2`.
+
+    At small sigma the logits are large and their differences small: float32 rounding of
+    :math:`x_t^\top x_i` (about ``1e-7 |x_t| |x_i|``) divided by :math:`\sigma^2` can swamp
+    them, so pass ``dtype=torch.float64`` there.
+
+    Arguments:
+        train_set: ``(N, n)`` training points; their device is where the work happens.
+        dtype: computation dtype (default: the training set's).
+        chunk_size: training points per step.
+
+    Calls: ``den(x_t, sigma)`` -> ``(B, n)``; ``den.features`` returns the same posterior mean
+    (a memorizing denoiser has no lower-dimensional feature).
+    """
+
+    def __init__(
+        self, train_set: torch.Tensor, dtype: torch.dtype | None = None, chunk_size: int = 4096
+    ):
+        if not isinstance(train_set, torch.Tensor) or train_set.ndim != 2:
+            raise ValueError("train_set must be an (N, n) tensor")
+        check_batch(train_set, train_set.shape[1], "train_set")
+        if train_set.shape[0] == 0:
+            raise ValueError("train_set is empty")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.dtype = dtype or train_set.dtype
+        self.train_set = train_set.to(self.dtype)
+        self.half_sq_norms = 0.5 * self.train_set.square().sum(1)  # ||x_i||^2 / 2
+        self.chunk_size = chunk_size
+
+    @property
+    def n(self) -> int:
+        return self.train_set.shape[1]
+
+    def __call__(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        check_batch(x_t, self.n)
+        out_dtype = x_t.dtype
+        x = x_t.to(device=self.train_set.device, dtype=self.dtype)
+        inv_s2 = row_sigma(sigma, x).square().reciprocal()  # (B, 1)
+        run_max = x.new_full((x.shape[0], 1), float("-inf"))
+        run_sum = x.new_zeros(x.shape[0], 1)
+        acc = torch.zeros_like(x)
+        for start in range(0, self.train_set.shape[0], self.chunk_size):
+            X = self.train_set[start : start + self.chunk_size]
+            logits = (x @ X.T - self.half_sq_norms[start : start + self.chunk_size]) * inv_s2
+            new_max = torch.maximum(run_max, logits.max(dim=1, keepdim=True).values)
+            rescale = torch.exp(run_max - new_max)
+            p = torch.exp(logits - new_max)
+            run_sum = run_sum * rescale + p.sum(dim=1, keepdim=True)
+            acc = acc * rescale + p @ X
+            run_max = new_max
+        return (acc / run_sum).to(device=x_t.device, dtype=out_dtype)
+
+    def features(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        return self(x_t, sigma)
+
+    def __repr__(self) -> str:
+        N, n = self.train_set.shape
+        return f"EmpiricalDenoiser(N={N}, n={n}, dtype={self.dtype}, chunk_size={self.chunk_size})"

@@ -56,11 +56,13 @@ def _extend_basis(W: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """
     R = M - W @ (W.T @ M)
     R = R - W @ (W.T @ R)  # second pass: classical Gram-Schmidt loses orthogonality once
-    if R.shape[1] == 0:
+    scale = max(1.0, torch.linalg.matrix_norm(M, ord=2).item()) if M.numel() else 1.0
+    tol = _RANK_RTOL * scale * max(M.shape)
+    R = R[:, R.norm(dim=0) > tol]  # columns W already spans add nothing; dropping them keeps
+    if R.shape[1] == 0:  # the others' directions as given (QR below) instead of rotated (SVD)
         return W
     s = torch.linalg.svdvals(R)
-    scale = max(1.0, torch.linalg.matrix_norm(M, ord=2).item())
-    rank = int((s > _RANK_RTOL * scale * max(R.shape)).sum())
+    rank = int((s > tol).sum())
     if rank == 0:
         return W
     if rank == R.shape[1] and s[-1] > 0.5 * s[0]:
@@ -160,6 +162,32 @@ class LowRankMixture:
             self.lam_full[k, : lam.numel()] = lam
         self.mean_coords = self.means @ self.W  # (K, m)
         self.class_coords = [self.W.T @ U for U in self.class_bases]  # K x (m, d_k)
+        self.lam_coords = self._coordinate_variances()
+
+    def _coordinate_variances(self) -> torch.Tensor | None:
+        """``(K, m)`` variances along each coordinate of ``W`` when every ``V_k`` consists of
+        (signed) columns of ``W``; ``None`` otherwise.
+
+        Then every class covariance is diagonal in the union coordinates, the frames ``Q_k``
+        are not needed, and the posterior mean is two products with ``W`` and an elementwise
+        step in between: the case the fused kernel implements. It holds for orthogonal MoLRGs,
+        with unequal ranks, non-uniform ``pi`` and separated means; not for overlapping ones.
+        """
+        lam = torch.zeros(self.K, self.m, dtype=torch.float64)
+        for k, (V, var) in enumerate(zip(self.bases, self.variances, strict=True)):
+            A = (self.W.T @ V).abs()  # (m, r_k): a unit vector per column when diagonal
+            hit = A.argmax(dim=0)
+            if not torch.allclose(A.max(dim=0).values, torch.ones_like(var), atol=1e-10):
+                return None
+            if hit.unique().numel() != hit.numel():
+                return None
+            lam[k, hit] = var
+        return lam
+
+    @property
+    def diagonal(self) -> bool:
+        """Whether every class covariance is diagonal in the union coordinates ``W^T x``."""
+        return self.lam_coords is not None
 
     @property
     def m(self) -> int:

@@ -1,11 +1,20 @@
 """Shared fixtures. ``--device cuda`` reruns the device-agnostic tests on a GPU box."""
 
+import os
+
 import pytest
 import torch
 
 
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", help="torch device for device-agnostic tests")
+
+
+def pytest_configure(config):
+    # On CPU the Triton kernel runs in Triton's interpreter; the flag must be set before the
+    # kernel module is imported (lowrank imports it lazily, on first use).
+    if not config.getoption("--device").startswith("cuda"):
+        os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lowrank import LowRankDAE, MixtureDenoiser, MoLRG, theory
+from lowrank import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser, MoLRG, theory
 from lowrank.mixtures import LowRankMixture, _random_orthonormal
 
 from brute_force import dense_posterior_mean
@@ -166,3 +166,49 @@ def test_clear_errors():
         MixtureDenoiser("not a mixture")
     with pytest.raises(ValueError, match="delta"):
         LowRankDAE(8, 2, 2, delta=1.5)
+
+
+def _dense_empirical(X, x_t, sigma):
+    sq = torch.cdist(x_t, X).square()
+    return torch.softmax(-sq / (2 * sigma[:, None] ** 2), dim=1) @ X
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 10_000])
+def test_empirical_denoiser_equals_dense_softmax(chunk_size, gen):
+    X = torch.randn(200, 9, generator=gen, dtype=torch.float64)
+    x_t = X[:13] + 0.3 * torch.randn(13, 9, generator=gen, dtype=torch.float64)
+    sigma = torch.tensor([1e-3, 0.05, 0.3, 1.0, 5.0, 100.0] * 2 + [0.2], dtype=torch.float64)
+    out = EmpiricalDenoiser(X, chunk_size=chunk_size)(x_t, sigma)
+    torch.testing.assert_close(out, _dense_empirical(X, x_t, sigma), rtol=1e-12, atol=1e-12)
+
+
+def test_empirical_denoiser_memorizes_and_averages(gen):
+    X = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    den = EmpiricalDenoiser(X, chunk_size=16)
+    torch.testing.assert_close(den(X[:5] + 1e-4, 1e-3), X[:5])  # snaps to the nearest point
+    torch.testing.assert_close(den(X[:1], 1e6), X.mean(0, keepdim=True), rtol=1e-6, atol=1e-8)
+    assert den.features(X[:2], 0.5).shape == (2, 4)
+
+
+def test_empirical_denoiser_float64_option_matters_at_small_sigma(gen):
+    """At sigma = 2e-3 with n = 784 pixel-scale float32 data, float32 logits lose the neighbour
+    ranking; the float64 option gives the dense float64 answer on the same data."""
+    X = torch.rand(300, 784, generator=gen).float()
+    x_t = 0.5 * X[:4] + 0.5 * X[4:8]  # between two training points: the hard case
+    sigma = torch.full((4,), 2e-3)
+    dense = _dense_empirical(X.double(), x_t.double(), sigma.double())
+    f64 = EmpiricalDenoiser(X, dtype=torch.float64)(x_t, sigma)
+    f32 = EmpiricalDenoiser(X)(x_t, sigma)
+    assert (f64.double() - dense).abs().max() < 1e-6  # float32 rounding of the output only
+    assert (f32.double() - dense).abs().max() > 1e-2
+
+
+def test_empirical_denoiser_errors():
+    with pytest.raises(ValueError, match="empty"):
+        EmpiricalDenoiser(torch.zeros(0, 3))
+    with pytest.raises(ValueError, match=r"\(N, n\)"):
+        EmpiricalDenoiser(torch.zeros(3))
+    with pytest.raises(ValueError, match="chunk_size"):
+        EmpiricalDenoiser(torch.zeros(3, 2), chunk_size=0)
+    with pytest.raises(ValueError, match=r"shape \(B, 2\)"):
+        EmpiricalDenoiser(torch.zeros(3, 2))(torch.zeros(1, 3), 1.0)
