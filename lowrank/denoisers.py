@@ -39,7 +39,7 @@ from torch import nn
 
 from . import kernels, theory
 from ._checks import check_batch, row_sigma
-from .kernels.reference import HALF_DTYPES, posterior_coordinates
+from .kernels.reference import HALF_DTYPES, posterior_coordinates, variance_levels
 from .mixtures import LowRankMixture, MoLRG
 
 __all__ = ["MixtureDenoiser", "LowRankDAE", "EmpiricalDenoiser"]
@@ -88,12 +88,17 @@ class MixtureDenoiser:
         if key not in self._cache:
             mix = self.mix
             cast = {"device": like.device, "dtype": dtype}
+            levels, indicator = None, None
+            if mix.diagonal:
+                levels, indicator = variance_levels(mix.lam_coords, mix.mean_coords)
             self._cache[key] = kernels.ProjectionParams(
                 W=mix.W.to(**cast),
                 lam=(mix.lam_coords if mix.diagonal else mix.lam_full).to(**cast),
                 mean=mix.mean_coords.to(**cast),
                 log_pi=mix.pi.log().to(**cast),
                 Q=None if mix.diagonal else mix.Q.to(**cast),
+                levels=None if levels is None else levels.to(**cast),
+                indicator=None if indicator is None else indicator.to(**cast),
             )
         return self._cache[key]
 
