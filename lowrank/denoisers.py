@@ -34,6 +34,8 @@ numbers, which keeps float32 safe from sigma = 1e-4 to 1e4.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -42,7 +44,7 @@ from ._checks import check_batch, row_sigma
 from .kernels.reference import HALF_DTYPES, posterior_coordinates, variance_levels
 from .mixtures import LowRankMixture, MoLRG
 
-__all__ = ["MixtureDenoiser", "LowRankDAE", "EmpiricalDenoiser"]
+__all__ = ["MixtureDenoiser", "LowRankDAE", "EmpiricalDenoiser", "dense_posterior_mean"]
 
 
 class MixtureDenoiser:
@@ -289,3 +291,33 @@ class EmpiricalDenoiser:
     def __repr__(self) -> str:
         N, n = self.train_set.shape
         return f"EmpiricalDenoiser(N={N}, n={n}, dtype={self.dtype}, chunk_size={self.chunk_size})"
+
+
+def dense_posterior_mean(
+    mix: LowRankMixture, x_t: torch.Tensor, sigma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Brute-force :math:`E[x_0 \mid x_t]` from dense ``n x n`` covariances, in float64.
+
+    No Woodbury, no union coordinates: for each class, solve with :math:`S_k + \sigma^2 I` and
+    weight by the full Gaussian log-density. ``O(K n^3)``; it exists to check the fast paths.
+
+    Returns:
+        ``(x_hat, w)``: ``(B, n)`` posterior mean and ``(B, K)`` class probabilities.
+    """
+    check_batch(x_t, mix.n)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    x = x_t.to(torch.float64)
+    eye = torch.eye(mix.n, dtype=torch.float64)
+    log_post, cond_means = [], []
+    for k in range(mix.K):
+        S = mix.covariance(k)
+        C = S + sigma**2 * eye
+        r = x - mix.means[k]
+        sol = torch.linalg.solve(C, r.T).T  # (B, n): C^{-1} (x_t - mu_k)
+        quad = (r * sol).sum(1)
+        logdet = torch.linalg.slogdet(C).logabsdet
+        log_post.append(mix.pi[k].log() - 0.5 * (quad + logdet + mix.n * math.log(2 * math.pi)))
+        cond_means.append(mix.means[k] + sol @ S)  # S symmetric: S C^{-1} r, row-wise
+    w = torch.softmax(torch.stack(log_post, 1), 1)
+    return torch.einsum("bk,kbn->bn", w, torch.stack(cond_means)), w

@@ -26,7 +26,13 @@ from ._checks import as_sigmas
 from .denoisers import MixtureDenoiser
 from .mixtures import LowRankMixture
 
-__all__ = ["snr_exact", "snr_estimate"]
+__all__ = [
+    "snr_exact",
+    "snr_estimate",
+    "logistic_probe",
+    "projection_classifier",
+    "principal_angles",
+]
 
 # Rows per chunk: bounds memory to a few hundred MB for K * m up to about 1000.
 _CHUNK = 1 << 15
@@ -50,11 +56,13 @@ def _snr_over_classes(
     sigmas: torch.Tensor,
     num_samples: int,
     class_energies: Callable[[int, float, int], tuple[torch.Tensor, torch.Tensor]],
+    per_class_result: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stratified estimate: ``num_samples // K`` draws per class, weighted by ``pi``."""
+    """Stratified estimate: ``num_samples // K`` draws per class, weighted by ``pi`` unless
+    ``per_class_result`` asks for the ``(K, S)`` class ratios."""
     per_class = _class_counts(num_samples, mix.K)
-    snr = torch.zeros(len(sigmas), dtype=torch.float64)
-    var = torch.zeros(len(sigmas), dtype=torch.float64)
+    snr = torch.zeros(mix.K, len(sigmas), dtype=torch.float64)
+    var = torch.zeros(mix.K, len(sigmas), dtype=torch.float64)
     for i, sigma in enumerate(sigmas.tolist()):
         for k in range(mix.K):
             num, den = [], []
@@ -62,10 +70,11 @@ def _snr_over_classes(
                 a, b = class_energies(k, sigma, min(_CHUNK, per_class - start))
                 num.append(a)
                 den.append(b)
-            R, v = _ratio_of_means(torch.cat(num), torch.cat(den))
-            snr[i] += mix.pi[k] * R
-            var[i] += mix.pi[k] ** 2 * v
-    return snr.to(sigmas.dtype), var.sqrt().to(sigmas.dtype)
+            snr[k, i], var[k, i] = _ratio_of_means(torch.cat(num), torch.cat(den))
+    if per_class_result:
+        return snr.to(sigmas.dtype), var.sqrt().to(sigmas.dtype)
+    total = mix.pi @ snr  # E_k over k ~ pi
+    return total.to(sigmas.dtype), (mix.pi.square() @ var).sqrt().to(sigmas.dtype)
 
 
 def _split_energy(proj: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,6 +87,7 @@ def snr_exact(
     sigmas: Sequence[float] | torch.Tensor,
     num_samples: int,
     generator: torch.Generator | None = None,
+    per_class: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SNR (Definition 1) of the optimal denoiser of ``mix``, by Monte Carlo in coefficient space.
 
@@ -88,10 +98,12 @@ def snr_exact(
         sigmas: noise levels (> 0).
         num_samples: draws per sigma, split evenly over the classes.
         generator: random source (CPU).
+        per_class: return each class's ratio, ``(K, len(sigmas))``, instead of their
+            ``pi``-weighted mean (the per-class rows of the paper's Tables 5 and 6).
 
     Returns:
         ``(snr, stderr)``: two ``(len(sigmas),)`` tensors in ``sigmas``' dtype (float64 for a
-        sequence).
+        sequence); ``(K, len(sigmas))`` with ``per_class``.
     """
     sig = as_sigmas(sigmas)
     den = MixtureDenoiser(mix)
@@ -104,7 +116,7 @@ def snr_exact(
         B = mix.class_coords[k]  # (m, d_k): U_k in coordinates
         return _split_energy((h @ B) @ B.T, h)
 
-    return _snr_over_classes(mix, sig, num_samples, class_energies)
+    return _snr_over_classes(mix, sig, num_samples, class_energies, per_class)
 
 
 def snr_estimate(
@@ -115,6 +127,7 @@ def snr_estimate(
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
+    per_class: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SNR (Definition 1) of any denoiser ``denoiser(x_t, sigma) -> x_hat`` on data from ``mix``.
 
@@ -130,6 +143,7 @@ def snr_estimate(
         dtype: dtype the denoiser is fed; defaults to ``denoiser.dtype`` when it has one, else
             float64.
         device: device the denoiser runs on (default CPU).
+        per_class: return ``(K, len(sigmas))`` class ratios, as in :func:`snr_exact`.
 
     Returns:
         ``(snr, stderr)``: two ``(len(sigmas),)`` tensors in ``sigmas``' dtype.
@@ -147,4 +161,85 @@ def snr_estimate(
         U = mix.class_bases[k]
         return _split_energy((x_hat @ U) @ U.T, x_hat)
 
-    return _snr_over_classes(mix, sig, num_samples, class_energies)
+    return _snr_over_classes(mix, sig, num_samples, class_energies, per_class)
+
+
+def logistic_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor | list[torch.Tensor],
+    test_labels: torch.Tensor | list[torch.Tensor],
+    weight_decay: float = 1e-4,
+    max_iter: int = 200,
+) -> torch.Tensor:
+    """Test accuracy of a multinomial logistic-regression probe (the paper's linear probe).
+
+    Features are standardized with the training mean and scale, then a linear classifier is
+    fitted by L-BFGS on the cross-entropy plus ``weight_decay * ||A||^2 / 2`` in float64.
+
+    Arguments:
+        train_features: ``(N, p)``; train_labels: ``(N,)`` int64 in ``0 .. K-1``.
+        test_features, test_labels: one test set, or lists of them (the paper's five).
+
+    Returns:
+        ``(T,)`` accuracies in [0, 1], one per test set.
+    """
+    X = train_features.detach().to(torch.float64)
+    y = train_labels.to(torch.long)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError("train_features must be (N, p) and train_labels (N,)")
+    if isinstance(test_features, torch.Tensor):
+        test_features, test_labels = [test_features], [test_labels]
+    K = int(y.max()) + 1
+    mean, scale = X.mean(0), X.std(0).clamp_min(1e-12)
+    Z = (X - mean) / scale
+    A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([A], max_iter=max_iter, line_search_fn="strong_wolfe")
+    Z1 = torch.cat([Z, torch.ones(len(Z), 1, dtype=torch.float64)], 1)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(Z1 @ A, y)
+        loss = loss + 0.5 * weight_decay * A[:-1].square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    accuracies = []
+    with torch.no_grad():
+        for F, labels in zip(test_features, test_labels, strict=True):
+            Zt = (F.detach().to(torch.float64) - mean) / scale
+            logits = torch.cat([Zt, torch.ones(len(Zt), 1, dtype=torch.float64)], 1) @ A
+            accuracies.append((logits.argmax(1) == labels).double().mean())
+    return torch.stack(accuracies)
+
+
+def projection_classifier(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    rank: int,
+) -> torch.Tensor:
+    """Predicted labels ``argmax_k ||V_k^T h||^2`` with ``V_k`` the top-``rank`` right singular
+    vectors of class ``k``'s training features (the paper's "projection" classifier).
+
+    Returns:
+        ``(M,)`` int64 predictions for the ``(M, p)`` test features.
+    """
+    X = train_features.detach().to(torch.float64)
+    K = int(train_labels.max()) + 1
+    if rank < 1 or rank > X.shape[1]:
+        raise ValueError(f"rank must lie in [1, {X.shape[1]}], got {rank}")
+    F = test_features.detach().to(torch.float64)
+    energies = []
+    for k in range(K):
+        V = torch.linalg.svd(X[train_labels == k], full_matrices=False).Vh[:rank]  # (rank, p)
+        energies.append((F @ V.T).square().sum(1))
+    return torch.stack(energies, 1).argmax(1)
+
+
+def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Principal angles in degrees, ascending, between the column spans of orthonormal
+    ``A`` (n, p) and ``B`` (n, q)."""
+    cosines = torch.linalg.svdvals(A.to(torch.float64).T @ B.to(torch.float64)).clamp(-1, 1)
+    return torch.rad2deg(torch.arccos(cosines))  # svdvals descend, so the angles ascend

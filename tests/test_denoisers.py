@@ -2,9 +2,8 @@ import pytest
 import torch
 
 from lowrank import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser, MoLRG, theory
+from lowrank.denoisers import dense_posterior_mean
 from lowrank.mixtures import LowRankMixture, _random_orthonormal
-
-from brute_force import dense_posterior_mean
 
 SIGMA_GRID = [1e-4, 1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 1e2, 1e3, 1e4]
 

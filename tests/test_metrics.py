@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lowrank import LowRankDAE, MixtureDenoiser, MoLRG, schedules, snr_estimate, snr_exact, theory
+from lowrank.metrics import logistic_probe, principal_angles, projection_classifier
 
 # Table 4 of the paper, orthogonal binary MoLRG (n=50, d=5, delta=0.2), Karras grid from 0.008.
 TABLE4_ORTHOGONAL = [24.88, 25.15, 26.95, 35.84, 58.27, 20.84, 4.05, 1.57]
@@ -67,3 +68,37 @@ def test_clear_errors():
         snr_exact(mix, [0.1, -0.2], 100)
     with pytest.raises(ValueError, match="1-D"):
         snr_exact(mix, torch.ones(2, 2), 100)
+
+
+def test_per_class_snr_averages_to_the_total():
+    mix = MoLRG(20, 2, 3, 0.2, pi=[0.8, 0.2])
+    total, _ = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0))
+    rows, se = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0), per_class=True)
+    assert rows.shape == se.shape == (2, 1)
+    torch.testing.assert_close(mix.pi @ rows, total)
+
+
+def test_logistic_probe_separates_and_reports_per_test_set():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(600, 4, generator=g)
+    y = (X[:, 0] + 0.1 * X[:, 1] > 0).long()
+    Xt = torch.randn(400, 4, generator=g)
+    yt = (Xt[:, 0] + 0.1 * Xt[:, 1] > 0).long()
+    acc = logistic_probe(X, y, [Xt, Xt[:200]], [yt, 1 - yt[:200]])
+    assert acc.shape == (2,) and acc[0] > 0.97 and acc[1] < 0.03
+
+
+def test_projection_classifier_uses_class_subspaces():
+    mix = MoLRG(30, 3, 2, 0.1, seed=1)
+    x0, y = mix.sample(3000, torch.Generator().manual_seed(0))
+    pred = projection_classifier(x0[:2000], y[:2000], x0[2000:], rank=2)
+    assert (pred == y[2000:]).double().mean() > 0.95
+    with pytest.raises(ValueError, match="rank"):
+        projection_classifier(x0, y, x0, rank=0)
+
+
+def test_principal_angles():
+    e = torch.eye(4, dtype=torch.float64)
+    A = e[:, :2]
+    B = torch.stack([e[:, 0], (e[:, 1] + e[:, 2]) / 2**0.5], 1)
+    torch.testing.assert_close(principal_angles(A, B), torch.tensor([0.0, 45.0]).double())

@@ -23,7 +23,25 @@ CLAIMS = {
         "cov_rel_error": lambda v: v < 3 * math.sqrt(2 * 15 / 20_000),
         "cov_num_samples": lambda v: v == 20_000,
     },
+    "02_proposition_1": {
+        # every step of the derivation holds to float64 rounding
+        "prop1_max_error": lambda v: float(v) < 1e-10,
+        # SNR at sigma 0.03 .. 1.978: rises from near 1/((K-1) delta^2) = 12.5, then falls
+        "prop1_snr_panels": lambda v: _unimodal([float(x) for x in v.split(", ")]),
+    },
+    "03_theorem_1": {
+        "thm1_worst_rel_error": lambda v: float(v) > 1.0,  # Theorem 1 is off by a factor
+        "two_block_worst_rel_error": lambda v: float(v) < 0.10,  # the sharper one is not
+        "exact_peak": lambda v: 25 < float(v.split()[0]) < 35,
+    },
 }
+
+
+def _unimodal(values: list[float]) -> bool:
+    peak = max(range(len(values)), key=values.__getitem__)
+    rising = all(a <= b for a, b in zip(values[:peak], values[1 : peak + 1], strict=True))
+    falling = all(a >= b for a, b in zip(values[peak:], values[peak + 1 :], strict=True))
+    return 0 < peak < len(values) - 1 and rising and falling
 
 
 def glued(path: Path) -> dict:

@@ -79,3 +79,30 @@ def test_clear_errors():
         theory.snr_approx(3, 5, 0.2, [0.1], variant="printed")
     with pytest.raises(ValueError, match="K >= 2"):
         theory.snr_approx(1, 5, 0.2, [0.1])
+
+
+def test_two_block_quadrature_is_exact_for_two_classes():
+    sig = [0.05, 0.3, 0.6, 1.5]
+    exact, se = snr_exact(MoLRG(50, 2, 5, 0.2), sig, 100_000, torch.Generator().manual_seed(2))
+    quad = theory.snr_two_block(2, 5, 0.2, sig)
+    assert torch.all((quad - exact).abs() < 5 * se)
+
+
+def test_two_block_quadrature_within_ten_percent_on_fig3_grid():
+    from lowrank import schedules
+
+    sig = schedules.molrg_sigmas()
+    exact, _ = snr_exact(MoLRG(50, 3, 5, 0.2), sig, 100_000, torch.Generator().manual_seed(3))
+    rel = (theory.snr_two_block(3, 5, 0.2, sig) - exact).abs() / exact
+    assert rel.max() < 0.1
+    assert ((theory.snr_approx(3, 5, 0.2, sig) - exact).abs() / exact).max() > 1  # Theorem 1
+
+
+def test_chi_square_grid_moments():
+    # The trapezoid rule in v = sqrt(X / 2) is spectrally accurate when the integrand is even
+    # in v (odd d) and second order otherwise: (8 / 600)^2 ~ 2e-4 bounds the even-d error.
+    for d in (1, 2, 5, 20):
+        X, w = theory._chi_square_grid(d, 600)
+        tol = 1e-10 if d % 2 else 2e-4
+        assert abs((w * X).sum().item() - d) < tol * d
+        assert abs((w * X.square()).sum().item() - d * (d + 2)) < tol * d * (d + 2)

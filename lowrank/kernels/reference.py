@@ -141,12 +141,10 @@ def projection_denoise(
     x = x_t.float() if out_dtype in HALF_DTYPES else x_t
     s2 = sigma.to(x.dtype).square()[:, None]
     z = x @ p.W
-    if p.levels is not None:
-        y, w = posterior_coordinates_grouped(z, s2, p)
-    else:
-        y, w = torch.empty_like(z), z.new_empty(z.shape[0], p.lam.shape[0])
-        for start in range(0, z.shape[0], CHUNK_ROWS):
-            rows = slice(start, start + CHUNK_ROWS)
-            y[rows], w[rows] = posterior_coordinates(z[rows], s2[rows], p)
+    stage_2 = posterior_coordinates if p.levels is None else posterior_coordinates_grouped
+    y, w = torch.empty_like(z), z.new_empty(z.shape[0], p.lam.shape[0])
+    for start in range(0, z.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        y[rows], w[rows] = stage_2(z[rows], s2[rows], p)
     x_hat = y @ p.W.T
     return x_hat.to(out_dtype), y.to(out_dtype), w.to(out_dtype)
