@@ -41,7 +41,7 @@ from torch import nn
 
 from . import kernels, theory
 from ._checks import check_batch, row_sigma
-from .kernels.reference import HALF_DTYPES, posterior_coordinates, variance_levels
+from .kernels.reference import HALF_DTYPES, coordinates_posterior, variance_levels
 from .mixtures import LowRankMixture, MoLRG
 
 __all__ = ["MixtureDenoiser", "LowRankDAE", "EmpiricalDenoiser", "dense_posterior_mean"]
@@ -117,7 +117,7 @@ class MixtureDenoiser:
             ``(y, w)``: ``(B, m)`` coordinates ``W^T x_hat`` and ``(B, K)`` probabilities.
         """
         check_batch(z, self.mix.m, "z")
-        return posterior_coordinates(z, row_sigma(sigma, z).square(), self._params(z))
+        return coordinates_posterior(z, row_sigma(sigma, z).square(), self._params(z))
 
     def posterior(self, x_t: torch.Tensor, sigma: float | torch.Tensor):
         """``(x_hat, h, w)`` in one pass: ``(B, n)``, ``(B, m)``, ``(B, K)``."""
@@ -173,7 +173,10 @@ class LowRankDAE(nn.Module):
         if not 0 < delta < 1:
             raise ValueError(f"delta must lie in (0, 1), got {delta}")
         self.n, self.K, self.d, self.delta = n, K, d, float(delta)
-        self.raw_U = nn.Parameter(torch.randn(n, K * d, generator=generator, dtype=dtype))
+        # Start at a random orthonormal U (columns of norm 1, not sqrt(n)): U is invariant to
+        # the scale of raw_U, and Adam's steps are absolute, so this scale sets the pace.
+        start = torch.linalg.qr(torch.randn(n, K * d, generator=generator, dtype=torch.float64))
+        self.raw_U = nn.Parameter(start.Q.to(dtype))
 
     @classmethod
     def from_mixture(cls, mix: MoLRG, dtype: torch.dtype = torch.float32) -> LowRankDAE:

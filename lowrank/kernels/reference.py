@@ -23,6 +23,7 @@ __all__ = [
     "ProjectionParams",
     "posterior_coordinates",
     "posterior_coordinates_grouped",
+    "coordinates_posterior",
     "projection_denoise",
     "variance_levels",
 ]
@@ -128,6 +129,19 @@ def posterior_coordinates_grouped(
     return z * gain, w
 
 
+def coordinates_posterior(
+    z: torch.Tensor, s2: torch.Tensor, p: ProjectionParams
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 2 over any number of rows, in chunks of ``CHUNK_ROWS``: the grouped form when
+    ``p.levels`` is set, else the elementwise one. Returns ``(y, w)``."""
+    stage_2 = posterior_coordinates if p.levels is None else posterior_coordinates_grouped
+    y, w = torch.empty_like(z), z.new_empty(z.shape[0], p.lam.shape[0])
+    for start in range(0, z.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        y[rows], w[rows] = stage_2(z[rows], s2[rows], p)
+    return y, w
+
+
 def projection_denoise(
     x_t: torch.Tensor, sigma: torch.Tensor, p: ProjectionParams
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,10 +155,6 @@ def projection_denoise(
     x = x_t.float() if out_dtype in HALF_DTYPES else x_t
     s2 = sigma.to(x.dtype).square()[:, None]
     z = x @ p.W
-    stage_2 = posterior_coordinates if p.levels is None else posterior_coordinates_grouped
-    y, w = torch.empty_like(z), z.new_empty(z.shape[0], p.lam.shape[0])
-    for start in range(0, z.shape[0], CHUNK_ROWS):
-        rows = slice(start, start + CHUNK_ROWS)
-        y[rows], w[rows] = stage_2(z[rows], s2[rows], p)
+    y, w = coordinates_posterior(z, s2, p)
     x_hat = y @ p.W.T
     return x_hat.to(out_dtype), y.to(out_dtype), w.to(out_dtype)
