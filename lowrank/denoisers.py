@@ -262,7 +262,8 @@ class EmpiricalDenoiser:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.dtype = dtype or train_set.dtype
         self.train_set = train_set.to(self.dtype)
-        self.half_sq_norms = 0.5 * self.train_set.square().sum(1)  # ||x_i||^2 / 2
+        # ||x_i||^2 / 2, without an (N, n) temporary
+        self.half_sq_norms = 0.5 * torch.linalg.vector_norm(self.train_set, dim=1).square()
         self.chunk_size = chunk_size
 
     @property
