@@ -94,12 +94,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="small shapes, for a smoke run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n", type=int, nargs="+", help="ambient dimensions (784 3072)")
+    parser.add_argument("--d", type=int, nargs="+", help="class ranks (5 20 64)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
     Bs = [4096] if args.quick else [4096, 16384, 65536]
-    ns = [784] if args.quick else [784, 3072]
-    ds = [5] if args.quick else [5, 20, 64]
+    ns = args.n or ([784] if args.quick else [784, 3072])
+    ds = args.d or ([5] if args.quick else [5, 20, 64])
     K = 10
     peak_flops, peak_bw = ceilings(device)
     print(f"device: {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu'}, "

@@ -25,11 +25,17 @@ not span), and
 
 where the constant (the part of ``x_t`` outside ``span W``, and ``n log sigma^2``) is the
 same for every class. Each squared distance is a sum of squares, never a difference of large
-numbers, which keeps float32 safe from sigma = 1e-4 to 1e4.
+numbers, which keeps float32 safe from sigma = 1e-4 to 1e4. When every class covariance is
+diagonal in ``W``'s coordinates (every MoLRG but the overlapping one) the frames are the
+identity and the step is elementwise; :mod:`lowrank.kernels` holds the reference, the fused
+Triton kernel and the dispatch.
 
 :class:`LowRankDAE` is the paper's learnable denoiser (eq. 4),
 :math:`x_\theta(x_t) = U D(x_t) U^\top x_t` with :math:`D = \operatorname{diag}(\beta_1 I_d,
 \dots, \beta_K I_d)` and :math:`\beta_l = \xi + (\zeta - \xi) w_l`.
+
+:class:`EmpiricalDenoiser` is the posterior mean of a finite training set (the memorizing
+optimum), streamed over the set; :func:`dense_posterior_mean` is the brute-force check.
 """
 
 from __future__ import annotations
