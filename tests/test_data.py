@@ -1,0 +1,92 @@
+import gzip
+import io
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from lowrank import data
+
+
+def _write_idx(path, array, magic):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(7, 28, 28))
+    labels = np.array([0, 3, 9, 1, 1, 2, 5])
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images, 2051)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels, 2049)
+    x, y = data.load_fashion_mnist("test", root=tmp_path)
+    assert x.dtype == torch.uint8 and x.shape == (7, 28, 28)
+    np.testing.assert_array_equal(x.numpy(), images)
+    assert y.tolist() == labels.tolist() and y.dtype == torch.int64
+
+
+def test_fashion_mnist_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN", tmp_path / "nowhere")
+    monkeypatch.delenv("LOWRANK_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        data.load_fashion_mnist("train", root=tmp_path)
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((2, 28, 28)), 2049)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(2), 2049)
+    with pytest.raises(ValueError, match="magic"):
+        data.load_fashion_mnist("train", root=tmp_path)
+    with pytest.raises(ValueError, match="split"):
+        data.load_fashion_mnist("valid")
+
+
+@pytest.mark.skipif(not data.FASHION_MNIST_DEBIAN.exists(), reason="make setup installs it")
+def test_fashion_mnist_from_the_debian_package():
+    x, y = data.load_fashion_mnist("train")
+    assert x.shape == (60000, 28, 28)
+    assert torch.bincount(y).tolist() == [6000] * 10
+    assert data.load_fashion_mnist("test")[0].shape == (10000, 28, 28)
+
+
+def _fake_cifar(tmp_path, n_per_batch=4):
+    rng = np.random.default_rng(1)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    batches = {}
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                     b"labels": rng.integers(0, 10, n_per_batch).tolist()}  # fmt: skip
+            batches[name] = batch
+            raw = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return archive, batches
+
+
+def test_cifar10_from_archive_and_folder(tmp_path):
+    archive, batches = _fake_cifar(tmp_path)
+    x, y = data.load_cifar10("train", root=archive)
+    assert x.shape == (20, 3, 32, 32) and y.shape == (20,)
+    np.testing.assert_array_equal(x[:4].reshape(4, -1).numpy(), batches["data_batch_1"][b"data"])
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    xt, yt = data.load_cifar10("test", root=tmp_path / "unpacked")
+    assert yt.tolist() == batches["test_batch"][b"labels"] and xt.shape == (4, 3, 32, 32)
+    with pytest.raises(FileNotFoundError, match="LOWRANK_DATA"):
+        data.load_cifar10("train", root=tmp_path / "empty")
+
+
+def test_balanced_subset_sizes_and_seed():
+    labels = torch.arange(1000) % 10
+    idx = data.balanced_subset(labels, 256, torch.Generator().manual_seed(0))
+    counts = torch.bincount(labels[idx], minlength=10)
+    assert len(idx) == 256 and len(idx.unique()) == 256
+    assert counts.min() == 25 and counts.max() == 26 and counts.sum() == 256
+    again = data.balanced_subset(labels, 256, torch.Generator().manual_seed(0))
+    assert torch.equal(idx, again)
+    with pytest.raises(ValueError, match="size"):
+        data.balanced_subset(labels, 0)
+    with pytest.raises(ValueError, match="examples"):
+        data.balanced_subset(torch.tensor([0, 0, 0, 1]), 4)
