@@ -67,11 +67,11 @@ nbval:
 
 ## commit-outputs: rerun the notebooks at PROFILE (standard by default) and store their outputs.
 commit-outputs: PROFILE = standard
-commit-outputs: notebooks
+commit-outputs: setup
+	$(PY) -m lowrank execute --profile $(PROFILE) --out $(EXECUTED) \
+	  --status-table book/_status_table.md $(NOTEBOOKS)
 	cp $(EXECUTED)/*.ipynb notebooks/
 	$(PY) -m lowrank normalize $(NOTEBOOKS)
-	$(PY) -c "from pathlib import Path; from lowrank.profiles import read_provenance, status_table; \
-	  Path('book/_status_table.md').write_text(status_table(read_provenance(Path('$(EXECUTED)'))))"
 
 clean:
 	rm -rf _build

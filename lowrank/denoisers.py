@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from . import kernels, theory
-from ._checks import check_batch, row_sigma
+from ._checks import check_batch, orthonormalize, row_sigma
 from .kernels.reference import HALF_DTYPES, coordinates_posterior, variance_levels
 from .mixtures import LowRankMixture, MoLRG
 
@@ -79,12 +79,7 @@ class MixtureDenoiser:
     ):
         if not isinstance(mix, LowRankMixture):
             raise TypeError(f"mix must be a LowRankMixture, got {type(mix).__name__}")
-        if backend not in kernels.BACKENDS:
-            raise ValueError(f"backend must be one of {kernels.BACKENDS}, got {backend!r}")
-        if float32_precision not in ("ieee", "tf32"):
-            raise ValueError(
-                f"float32_precision must be 'ieee' or 'tf32', got {float32_precision!r}"
-            )
+        kernels.check_options(backend, float32_precision)
         self.mix = mix
         self.backend = backend
         self.float32_precision = float32_precision
@@ -201,9 +196,7 @@ class LowRankDAE(nn.Module):
     @property
     def U(self) -> torch.Tensor:
         """``(n, K d)`` orthonormal basis, classes in column blocks of ``d``."""
-        Q, R = torch.linalg.qr(self.raw_U)
-        signs = torch.sign(torch.diagonal(R))
-        return Q * torch.where(signs == 0, torch.ones_like(signs), signs)
+        return orthonormalize(self.raw_U)
 
     def _coefficients(self, x_t: torch.Tensor, sigma):
         check_batch(x_t, self.n)

@@ -32,6 +32,7 @@ __all__ = [
     "logistic_probe",
     "projection_classifier",
     "principal_angles",
+    "block_angles",
 ]
 
 # Rows per chunk: bounds memory to a few hundred MB for K * m up to about 1000.
@@ -243,3 +244,16 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     ``A`` (n, p) and ``B`` (n, q)."""
     cosines = torch.linalg.svdvals(A.to(torch.float64).T @ B.to(torch.float64)).clamp(-1, 1)
     return torch.rad2deg(torch.arccos(cosines))  # svdvals descend, so the angles ascend
+
+
+def block_angles(U: torch.Tensor, class_bases: list[torch.Tensor]) -> torch.Tensor:
+    """``(K,)`` largest principal angle, in degrees, between block ``k`` of ``U`` (its columns
+    split by the class ranks, in order) and class ``k``'s basis: how far a learned ``U`` is from
+    the truth when its blocks are meant to be the classes in the same order."""
+    ranks = [B.shape[1] for B in class_bases]
+    if U.shape[1] != sum(ranks):
+        raise ValueError(f"U has {U.shape[1]} columns, the class ranks add up to {sum(ranks)}")
+    blocks = torch.split(U.detach(), ranks, dim=1)
+    return torch.stack(
+        [principal_angles(b, B).max() for b, B in zip(blocks, class_bases, strict=True)]
+    )

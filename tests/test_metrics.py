@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lowrank import LowRankDAE, MixtureDenoiser, MoLRG, schedules, snr_estimate, snr_exact, theory
-from lowrank.metrics import logistic_probe, principal_angles, projection_classifier
+from lowrank.metrics import block_angles, logistic_probe, principal_angles, projection_classifier
 
 # Table 4 of the paper, orthogonal binary MoLRG (n=50, d=5, delta=0.2), Karras grid from 0.008.
 TABLE4_ORTHOGONAL = [24.88, 25.15, 26.95, 35.84, 58.27, 20.84, 4.05, 1.57]
@@ -102,3 +102,15 @@ def test_principal_angles():
     A = e[:, :2]
     B = torch.stack([e[:, 0], (e[:, 1] + e[:, 2]) / 2**0.5], 1)
     torch.testing.assert_close(principal_angles(A, B), torch.tensor([0.0, 45.0]).double())
+
+
+def test_block_angles_match_blocks_to_classes_in_order():
+    mix = MoLRG(20, 3, 2, 0.2, seed=0)
+    torch.testing.assert_close(block_angles(mix.U, mix.class_bases), torch.zeros(3).double(),
+                               atol=1e-5, rtol=0)  # fmt: skip
+    swapped = torch.cat([mix.class_bases[1], mix.class_bases[0], mix.class_bases[2]], 1)
+    angles = block_angles(swapped, mix.class_bases)
+    assert angles[0] == pytest.approx(90) and angles[1] == pytest.approx(90)
+    assert angles[2] == pytest.approx(0, abs=1e-5)
+    with pytest.raises(ValueError, match="columns"):
+        block_angles(mix.U[:, :5], mix.class_bases)

@@ -18,11 +18,17 @@ def _pins(requirements):
     return dict(r.replace(" ", "").split("==", 1) for r in requirements if "==" in r)
 
 
-def test_environment_yml_agrees_with_pyproject():
+def _pyproject_pins() -> dict:
+    """Pins of pyproject.toml: the dependencies and every extra."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = _pins(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         wanted.update(_pins(extra))
+    return wanted
+
+
+def test_environment_yml_agrees_with_pyproject():
+    wanted = _pyproject_pins()
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert _pins(pip_section) == wanted
@@ -31,10 +37,7 @@ def test_environment_yml_agrees_with_pyproject():
 
 
 def test_lock_file_agrees_with_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _pins(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        wanted.update(_pins(extra))
+    wanted = _pyproject_pins()
     lines = (ROOT / "requirements.lock").read_text().splitlines()
     locked = {k.lower(): v for k, v in _pins(l for l in lines if not l.startswith("#")).items()}
     for name, version in wanted.items():

@@ -11,11 +11,28 @@ import functools
 
 import torch
 
-from .reference import ProjectionParams, projection_denoise
+from .reference import FLOAT32_PRECISIONS, ProjectionParams, projection_denoise
 
-__all__ = ["BACKENDS", "ProjectionParams", "dispatch", "triton_available"]
+__all__ = [
+    "BACKENDS",
+    "FLOAT32_PRECISIONS",
+    "ProjectionParams",
+    "check_options",
+    "dispatch",
+    "triton_available",
+]
 
 BACKENDS = ("auto", "torch", "triton")
+
+
+def check_options(backend: str, float32_precision: str) -> None:
+    """Clear errors for a backend or float32 precision the dispatch does not know."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if float32_precision not in FLOAT32_PRECISIONS:
+        raise ValueError(
+            f"float32_precision must be one of {FLOAT32_PRECISIONS}, got {float32_precision!r}"
+        )
 
 
 @functools.cache
@@ -36,8 +53,7 @@ def dispatch(
     float32_precision: str = "ieee",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x_hat, h, w)`` from the chosen backend; see the module docstring."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_options(backend, float32_precision)
     if backend == "torch":
         return projection_denoise(x_t, sigma, p)
     if backend == "auto" and (not x_t.is_cuda or not triton_available()):

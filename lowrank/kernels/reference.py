@@ -34,6 +34,8 @@ MAX_LEVELS = 8
 # Rows per step of stage 2: bounds the (rows, K, m) temporaries to tens of MB.
 CHUNK_ROWS = 4096
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+# How a fused kernel may multiply float32 tiles: exact products, or TensorFloat-32.
+FLOAT32_PRECISIONS = ("ieee", "tf32")
 
 
 @dataclass(frozen=True)

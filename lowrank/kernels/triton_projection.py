@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .reference import HALF_DTYPES, ProjectionParams
+from .reference import FLOAT32_PRECISIONS, HALF_DTYPES, ProjectionParams
 
 __all__ = ["projection_denoise_triton", "supported", "MAX_M"]
 
@@ -175,8 +175,8 @@ def projection_denoise_triton(
     reason = supported(x_t, p)
     if reason is not None:
         raise ValueError(f"the Triton kernel cannot run here: {reason}")
-    if float32_precision not in ("ieee", "tf32"):
-        raise ValueError(f"float32_precision must be 'ieee' or 'tf32', got {float32_precision!r}")
+    if float32_precision not in FLOAT32_PRECISIONS:
+        raise ValueError(f"float32_precision must be one of {FLOAT32_PRECISIONS}")
     x_t = x_t.contiguous()  # the output shares its strides
     B, N = x_t.shape
     K, M = p.lam.shape
