@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from . import kernels, theory
-from ._checks import check_batch, orthonormalize, row_sigma
+from ._checks import check_batch, check_orthonormal, orthonormalize, row_sigma
 from .kernels.reference import HALF_DTYPES, coordinates_posterior, variance_levels
 from .mixtures import LowRankMixture, MoLRG
 
@@ -180,14 +180,31 @@ class LowRankDAE(nn.Module):
         self.raw_U = nn.Parameter(start.Q.to(dtype))
 
     @classmethod
+    def from_bases(
+        cls, bases: list[torch.Tensor], delta: float, dtype: torch.dtype = torch.float32
+    ) -> LowRankDAE:
+        """A DAE started at ``[bases[0], ..., bases[K-1]]``: orthonormal ``(n, d)`` blocks of
+        equal rank (the true bases, or a clustering's). Its ``U`` is their joint QR factor, so
+        mutually orthogonal bases come back unchanged and nearly orthogonal ones (estimated
+        separately) are made orthogonal block by block."""
+        if not bases or len({tuple(B.shape) for B in bases}) != 1:
+            raise ValueError("LowRankDAE needs K >= 1 bases of one shape (n, d)")
+        blocks = [check_orthonormal(B, f"bases[{k}]") for k, B in enumerate(bases)]
+        joint = torch.cat(blocks, dim=1)
+        if torch.linalg.svdvals(joint).min() < 1e-6:
+            raise ValueError("the bases overlap (their columns together are rank deficient)")
+        n, d = bases[0].shape
+        dae = cls(n, len(bases), d, delta, dtype=dtype)
+        with torch.no_grad():
+            dae.raw_U.copy_(joint.to(dtype))
+        return dae
+
+    @classmethod
     def from_mixture(cls, mix: MoLRG, dtype: torch.dtype = torch.float32) -> LowRankDAE:
         """A DAE whose ``U`` is the mixture's true ``[U_1, ..., U_K]`` (equal ranks)."""
         if not isinstance(mix.d, int):
             raise ValueError("LowRankDAE needs equal class ranks")
-        dae = cls(mix.n, mix.K, mix.d, mix.delta, dtype=dtype)
-        with torch.no_grad():
-            dae.raw_U.copy_(mix.U.to(dtype))
-        return dae
+        return cls.from_bases(mix.class_bases, mix.delta, dtype=dtype)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -18,6 +18,7 @@ for any denoiser in the ambient space.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -246,14 +247,34 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.arccos(cosines))  # svdvals descend, so the angles ascend
 
 
-def block_angles(U: torch.Tensor, class_bases: list[torch.Tensor]) -> torch.Tensor:
+def block_angles(
+    U: torch.Tensor, class_bases: list[torch.Tensor], match: bool = False
+) -> torch.Tensor:
     """``(K,)`` largest principal angle, in degrees, between block ``k`` of ``U`` (its columns
     split by the class ranks, in order) and class ``k``'s basis: how far a learned ``U`` is from
-    the truth when its blocks are meant to be the classes in the same order."""
+    the truth when its blocks are meant to be the classes in the same order.
+
+    With ``match=True`` the blocks may come in any order (a model trained without labels
+    numbers its blocks arbitrarily): the order used is the permutation of equal-rank blocks
+    that minimizes the sum of the angles, found by enumeration (``K <= 8``).
+    """
     ranks = [B.shape[1] for B in class_bases]
     if U.shape[1] != sum(ranks):
         raise ValueError(f"U has {U.shape[1]} columns, the class ranks add up to {sum(ranks)}")
     blocks = torch.split(U.detach(), ranks, dim=1)
-    return torch.stack(
-        [principal_angles(b, B).max() for b, B in zip(blocks, class_bases, strict=True)]
+    if not match:
+        return torch.stack(
+            [principal_angles(b, B).max() for b, B in zip(blocks, class_bases, strict=True)]
+        )
+    K = len(class_bases)
+    if len(set(ranks)) != 1 or K > 8:
+        raise ValueError("match=True needs equal class ranks and at most 8 classes")
+    # angle[l, k]: block l against class k
+    angle = torch.stack(
+        [torch.stack([principal_angles(b, B).max() for B in class_bases]) for b in blocks]
     )
+    best = min(
+        itertools.permutations(range(K)),
+        key=lambda perm: sum(angle[k_block, k].item() for k, k_block in enumerate(perm)),
+    )
+    return torch.stack([angle[k_block, k] for k, k_block in enumerate(best)])

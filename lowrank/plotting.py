@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 import torch
 
@@ -45,4 +46,19 @@ def curve_vs_sigma(
         ax.plot(s, paper, label=paper_label, **PAPER_STYLE)
     ax.set_xscale("log")
     ax.set_xlabel(r"noise level $\sigma$")
+    return ax
+
+
+def block_energy_heatmap(ax: plt.Axes, energies: Sequence[Sequence[float]] | torch.Tensor,
+                         title: str) -> plt.Axes:  # fmt: skip
+    """Annotated heatmap of the ``(K, K)`` energy of class ``k`` (rows) in learned block ``l``
+    (columns), as from :func:`lowrank.landscape.block_energies`; a recovered ``U`` shows one
+    ``d`` per row and column."""
+    E = _numpy(energies) if isinstance(energies, torch.Tensor) else np.asarray(energies)
+    K = E.shape[0]
+    sns.heatmap(E, ax=ax, annot=True, fmt=".1f", cmap="mako_r", vmin=0, vmax=E.sum(1).max(),
+                cbar=False, square=True, linewidths=0.5,
+                xticklabels=[f"block {l + 1}" for l in range(K)],
+                yticklabels=[f"class {k + 1}" for k in range(K)])  # fmt: skip
+    ax.set_title(title)
     return ax

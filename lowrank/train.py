@@ -23,12 +23,23 @@ from tqdm.auto import tqdm
 from .denoisers import LowRankDAE
 from .schedules import linear_alpha_bar, sigma_from_alpha_bar
 
-__all__ = ["ddpm_training_sigmas", "train_dae"]
+__all__ = ["ddpm_training_sigmas", "denoising_loss", "train_dae"]
 
 
 def ddpm_training_sigmas(T: int = 500, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``(T,)`` VE sigmas of every timestep ``t = 1 .. T`` of a linear DDPM schedule."""
     return sigma_from_alpha_bar(linear_alpha_bar(T)).to(dtype)
+
+
+def denoising_loss(
+    dae: LowRankDAE, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
+    """Mean training loss ``||x_theta(x0 + sigma eps) - x0||^2`` over rows, for given per-row
+    noise levels ``sigma`` ``(B,)`` and noise ``eps`` ``(B, n)`` (fix them to compare models on
+    common random numbers)."""
+    if noise.shape != x0.shape:
+        raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}")
+    return (dae(x0 + sigma[:, None] * noise, sigma) - x0).square().sum(1).mean()
 
 
 # Below this many multiply-adds per step, intra-op threads cost more than they save (measured
@@ -110,8 +121,7 @@ def _run_epochs(dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losse
             batch = x0[order[i : i + batch_size]]
             t = torch.randint(0, T, (batch.shape[0],), generator=generator)
             noise = torch.randn(batch.shape, generator=generator, dtype=dae.dtype)
-            x_t = batch + sigmas[t, None] * noise
-            loss = (dae(x_t, sigmas[t]) - batch).square().sum(1).mean()
+            loss = denoising_loss(dae, batch, sigmas[t], noise)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

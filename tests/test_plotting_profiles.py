@@ -63,3 +63,14 @@ def test_normalized_and_strip_injected(tmp_path):
     profiles.strip_injected_parameters([tmp_path / "a.ipynb"], tmp_path / "out")
     stripped = nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4)
     assert [c.source for c in stripped.cells] == ["seed = 0"]
+
+
+def test_block_energy_heatmap_annotates_every_entry():
+    fig, ax = plt.subplots()
+    E = torch.tensor([[2.0, 1.0, 2.0], [1.0, 4.0, 0.0], [2.0, 0.0, 3.0]])
+    plotting.block_energy_heatmap(ax, E, "stuck")
+    texts = [float(t.get_text()) for t in ax.texts]
+    assert texts == E.flatten().tolist() and ax.get_title() == "stuck"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["class 1", "class 2", "class 3"]
+    np.testing.assert_array_equal(ax.collections[0].get_array().reshape(3, 3), E.numpy())
+    plt.close(fig)
