@@ -5,8 +5,8 @@ directions of several classes: the energy of class ``k`` in learned block ``l``,
 :math:`\|U_k^{*\top} U_l\|_F^2`, is an integer ``counts[k][l]``. :func:`regroup_bases` builds
 such a configuration from the true bases, and :func:`swap_path` rotates one direction of one
 block into another block, so the loss can be read along the path that would undo one misplaced
-direction: if it falls from the first step the configuration is a saddle; if it first rises,
-a local minimum.
+direction: if it falls from the start, the configuration is a saddle; if it first rises, it is
+a minimum along that path (a local minimum when no other path leads down).
 """
 
 from __future__ import annotations
