@@ -18,10 +18,10 @@ import torch
 
 from ._checks import check_orthonormal
 
-__all__ = ["regroup_bases", "swap_path", "block_energies"]
+__all__ = ["regroup_bases", "swap_path", "class_energy_in_blocks"]
 
 
-def block_energies(U: torch.Tensor, class_bases: Sequence[torch.Tensor]) -> torch.Tensor:
+def class_energy_in_blocks(U: torch.Tensor, class_bases: Sequence[torch.Tensor]) -> torch.Tensor:
     """``(K, K)`` energy of class ``k`` in block ``l``: :math:`\\|U_k^{*\\top} U_l\\|_F^2`.
 
     ``U`` is ``(n, K d)`` with blocks of ``d`` columns; a row sums to ``d`` when the learned span

@@ -52,8 +52,8 @@ def curve_vs_sigma(
 def block_energy_heatmap(ax: plt.Axes, energies: Sequence[Sequence[float]] | torch.Tensor,
                          title: str) -> plt.Axes:  # fmt: skip
     """Annotated heatmap of the ``(K, K)`` energy of class ``k`` (rows) in learned block ``l``
-    (columns), as from :func:`lowrank.landscape.block_energies`; a recovered ``U`` shows one
-    ``d`` per row and column."""
+    (columns), as from :func:`lowrank.landscape.class_energy_in_blocks`; a recovered ``U``
+    shows one ``d`` per row and column."""
     E = _numpy(energies) if isinstance(energies, torch.Tensor) else np.asarray(energies)
     K = E.shape[0]
     sns.heatmap(E, ax=ax, annot=True, fmt=".1f", cmap="mako_r", vmin=0, vmax=E.sum(1).max(),

@@ -3,7 +3,7 @@ import torch
 
 from lowrank import LowRankDAE, MoLRG
 from lowrank.clustering import k_subspaces
-from lowrank.landscape import block_energies, regroup_bases, swap_path
+from lowrank.landscape import class_energy_in_blocks, regroup_bases, swap_path
 from lowrank.metrics import block_angles
 from lowrank.train import denoising_loss
 
@@ -87,7 +87,9 @@ def test_regrouped_blocks_have_the_asked_energies_and_swaps_trade_one_direction(
     blocks = regroup_bases(mix.class_bases, counts)
     U = torch.cat(blocks, 1)
     torch.testing.assert_close(U.T @ U, torch.eye(9).double(), atol=1e-12, rtol=0)
-    torch.testing.assert_close(block_energies(U, mix.class_bases), torch.tensor(counts).double())
+    torch.testing.assert_close(
+        class_energy_in_blocks(U, mix.class_bases), torch.tensor(counts).double()
+    )
     # block 0 is [class 0, class 1, class 1] and block 2 is [class 0, class 2, class 2]:
     # trade block 0's class-0 column 0 with block 2's class-2 column 1
     start, half, end = swap_path(blocks, (0, 0), (2, 1), [0, 45, 90])
@@ -95,7 +97,7 @@ def test_regrouped_blocks_have_the_asked_energies_and_swaps_trade_one_direction(
     for config in (half, end):
         V = torch.cat(config, 1)
         torch.testing.assert_close(V.T @ V, torch.eye(9).double(), atol=1e-12, rtol=0)
-    moved = block_energies(torch.cat(end, 1), mix.class_bases)
+    moved = class_energy_in_blocks(torch.cat(end, 1), mix.class_bases)
     expected = torch.tensor(counts).double()
     expected[0, 0] -= 1  # the class-0 column left block 0 for block 2
     expected[0, 2] += 1
