@@ -55,7 +55,8 @@ def _energies(x: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
 
 
 def _one_restart(x: torch.Tensor, V: torch.Tensor, iterations: int):
-    """Alternate assignment and refit from ``V``; ``None`` when a cluster falls below ``d``."""
+    """Alternate assignment and refit from ``V``: ``(V, labels, energy of each sample in its
+    subspace)``, or ``None`` when a cluster falls below ``d`` samples."""
     K, d = V.shape[1], V.shape[2]
     labels = _energies(x, V).argmax(1)
     for _ in range(iterations):
@@ -66,11 +67,11 @@ def _one_restart(x: torch.Tensor, V: torch.Tensor, iterations: int):
                 return None
             refit.append(torch.linalg.eigh(members.T @ members).eigenvectors[:, -d:])
         V = torch.stack(refit, dim=1)
-        new_labels = _energies(x, V).argmax(1)
+        kept, new_labels = _energies(x, V).max(1)
         if torch.equal(new_labels, labels):
             break
         labels = new_labels
-    return V, labels
+    return V, labels, kept
 
 
 def k_subspaces(
@@ -114,8 +115,8 @@ def k_subspaces(
         fitted = _one_restart(x, V0, iterations)
         if fitted is None:
             continue
-        V, labels = fitted
-        objectives[r] = (squared_norms - _energies(x, V).max(1).values).mean().item()
+        V, labels, kept = fitted
+        objectives[r] = (squared_norms - kept).mean().item()
         if best is None or objectives[r] < best[0]:
             best = (objectives[r].item(), V, labels)
     if best is None:
