@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -24,21 +25,53 @@ def as_sigmas(
     return out
 
 
+def sigma_range(dtype: torch.dtype) -> tuple[float, float]:
+    """Noise levels the package computes with in ``dtype``: ``sigma^2`` between the square
+    roots of the smallest normal and the largest finite number.
+
+    The closed forms divide by ``sigma^2`` and add ``sigma^2`` to variances of order one, so
+    both ``sigma^2`` and ``1 / sigma^2`` must stay far from under- and overflow, with room for
+    the data's scale (float32: about [3.3e-10, 4.3e9]; float64: [1.2e-77, 8.6e76]).
+    """
+    info = torch.finfo(dtype)
+    return info.tiny**0.25, info.max**0.25
+
+
 def check_positive_sigma(sigma: torch.Tensor) -> None:
     if not torch.is_floating_point(sigma):
         raise TypeError(f"sigma must be floating point, got {sigma.dtype}")
     if not bool(torch.all(torch.isfinite(sigma))) or bool(torch.any(sigma <= 0)):
         raise ValueError("sigma must be finite and > 0 (the posterior mean at sigma = 0 is x_t)")
+    low, high = sigma_range(sigma.dtype)
+    if bool(torch.any(sigma < low)) or bool(torch.any(sigma > high)):
+        wider = ""
+        if sigma.dtype != torch.float64:
+            wider = "; float64 inputs allow [{:.2g}, {:.2g}]".format(*sigma_range(torch.float64))
+        raise ValueError(
+            f"sigma must lie in [{low:.2g}, {high:.2g}] in {sigma.dtype} (sigma^2 and 1/sigma^2 "
+            f"must not under- or overflow), got values from {sigma.min().item():.3g} to "
+            f"{sigma.max().item():.3g}{wider}"
+        )
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype noise levels are kept in for inputs of ``dtype``: float64 for float64 inputs,
+    else float32 (half precision would round sigma, e.g. 0.3 to 0.30078 in bfloat16, and
+    flush small sigma to zero; the kernels compute the class step in float32 anyway)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def row_sigma(sigma: float | torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-    """Noise levels as a ``(B, 1)`` column on ``x_t``'s device and dtype.
+    """Noise levels as a ``(B, 1)`` column on ``x_t``'s device, in float64 for float64 inputs
+    and float32 otherwise (see :func:`compute_dtype`).
 
     Arguments:
         sigma: a float, a 0-d tensor, or a ``(B,)`` tensor (one noise level per row).
         x_t: ``(B, n)`` noisy inputs.
     """
-    s = torch.as_tensor(sigma, dtype=x_t.dtype, device=x_t.device)
+    if isinstance(sigma, torch.Tensor) and not torch.is_floating_point(sigma):
+        raise TypeError(f"sigma must be floating point, got {sigma.dtype}")
+    s = torch.as_tensor(sigma, dtype=compute_dtype(x_t.dtype), device=x_t.device)
     if s.ndim == 0:
         s = s.expand(x_t.shape[0])
     if s.shape != (x_t.shape[0],):
@@ -58,6 +91,62 @@ def check_batch(x_t: torch.Tensor, n: int, name: str = "x_t") -> None:
         raise TypeError(f"{name} must be floating point, got {x_t.dtype}")
 
 
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an ``int`` after checking it is an integer ``>= minimum`` (a class count, a
+    rank, a dimension: ``K = 2.5`` or ``d = 0`` would otherwise give numbers, or a crash far
+    from the call)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def as_float64(values, name: str) -> torch.Tensor:
+    """``values`` (a tensor, a number or a nested sequence) as a finite float64 tensor.
+
+    A sequence goes straight to float64 (through ``torch.as_tensor`` without a dtype it would
+    pass through float32 first: 0.1 would become 0.10000000149).
+    """
+    if isinstance(values, torch.Tensor):
+        out = values.detach().to(torch.float64)
+    else:
+        try:
+            out = torch.as_tensor(values, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"{name} must be numbers or a tensor, got {values!r}") from e
+    if not bool(torch.all(torch.isfinite(out))):
+        raise ValueError(f"{name} must be finite, got {out.tolist() if out.numel() < 20 else out}")
+    return out
+
+
+def check_labels(labels: torch.Tensor, name: str = "labels", K: int | None = None) -> int:
+    """Check ``(N,)`` integer class labels in ``0 .. K-1`` and return ``K``.
+
+    Without ``K``, it is ``max + 1`` and every class ``0 .. K-1`` must occur (a stray label such
+    as 200 among 0..9 would otherwise add 190 empty classes).
+    """
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D tensor of class indices")
+    if torch.is_floating_point(labels) or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must be integers, got {labels.dtype}")
+    if labels.numel() == 0:
+        raise ValueError(f"{name} is empty")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or (K is not None and high >= K):
+        bound = f"0 .. {K - 1}" if K is not None else "0 .. K-1"
+        raise ValueError(f"{name} must lie in {bound}, got values from {low} to {high}")
+    if K is None:
+        K = high + 1
+        missing = sorted(set(range(K)) - set(labels.unique().tolist()))
+        if missing:
+            raise ValueError(
+                f"{name} must use every class 0 .. {K - 1}; classes {missing[:10]} never occur "
+                "(relabel to consecutive integers from 0)"
+            )
+    return K
+
+
 def orthonormality_tolerance(dtype: torch.dtype) -> float:
     # float32 QR leaves |V^T V - I| around 1e-6; 200 eps accepts that and rejects real mistakes.
     return max(1e-8, 200 * torch.finfo(dtype).eps)
@@ -70,12 +159,14 @@ def check_orthonormal(V: torch.Tensor, name: str = "basis") -> torch.Tensor:
     so that the closed forms built on them hold to float64 precision.
     """
     if not isinstance(V, torch.Tensor):
-        V = torch.as_tensor(V)
+        V = as_float64(V, name)
     if V.ndim != 2 or V.shape[1] == 0 or V.shape[1] > V.shape[0]:
         raise ValueError(f"{name} must have shape (n, d) with 1 <= d <= n, got {tuple(V.shape)}")
     if not torch.is_floating_point(V):
         raise TypeError(f"{name} must be floating point, got {V.dtype}")
     V64 = V.detach().to(torch.float64, copy=True)
+    if not bool(torch.all(torch.isfinite(V64))):
+        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
     gram = V64.T @ V64
     err = (gram - torch.eye(V.shape[1], dtype=torch.float64)).abs().max().item()
     if err > orthonormality_tolerance(V.dtype):

@@ -13,13 +13,17 @@ Nothing is downloaded: where the data are missing the error says how to get them
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ._checks import check_count, check_labels
 
 __all__ = ["load_fashion_mnist", "load_cifar10", "balanced_subset", "FASHION_MNIST_DEBIAN"]
 
@@ -28,10 +32,25 @@ _FASHION_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+# SHA-256 of the decompressed IDX files, by name without .gz: the gzip bytes differ between
+# distributions (Debian recompresses them), the content does not. Measured on the Debian package
+# dataset-fashion-mnist 0.0~git20200523.55506a9-1.
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 
 
 def _candidates(root: str | Path | None, default: Path | None) -> list[Path]:
-    found = [Path(root)] if root is not None else []
+    """Where to look: ``root`` alone when given (it must exist: a typo must not fall back
+    silently to another copy), else ``$LOWRANK_DATA``, then ``default``."""
+    if root is not None:
+        if not Path(root).exists():
+            raise FileNotFoundError(f"root {str(root)!r} does not exist: pass an existing path")
+        return [Path(root)]
+    found = []
     if os.environ.get("LOWRANK_DATA"):
         found.append(Path(os.environ["LOWRANK_DATA"]))
     if default is not None:
@@ -39,14 +58,29 @@ def _candidates(root: str | Path | None, default: Path | None) -> list[Path]:
     return found
 
 
-def _read_idx(path: Path, magic: int) -> np.ndarray:
-    """Array stored in a gzipped IDX file (big-endian header: magic, then one int per dim)."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+def _read_idx(path: Path, magic: int, sha256: str | None = None) -> np.ndarray:
+    """Array stored in a gzipped IDX file (big-endian header: magic, then one int per dim),
+    checked against the SHA-256 of its decompressed content when ``sha256`` is given."""
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+        raise ValueError(
+            f"{path}: not a complete gzip file ({type(e).__name__}: {e}); the file is corrupt "
+            "or truncated: replace it (e.g. reinstall dataset-fashion-mnist)"
+        ) from e
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(
+            f"{path}: content differs from the published Fashion-MNIST (SHA-256 "
+            f"{hashlib.sha256(data).hexdigest()[:16]}..., expected {sha256[:16]}...); replace "
+            "the file, or pass verify=False to read files of your own"
+        )
+    ndim = magic & 0xFF
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: {len(data)} bytes, shorter than an IDX header ({4 + 4 * ndim})")
     found = int.from_bytes(data[:4], "big")
     if found != magic:
         raise ValueError(f"{path}: IDX magic number {found}, expected {magic}")
-    ndim = magic & 0xFF
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -55,14 +89,16 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
 
 
 def load_fashion_mnist(
-    split: str = "train", root: str | Path | None = None
+    split: str = "train", root: str | Path | None = None, verify: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST images and labels.
 
     Arguments:
         split: ``"train"`` (60000) or ``"test"`` (10000).
-        root: folder with the four ``*-ubyte.gz`` files; else ``$LOWRANK_DATA``, else the
-            Debian package's folder.
+        root: an existing folder with the four ``*-ubyte.gz`` files; without it
+            ``$LOWRANK_DATA``, else the Debian package's folder.
+        verify: check the files against the published data's SHA-256 sums
+            (``False`` reads IDX files of your own, such as a subset).
 
     Returns:
         ``(images, labels)``: ``(N, 28, 28)`` uint8 and ``(N,)`` int64.
@@ -73,11 +109,14 @@ def load_fashion_mnist(
     searched = _candidates(root, FASHION_MNIST_DEBIAN)
     for folder in searched:
         if (folder / image_name).exists() and (folder / label_name).exists():
-            images = _read_idx(folder / image_name, 2051)
-            labels = _read_idx(folder / label_name, 2049)
+            sums = FASHION_MNIST_SHA256 if verify else {}
+            images = _read_idx(folder / image_name, 2051, sums.get(image_name[:-3]))
+            labels = _read_idx(folder / label_name, 2049, sums.get(label_name[:-3]))
             if len(images) != len(labels):
                 raise ValueError(f"{folder}: {len(images)} images but {len(labels)} labels")
-            return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+            labels = torch.from_numpy(labels.astype(np.int64))
+            check_labels(labels, f"labels in {folder / label_name}", K=10)
+            return torch.from_numpy(images.copy()), labels
     raise FileNotFoundError(
         f"Fashion-MNIST ({image_name}, {label_name}) not found in {[str(p) for p in searched]}. "
         "Run 'make setup' as root on Debian/Ubuntu (it installs the package "
@@ -87,11 +126,33 @@ def load_fashion_mnist(
 
 
 def _cifar_batches(source: Path, names: list[str]) -> list[dict]:
-    if source.is_file():
-        with tarfile.open(source, "r:gz") as tar:
-            members = {Path(m.name).name: m for m in tar.getmembers()}
-            return [pickle.load(tar.extractfile(members[n]), encoding="bytes") for n in names]
-    return [pickle.loads((source / n).read_bytes(), encoding="bytes") for n in names]
+    """The pickled batches ``names`` of the archive or folder ``source``.
+
+    The official archive is a pickle of numpy arrays and lists, so it is unpickled as it is
+    published; only open archives you trust (the University of Toronto's).
+    """
+    try:
+        if source.is_file():
+            with tarfile.open(source, "r:gz") as tar:
+                members = {Path(m.name).name: m for m in tar.getmembers()}
+                missing = [n for n in names if n not in members]
+                if missing:
+                    raise ValueError(f"{source}: the archive has no {missing} (is it CIFAR-10?)")
+                batches = [pickle.load(tar.extractfile(members[n]), encoding="bytes")
+                           for n in names]  # fmt: skip
+        else:
+            batches = [pickle.loads((source / n).read_bytes(), encoding="bytes") for n in names]
+    except (OSError, EOFError, tarfile.TarError, pickle.UnpicklingError, zlib.error) as e:
+        raise ValueError(
+            f"{source}: not a readable CIFAR-10 python archive ({type(e).__name__}: {e}); "
+            "download cifar-10-python.tar.gz again"
+        ) from e
+    for name, batch in zip(names, batches, strict=True):
+        if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+            raise ValueError(f"{source}: batch {name} has no data and labels (is it CIFAR-10?)")
+        if np.asarray(batch[b"data"]).ndim != 2 or np.asarray(batch[b"data"]).shape[1] != 3072:
+            raise ValueError(f"{source}: batch {name} data is not (N, 3072) bytes")
+    return batches
 
 
 def load_cifar10(
@@ -123,7 +184,9 @@ def load_cifar10(
                 batches = _cifar_batches(source, names[split])
                 images = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
                 labels = np.concatenate([np.asarray(b[b"labels"]) for b in batches])
-                return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+                labels = torch.from_numpy(labels.astype(np.int64))
+                check_labels(labels, f"labels in {source}", K=10)
+                return torch.from_numpy(images), labels
     raise FileNotFoundError(
         f"CIFAR-10 not found in {[str(p) for p in searched]}. Download the python version "
         "(cifar-10-python.tar.gz, from the dataset's home page at the University of Toronto) "
@@ -146,8 +209,9 @@ def balanced_subset(
     Returns:
         ``(size,)`` int64 indices, sorted.
     """
-    K = int(labels.max()) + 1
-    if not 1 <= size <= len(labels):
+    K = check_labels(labels)
+    size = check_count(size, "size")
+    if size > len(labels):
         raise ValueError(f"size must lie in [1, {len(labels)}], got {size}")
     counts = torch.full((K,), size // K, dtype=torch.long)
     counts[torch.randperm(K, generator=generator)[: size % K]] += 1

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from . import kernels, theory
-from ._checks import check_batch, check_orthonormal, orthonormalize, row_sigma
+from ._checks import check_batch, check_count, check_orthonormal, orthonormalize, row_sigma
 from .kernels.reference import HALF_DTYPES, coordinates_posterior, variance_levels
 from .mixtures import LowRankMixture, MoLRG
 
@@ -169,6 +169,9 @@ class LowRankDAE(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
+        n, K, d = check_count(n, "n"), check_count(K, "K"), check_count(d, "d")
+        if not torch.is_floating_point(torch.empty(0, dtype=dtype)):
+            raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
         if n < K * d:
             raise ValueError(f"need n >= K * d, got n={n}, K*d={K * d}")
         if not 0 < delta < 1:
@@ -217,6 +220,11 @@ class LowRankDAE(nn.Module):
 
     def _coefficients(self, x_t: torch.Tensor, sigma):
         check_batch(x_t, self.n)
+        if x_t.dtype != self.dtype:
+            raise TypeError(
+                f"x_t is {x_t.dtype} but the DAE's parameters are {self.dtype}: pass "
+                f"x_t.to({self.dtype}) or convert the model with dae.to({x_t.dtype})"
+            )
         s = row_sigma(sigma, x_t)  # (B, 1)
         U = self.U
         c = (x_t @ U).view(-1, self.K, self.d)  # (B, K, d) blocks U_l^T x_t
@@ -274,13 +282,17 @@ class EmpiricalDenoiser:
         check_batch(train_set, train_set.shape[1], "train_set")
         if train_set.shape[0] == 0:
             raise ValueError("train_set is empty")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.chunk_size = check_count(chunk_size, "chunk_size")
+        if dtype is not None and not torch.is_floating_point(torch.empty(0, dtype=dtype)):
+            raise TypeError(
+                f"dtype must be a floating-point dtype such as torch.float64, got {dtype}"
+            )
+        if not bool(torch.all(torch.isfinite(train_set))):
+            raise ValueError("train_set must be finite (it contains NaN or inf)")
         self.dtype = dtype or train_set.dtype
         self.train_set = train_set.to(self.dtype)
         # ||x_i||^2 / 2, without an (N, n) temporary
         self.half_sq_norms = 0.5 * torch.linalg.vector_norm(self.train_set, dim=1).square()
-        self.chunk_size = chunk_size
 
     @property
     def n(self) -> int:

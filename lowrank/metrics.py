@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._checks import as_sigmas
+from ._checks import as_sigmas, check_labels
 from .denoisers import MixtureDenoiser
 from .mixtures import LowRankMixture
 
@@ -187,12 +187,14 @@ def logistic_probe(
         ``(T,)`` accuracies in [0, 1], one per test set.
     """
     X = train_features.detach().to(torch.float64)
+    K = check_labels(train_labels, "train_labels")
     y = train_labels.to(torch.long)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError("train_features must be (N, p) and train_labels (N,)")
     if isinstance(test_features, torch.Tensor):
         test_features, test_labels = [test_features], [test_labels]
-    K = int(y.max()) + 1
+    for i, labels in enumerate(test_labels):
+        check_labels(labels, f"test_labels[{i}]", K=K)
     mean, scale = X.mean(0), X.std(0).clamp_min(1e-12)
     Z = (X - mean) / scale
     A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
@@ -229,7 +231,9 @@ def projection_classifier(
         ``(M,)`` int64 predictions for the ``(M, p)`` test features.
     """
     X = train_features.detach().to(torch.float64)
-    K = int(train_labels.max()) + 1
+    K = check_labels(train_labels, "train_labels")
+    if X.ndim != 2 or train_labels.shape != (X.shape[0],):
+        raise ValueError("train_features must be (N, p) and train_labels (N,)")
     if rank < 1 or rank > X.shape[1]:
         raise ValueError(f"rank must lie in [1, {X.shape[1]}], got {rank}")
     F = test_features.detach().to(torch.float64)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import check_orthonormal, orthonormalize
+from ._checks import as_float64, check_count, check_orthonormal, orthonormalize
 
 __all__ = ["LowRankMixture", "MoLRG"]
 
@@ -40,7 +40,7 @@ _RANK_RTOL = 1e-10
 def _as_pi(pi: Sequence[float] | torch.Tensor | None, K: int) -> torch.Tensor:
     if pi is None:
         return torch.full((K,), 1.0 / K, dtype=torch.float64)
-    p = torch.as_tensor(pi if isinstance(pi, torch.Tensor) else list(pi)).to(torch.float64)
+    p = as_float64(pi, "pi")
     if p.shape != (K,):
         raise ValueError(f"pi must have {K} entries (one per class), got shape {tuple(p.shape)}")
     if torch.any(p <= 0) or abs(p.sum().item() - 1) > 1e-6:
@@ -110,7 +110,7 @@ class LowRankMixture:
         class_bases: Sequence[torch.Tensor] | None = None,
     ):
         if len(bases) == 0:
-            raise ValueError("need at least one component")
+            raise ValueError("bases is empty: need at least one component")
         if len(variances) != len(bases):
             raise ValueError(f"got {len(bases)} bases but {len(variances)} variance vectors")
         self.K = len(bases)
@@ -121,15 +121,14 @@ class LowRankMixture:
         for k, (V, lam) in enumerate(zip(self.bases, variances, strict=True)):
             if V.shape[0] != self.n:
                 raise ValueError(f"bases[{k}] has {V.shape[0]} rows, expected n = {self.n}")
-            lam = torch.as_tensor(lam if isinstance(lam, torch.Tensor) else list(lam))
-            lam = lam.to(torch.float64)
+            lam = as_float64(lam, f"variances[{k}]")
             if lam.shape != (V.shape[1],) or torch.any(lam <= 0):
                 raise ValueError(f"variances[{k}] must be {V.shape[1]} positive numbers")
             self.variances.append(lam)
         if means is None:
             self.means = torch.zeros(self.K, self.n, dtype=torch.float64)
         else:
-            self.means = torch.as_tensor(means).to(torch.float64)
+            self.means = as_float64(means, "means")
             if self.means.shape != (self.K, self.n):
                 raise ValueError(f"means must have shape ({self.K}, {self.n})")
         if class_bases is None:
@@ -220,7 +219,9 @@ class LowRankMixture:
         return second - torch.outer(mean, mean)
 
     def sample_labels(self, N: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(N,)`` int64 class labels drawn from ``pi``."""
+        """``(N,)`` int64 class labels drawn from ``pi`` (empty for ``N = 0``)."""
+        if check_count(N, "N", minimum=0) == 0:  # torch.multinomial refuses to draw nothing
+            return torch.zeros(0, dtype=torch.long)
         return torch.multinomial(self.pi, N, replacement=True, generator=generator)
 
     def sample_coordinates(
@@ -255,8 +256,6 @@ class LowRankMixture:
             ``(x0, y)``: ``(N, n)`` samples and ``(N,)`` int64 labels; with
             ``return_coordinates=True`` also the ``(N, m)`` coordinates ``W^T x0``.
         """
-        if N < 0:
-            raise ValueError(f"N must be >= 0, got {N}")
         y = self.sample_labels(N, generator)
         z0 = self.sample_coordinates(y, generator, dtype=torch.float64)
         x0 = (z0 @ self.W.T).to(dtype)
@@ -297,8 +296,7 @@ class MoLRG(LowRankMixture):
         pi: Sequence[float] | torch.Tensor | None = None,
         seed: int = 0,
     ):
-        if min(n, K, d) < 1:
-            raise ValueError(f"n, K and d must be positive, got n={n}, K={K}, d={d}")
+        n, K, d = check_count(n, "n"), check_count(K, "K"), check_count(d, "d")
         if n < K * d:
             raise ValueError(f"need n >= K * d for orthogonal classes, got n={n}, K*d={K * d}")
         U = _random_orthonormal(n, K * d, seed)
@@ -309,6 +307,8 @@ class MoLRG(LowRankMixture):
         if not 0 < delta < 1:
             raise ValueError(f"delta must lie in (0, 1), got {delta}")
         self.delta = delta
+        if len(class_bases) == 0:
+            raise ValueError("bases is empty: need one (n, d_k) basis per class")
         U = [check_orthonormal(B, f"bases[{k}]") for k, B in enumerate(class_bases)]
         n = U[0].shape[0]
         if any(B.shape[0] != n for B in U):

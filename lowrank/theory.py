@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import as_sigmas
+from ._checks import as_sigmas, check_count
 
 __all__ = [
     "zeta",
@@ -72,6 +72,7 @@ def block_energies(d: int, delta: float, sigma: torch.Tensor):
     r"""Expected block energies of :math:`x_t` of class ``k``:
     ``(d (1 + sigma^2), d (delta^2 + sigma^2))`` for the own block and each other block."""
     _check_delta(delta)
+    d = check_count(d, "d")
     return d * (1 + sigma**2), d * (delta**2 + sigma**2)
 
 
@@ -85,6 +86,7 @@ def logit_gap(
     :math:`(1-\delta^2) d / (2\sigma^2(1+\sigma^2))`.
     """
     _check_delta(delta)
+    d = check_count(d, "d")
     s2 = as_sigmas(sigmas).square()
     if variant == "derived":
         return d * (1 - delta**2) ** 2 / (2 * (1 + s2) * (delta**2 + s2))
@@ -96,8 +98,7 @@ def logit_gap(
 def confidence_weights(K: int, D: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r""":math:`w_+ = 1/(1+(K-1)e^{-D})` and :math:`w_- = e^{-D}/(1+(K-1)e^{-D})`, the softmax of
     one logit ``D`` above ``K - 1`` equal ones (the log-sum-exp lemma of Theorem 1)."""
-    if K < 2:
-        raise ValueError(f"need K >= 2 classes, got {K}")
+    K = check_count(K, "K", minimum=2)
     e = torch.exp(-D)
     w_plus = 1 / (1 + (K - 1) * e)
     return w_plus, e * w_plus
@@ -176,8 +177,7 @@ def snr_two_block(
     Returns:
         ``(len(sigmas),)`` tensor in ``sigmas``' dtype (float64 for a sequence).
     """
-    if K < 2:
-        raise ValueError(f"need K >= 2 classes, got {K}")
+    K, d = check_count(K, "K", minimum=2), check_count(d, "d")
     sig = as_sigmas(sigmas)
     X, weight = _chi_square_grid(d, points)
     W2 = weight[:, None] * weight[None, :]  # joint weights of (X_0, X_l)
@@ -207,6 +207,5 @@ def snr_limits(K: int, delta: float) -> tuple[float, float]:
     r"""SNR of the optimal denoiser as :math:`\sigma \to 0` and :math:`\sigma \to \infty`:
     :math:`1/((K-1)\delta^2)` and :math:`1/(K-1)`."""
     _check_delta(delta)
-    if K < 2:
-        raise ValueError(f"need K >= 2 classes, got {K}")
+    K = check_count(K, "K", minimum=2)
     return 1 / ((K - 1) * delta**2), 1 / (K - 1)

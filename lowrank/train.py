@@ -9,21 +9,37 @@ loss is the denoising error ``||x_theta(x_t) - x_0||^2``.
 With a ``checkpoint`` path, the model, optimizer, generator and loss history are written
 atomically after every epoch and a rerun resumes from the last completed epoch, so an
 interrupted run loses at most one epoch and a finished one is not redone.
+
+Checkpoints are loaded with ``torch.load(..., weights_only=True)``, which unpickles tensors and
+plain containers only: a file that would run code on load is refused. Each checkpoint stores the
+run's configuration (hyperparameters and a fingerprint of the training data); resuming with a
+different one is an error that names what differs, never a silent mix of two runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pickle
+import tempfile
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ._checks import check_count
 from .denoisers import LowRankDAE
 from .schedules import linear_alpha_bar, sigma_from_alpha_bar
 
-__all__ = ["ddpm_training_sigmas", "denoising_loss", "train_dae"]
+__all__ = [
+    "ddpm_training_sigmas",
+    "denoising_loss",
+    "train_dae",
+    "fingerprint",
+    "save_checkpoint",
+    "load_checkpoint",
+]
 
 
 def ddpm_training_sigmas(T: int = 500, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -58,10 +74,81 @@ def _threads(count: int | None):
         torch.set_num_threads(before)
 
 
-def _save_atomic(state: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a reader never sees a half-written checkpoint
+def fingerprint(x: torch.Tensor) -> str:
+    """SHA-256 of a tensor's dtype, shape and values: identifies a training set in a
+    checkpoint's configuration without storing it."""
+    digest = hashlib.sha256(f"{x.dtype} {tuple(x.shape)}".encode())
+    digest.update(x.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    """Write ``state`` to ``path`` atomically: a reader sees the old file or the new one.
+
+    The data go to a uniquely named temporary file in the same folder (two runs never share
+    it), are fsynced, then renamed over ``path``; the folder is fsynced so the rename survives a
+    crash.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def load_checkpoint(path: str | Path, config: dict) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` for the run described by ``config``.
+
+    Only tensors and plain containers are unpickled (``weights_only=True``).
+
+    Raises:
+        ValueError: the file is truncated or corrupt, holds anything else than tensors and plain
+            containers, or was written by a run whose configuration differs from ``config``
+            (the message lists the differences).
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{path}: refused to load: it holds objects other than tensors and plain "
+            "containers, which could run code when unpickled. Delete it (or pass another "
+            f"checkpoint path) to start the run afresh. ({str(e).splitlines()[0]})"
+        ) from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(
+            f"{path}: not a readable checkpoint (truncated or corrupt: {e}). Delete it to "
+            "start the run afresh."
+        ) from e
+    if not isinstance(state, dict) or "config" not in state:
+        raise ValueError(
+            f"{path}: no stored configuration (not a checkpoint of this package, or one written "
+            "before configurations were stored). Delete it to start the run afresh."
+        )
+    saved = state["config"]
+    differs = [
+        f"{key}: checkpoint {saved.get(key)!r}, this call {config.get(key)!r}"
+        for key in sorted(set(saved) | set(config))
+        if saved.get(key) != config.get(key)
+    ]
+    if differs:
+        raise ValueError(
+            f"{path} was written by a different run; "
+            + "; ".join(differs)
+            + ". Use another checkpoint path, or call with the stored configuration."
+        )
+    return state
 
 
 def train_dae(
@@ -80,39 +167,71 @@ def train_dae(
     Arguments:
         dae: the model (trained in place).
         x0: training samples, in the model's dtype.
-        epochs: passes over ``x0``.
+        epochs: passes over ``x0``, counted from the start of the run (a resumed run trains
+            the epochs its checkpoint does not hold yet).
         lr, batch_size: Adam learning rate and minibatch size.
         T: DDPM steps; each sample gets a uniform timestep in ``1 .. T``.
         generator: seeds shuffling, timesteps and noise (CPU).
-        checkpoint: file to save to after every epoch and to resume from.
+        checkpoint: file to save to after every epoch and to resume from. On resume the
+            model's weights, the optimizer and the generator's state come from the file; the
+            model's shape, ``lr``, ``batch_size``, ``T`` and the data ``x0`` must be those of
+            the run that wrote it, and ``epochs`` at least the epochs it holds (else
+            ``ValueError``, naming what differs).
         progress: show a progress bar over epochs.
     """
-    if x0.ndim != 2 or x0.shape[1] != dae.n:
-        raise ValueError(f"x0 must have shape (N, {dae.n}), got {tuple(x0.shape)}")
-    if epochs < 0 or batch_size < 1:
-        raise ValueError("epochs must be >= 0 and batch_size >= 1")
+    if not isinstance(x0, torch.Tensor) or x0.ndim != 2 or x0.shape[1] != dae.n:
+        raise ValueError(f"x0 must be a tensor of shape (N, {dae.n}), got {_shape(x0)}")
+    if not torch.is_floating_point(x0):
+        raise TypeError(f"x0 must be floating point, got {x0.dtype}")
+    if x0.shape[0] == 0:
+        raise ValueError("x0 is empty (N = 0): nothing to train on")
+    if not bool(torch.all(torch.isfinite(x0))):
+        raise ValueError("x0 must be finite (it contains NaN or inf)")
+    epochs = check_count(epochs, "epochs", minimum=0)
+    batch_size, T = check_count(batch_size, "batch_size"), check_count(T, "T")
+    if not 0 < lr < float("inf"):
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
     generator = generator or torch.Generator().manual_seed(0)
+    x0 = x0.to(dae.dtype)
     sigmas = ddpm_training_sigmas(T, dae.dtype)
     optimizer = torch.optim.Adam(dae.parameters(), lr=lr)
     losses: list[float] = []
     start = 0
     path = Path(checkpoint) if checkpoint is not None else None
+    config = {
+        "model": f"LowRankDAE(n={dae.n}, K={dae.K}, d={dae.d}, delta={dae.delta})",
+        "dtype": str(dae.dtype),
+        "lr": float(lr),
+        "batch_size": batch_size,
+        "T": T,
+        "x0": fingerprint(x0),
+    }
     if path is not None and path.exists():
-        state = torch.load(path, weights_only=False)
+        state = load_checkpoint(path, config)
+        if state["epoch"] > epochs:
+            raise ValueError(
+                f"{path} holds {state['epoch']} epochs, more than the {epochs} asked for: ask "
+                f"for epochs >= {state['epoch']}, or use another checkpoint path"
+            )
         dae.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         losses, start = state["losses"], state["epoch"]
-    x0 = x0.to(dae.dtype)
     bar = tqdm(range(start, epochs), desc="DAE epochs", disable=not progress, initial=start,
                total=epochs)  # fmt: skip
     small = batch_size * dae.n * dae.K * dae.d < _SMALL_STEP
     with _threads(1 if small else None):
-        _run_epochs(dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losses, path)
+        _run_epochs(
+            dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losses, path, config
+        )
     return losses
 
 
-def _run_epochs(dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losses, path):
+def _shape(x) -> str:
+    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def _run_epochs(dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losses, path, config):
     N = x0.shape[0]
     for epoch in bar:
         order = torch.randperm(N, generator=generator)
@@ -129,8 +248,9 @@ def _run_epochs(dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losse
         losses.append(total / N)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if path is not None:
-            _save_atomic(
+            save_checkpoint(
                 {
+                    "config": config,
                     "model": dae.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),

@@ -22,7 +22,7 @@ def test_fashion_mnist_reads_idx_files(tmp_path):
     labels = np.array([0, 3, 9, 1, 1, 2, 5])
     _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images, 2051)
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels, 2049)
-    x, y = data.load_fashion_mnist("test", root=tmp_path)
+    x, y = data.load_fashion_mnist("test", root=tmp_path, verify=False)
     assert x.dtype == torch.uint8 and x.shape == (7, 28, 28)
     np.testing.assert_array_equal(x.numpy(), images)
     assert y.tolist() == labels.tolist() and y.dtype == torch.int64
@@ -36,7 +36,7 @@ def test_fashion_mnist_errors(tmp_path, monkeypatch):
     _write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((2, 28, 28)), 2049)
     _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(2), 2049)
     with pytest.raises(ValueError, match="magic"):
-        data.load_fashion_mnist("train", root=tmp_path)
+        data.load_fashion_mnist("train", root=tmp_path, verify=False)
     with pytest.raises(ValueError, match="split"):
         data.load_fashion_mnist("valid")
 
@@ -74,6 +74,7 @@ def test_cifar10_from_archive_and_folder(tmp_path):
         tar.extractall(tmp_path / "unpacked", filter="data")
     xt, yt = data.load_cifar10("test", root=tmp_path / "unpacked")
     assert yt.tolist() == batches["test_batch"][b"labels"] and xt.shape == (4, 3, 32, 32)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="LOWRANK_DATA"):
         data.load_cifar10("train", root=tmp_path / "empty")
 
