@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -5,7 +7,7 @@ from lowrank import LowRankDAE, MoLRG
 from lowrank.clustering import k_subspaces
 from lowrank.landscape import class_energy_in_blocks, regroup_bases, swap_path
 from lowrank.metrics import block_angles
-from lowrank.train import denoising_loss
+from lowrank.train import ddpm_training_sigmas, denoising_loss
 
 
 @pytest.fixture
@@ -18,22 +20,33 @@ def molrg_data():
 def test_k_subspaces_recovers_the_classes(molrg_data):
     mix, x, y = molrg_data
     fit = k_subspaces(x, 3, 3, restarts=10, generator=torch.Generator().manual_seed(1))
-    assert block_angles(fit.U, mix.class_bases, match=True).max() < 3
+    # A class's d = 3 principal directions, estimated from N_k = 1000 samples, tilt towards its
+    # (K - 1) d = 6 off-class directions (variance delta^2 against 1) by independent angles of
+    # standard deviation s = delta / ((1 - delta^2) sqrt(N_k)) radians; the largest principal
+    # angle is the top singular value of that 3 x 6 matrix, about (sqrt 3 + sqrt 6) s = 1.6
+    # degrees (measured 1.4-1.9 over seeds). Twice that leaves room for misassigned samples.
+    s = 0.2 / ((1 - 0.2**2) * math.sqrt(1000))
+    expected = math.degrees((math.sqrt(3) + math.sqrt(6)) * s)
+    assert block_angles(fit.U, mix.class_bases, match=True).max() < 2 * expected
     # the kept restart is the best one, and its objective is the mean residual energy
     assert fit.objective == pytest.approx(fit.restart_objectives.min().item())
     residual = x.square().sum(1) - torch.stack(
         [(x[i] @ fit.bases[k]).square().sum() for i, k in enumerate(fit.labels.tolist())]
     )
     assert fit.objective == pytest.approx(residual.mean().item(), rel=1e-10)
-    # at the truth the residual is the off-class energy, delta^2 (K - 1) d on average
+    # at the truth the residual is the off-class energy, delta^2 (K - 1) d = 0.24 on average:
+    # delta^2 chi^2_6 per sample, standard error 0.04 sqrt(12 / 3000) = 0.0025 (1%); 5% is 5 of
+    # them, and a wrong subspace costs far more (0.57 for the stuck restart of seed 2)
     assert fit.objective == pytest.approx(0.04 * 6, rel=0.05)
     # up to a relabelling, the clusters are the assignments by the true subspaces (which miss
     # a few samples that hold more energy in another class's subspace)
     by_truth = torch.stack([(x @ B).square().sum(1) for B in mix.class_bases], 1).argmax(1)
     perms = ([0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0])
     agree = max((fit.labels == torch.tensor(p)[by_truth]).double().mean() for p in perms)
-    accuracy = max((fit.labels == torch.tensor(p)[y]).double().mean() for p in perms)
-    assert agree > 0.995 and accuracy > 0.97, (agree, accuracy)
+    # Subspaces about 1.6 degrees off move only the samples within a few percent of a decision
+    # boundary: measured agreement 0.998-1.0 over seeds. (It bounds the accuracy against the
+    # labels too: within 1 - agree of the true-subspace assignment's 0.984.)
+    assert agree > 0.995, agree
     assert fit.U.shape == (30, 9) and fit.U.dtype == x.dtype
 
 
@@ -124,3 +137,47 @@ def test_denoising_loss_is_the_mean_squared_error_and_lowest_at_the_truth(molrg_
     assert denoising_loss(mixed, x, sigma, noise) > denoising_loss(truth, x, sigma, noise)
     with pytest.raises(ValueError, match="noise"):
         denoising_loss(truth, x, sigma, noise[:, :3])
+
+
+def _losses_along(counts, first, second, angles, num_samples=50_000):
+    """Per-sample training losses ``(len(angles), N)`` along a swap path of the regrouped
+    truth of the MoLRG chapter (n=50, K=3, d=5, delta=0.2), on common samples and noise."""
+    mix = MoLRG(n=50, K=3, d=5, delta=0.2, seed=0)
+    gen = torch.Generator().manual_seed(3)
+    x0, _ = mix.sample(num_samples, gen)
+    sigma = ddpm_training_sigmas(dtype=torch.float64)[torch.randint(0, 500, (num_samples,),
+                                                                     generator=gen)]  # fmt: skip
+    eps = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    x_t = x0 + sigma[:, None] * eps
+    rows = []
+    for bases in swap_path(regroup_bases(mix.class_bases, counts), first, second, angles):
+        model = LowRankDAE.from_bases(bases, 0.2, torch.float64)
+        with torch.no_grad():
+            rows.append((model(x_t, sigma) - x0).square().sum(1))
+    return torch.stack(rows)
+
+
+def test_swap_paths_separate_a_saddle_from_a_minimum():
+    """The MoLRG chapter's two stalled configurations: from [[2,1,2],[1,4,0],[2,0,3]] the
+    loss is flat at first and then falls (a saddle); from [[3,0,2],[0,5,0],[2,0,3]] it first
+    rises, a barrier of about 0.0025, before falling (a minimum along that path). Differences
+    are judged against their standard errors over the common samples."""
+    angles = [0.0, 7.5, 22.5, 90.0]
+
+    def change(losses, i):
+        diff = losses[i] - losses[0]
+        return diff.mean().item(), diff.std().item() / math.sqrt(diff.numel())
+
+    saddle = _losses_along([[2, 1, 2], [1, 4, 0], [2, 0, 3]], (1, 0), (0, 2), angles)
+    step, step_se = change(saddle, 1)
+    assert abs(step) < 3 * step_se  # flat at first (the chapter: +0.00003 at 200k draws)
+    down, down_se = change(saddle, 2)
+    assert down < -3 * down_se  # and already falling at 22.5 degrees: no barrier
+    end, end_se = change(saddle, 3)
+    assert end < -20 * end_se  # measured -0.077 +- 0.002
+    minimum = _losses_along([[3, 0, 2], [0, 5, 0], [2, 0, 3]], (0, 3), (2, 0), angles)
+    barrier, barrier_se = change(minimum, 2)
+    assert barrier > 3 * barrier_se, (barrier, barrier_se)  # measured 0.0028 +- 0.0007
+    assert abs(barrier - 0.0025) < 3 * barrier_se  # the chapter's value at 200k draws
+    end, end_se = change(minimum, 3)
+    assert end < -20 * end_se  # measured -0.050 +- 0.002

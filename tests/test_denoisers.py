@@ -93,8 +93,15 @@ def _textbook_float32(mix, x, sigma):
 
 @pytest.mark.parametrize("name", MIXTURES)
 def test_float32_within_baseline_drift_over_sigma_range(name, gen):
-    """Float32 error at every sigma in [1e-4, 1e4] stays below the worst drift that the textbook
-    float32 formula shows on the same mixture and inputs over that range."""
+    """Float32 error at each sigma in [1e-4, 1e4] stays within a small multiple of the drift the
+    textbook float32 formula shows on the same mixture and inputs at that sigma.
+
+    Compared per sigma: the baseline is about 2e-7 at small sigma and up to 8e-6 at large
+    sigma, so one tolerance over the grid would let a 10x regression at small sigma pass.
+    Both errors are maxima over 512 rows of float32 rounding; over the six mixtures and 11
+    sigmas ours was at most 3.3x the baseline at one sigma (orthogonal, sigma = 1e4, where
+    the textbook formula happens to be very accurate) and below 2x elsewhere, hence 4x.
+    """
     mix = MIXTURES[name]
     den = MixtureDenoiser(mix)
     ours, baseline = [], []
@@ -107,8 +114,8 @@ def test_float32_within_baseline_drift_over_sigma_range(name, gen):
         ours.append(((x32.double() - ref).norm(dim=1) / norm).max().item())
         naive = _textbook_float32(mix, x_t.float(), sigma).double()
         baseline.append(((naive - ref).norm(dim=1) / norm).nan_to_num(float("inf")).max().item())
-    tolerance = max(b for b in baseline if b < float("inf"))
-    assert max(ours) <= tolerance, (ours, baseline)
+    for sigma, error, drift in zip(SIGMA_GRID, ours, baseline, strict=True):
+        assert error <= 4 * drift, (sigma, error, drift)
 
 
 def test_molrg_features_are_proposition_1(gen):

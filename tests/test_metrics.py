@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -114,3 +116,15 @@ def test_block_angles_match_blocks_to_classes_in_order():
     assert angles[2] == pytest.approx(0, abs=1e-5)
     with pytest.raises(ValueError, match="columns"):
         block_angles(mix.U[:, :5], mix.class_bases)
+
+
+def test_snr_does_not_depend_on_the_ambient_dimension():
+    """The optimal denoiser's SNR is a function of the K d coefficients alone: estimated in
+    the ambient space at n = 50 and n = 400 it agrees with the coefficient-space estimator."""
+    gen = torch.Generator().manual_seed(7)
+    exact, exact_se = snr_exact(MoLRG(50, 3, 5, 0.2), [0.3], 60_000, gen)
+    for n in (50, 400):
+        mix = MoLRG(n, 3, 5, 0.2, seed=1)
+        ambient, se = snr_estimate(MixtureDenoiser(mix), mix, [0.3], 12_000, gen)
+        gap = (ambient - exact).abs().item()
+        assert gap < 4 * math.hypot(se.item(), exact_se.item()), (n, ambient, exact)
