@@ -1,4 +1,4 @@
-"""Training loop for the learnable low-rank DAE (eq. 4), resumable.
+"""One resumable training loop, :func:`fit`, and the low-rank DAE's use of it (eq. 4).
 
 The paper trains the DAE as a diffusion model: DDPM with ``T = 500`` linear betas, a timestep
 drawn uniformly for every sample, Adam with learning rate 5e-4, 200 epochs. In the VE form used
@@ -23,6 +23,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,6 +36,7 @@ from .schedules import linear_alpha_bar, sigma_from_alpha_bar
 __all__ = [
     "ddpm_training_sigmas",
     "denoising_loss",
+    "fit",
     "train_dae",
     "fingerprint",
     "save_checkpoint",
@@ -151,6 +153,114 @@ def load_checkpoint(path: str | Path, config: dict) -> dict:
     return state
 
 
+def fit(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Generator], torch.Tensor],
+    data: torch.Tensor,
+    epochs: int,
+    config: dict,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    generator: torch.Generator | None = None,
+    checkpoint: str | Path | None = None,
+    ema: torch.nn.Module | None = None,
+    ema_decay: float = 0.999,
+    progress: bool = True,
+    desc: str = "epochs",
+) -> list[float]:
+    """Train ``model`` with Adam on minibatches of ``data``; return the mean loss of every epoch.
+
+    Each epoch draws a permutation of ``data`` from ``generator``; ``loss_fn(model, batch,
+    generator)`` draws whatever else it needs (noise levels, noise) from the same generator, so
+    a run is a function of the generator's seed alone and a resumed run is bitwise the run that
+    was never interrupted.
+
+    Arguments:
+        model: trained in place.
+        loss_fn: mean loss of a minibatch ``(B, ...)`` of ``data``.
+        data: ``(N, ...)`` training examples, on the model's device.
+        epochs: passes over ``data`` counted from the start of the run: a resumed run trains
+            the epochs its checkpoint does not hold yet; fewer than it holds is an error.
+        config: what defines the run beyond the weights, JSON-like (model, hyperparameters,
+            a :func:`fingerprint` of the data); ``lr``, ``batch_size`` and ``ema_decay`` are
+            added. Stored in the checkpoint; resuming under another one is an error.
+        lr, batch_size: Adam learning rate and minibatch size.
+        generator: CPU generator of the shuffling and of ``loss_fn``'s draws.
+        checkpoint: file written atomically after every epoch (model, optimizer, generator,
+            EMA, losses) and resumed from when it exists.
+        ema: a copy of ``model`` that keeps the exponential moving average of its parameters
+            (updated after every step, ``ema_decay`` per step).
+        progress, desc: progress bar over epochs and its label.
+    """
+    epochs = check_count(epochs, "epochs", minimum=0)
+    batch_size = check_count(batch_size, "batch_size")
+    if not 0 < lr < float("inf"):
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
+    if ema is not None and not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+    if len(data) == 0:
+        raise ValueError("data is empty (N = 0): nothing to train on")
+    generator = generator or torch.Generator().manual_seed(0)
+    config = {**config, "lr": float(lr), "batch_size": batch_size}
+    if ema is not None:
+        config["ema_decay"] = float(ema_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: list[float] = []
+    start = 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = load_checkpoint(path, config)
+        if state["epoch"] > epochs:
+            raise ValueError(
+                f"{path} holds {state['epoch']} epochs, more than the {epochs} asked for: ask "
+                f"for epochs >= {state['epoch']}, or use another checkpoint path"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        losses, start = state["losses"], state["epoch"]
+    N = len(data)
+    bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start,
+               total=epochs)  # fmt: skip
+    for epoch in bar:
+        order = torch.randperm(N, generator=generator)
+        total = 0.0
+        for i in range(0, N, batch_size):
+            batch = data[order[i : i + batch_size].to(data.device)]
+            loss = loss_fn(model, batch, generator)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                _update_ema(ema, model, ema_decay)
+            total += loss.item() * len(batch)
+        losses.append(total / N)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if path is not None:
+            state = {
+                "config": config,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "losses": losses,
+                "epoch": epoch + 1,
+            }
+            if ema is not None:
+                state["ema"] = ema.state_dict()
+            save_checkpoint(state, path)
+    return losses
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for average, current in zip(ema.parameters(), model.parameters(), strict=True):
+        average.lerp_(current, 1 - decay)
+    for average, current in zip(ema.buffers(), model.buffers(), strict=True):
+        average.copy_(current)
+
+
 def train_dae(
     dae: LowRankDAE,
     x0: torch.Tensor,
@@ -162,7 +272,8 @@ def train_dae(
     checkpoint: str | Path | None = None,
     progress: bool = True,
 ) -> list[float]:
-    """Train ``dae`` on clean samples ``x0`` ``(N, n)``; return the mean loss of every epoch.
+    """Train ``dae`` on clean samples ``x0`` ``(N, n)`` with :func:`fit`, as the paper does;
+    return the mean loss of every epoch.
 
     Arguments:
         dae: the model (trained in place).
@@ -187,75 +298,27 @@ def train_dae(
         raise ValueError("x0 is empty (N = 0): nothing to train on")
     if not bool(torch.all(torch.isfinite(x0))):
         raise ValueError("x0 must be finite (it contains NaN or inf)")
-    epochs = check_count(epochs, "epochs", minimum=0)
-    batch_size, T = check_count(batch_size, "batch_size"), check_count(T, "T")
-    if not 0 < lr < float("inf"):
-        raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    generator = generator or torch.Generator().manual_seed(0)
+    T = check_count(T, "T")
     x0 = x0.to(dae.dtype)
     sigmas = ddpm_training_sigmas(T, dae.dtype)
-    optimizer = torch.optim.Adam(dae.parameters(), lr=lr)
-    losses: list[float] = []
-    start = 0
-    path = Path(checkpoint) if checkpoint is not None else None
+
+    def loss(model: LowRankDAE, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        t = torch.randint(0, T, (batch.shape[0],), generator=gen)
+        noise = torch.randn(batch.shape, generator=gen, dtype=dae.dtype)
+        return denoising_loss(model, batch, sigmas[t], noise)
+
     config = {
         "model": f"LowRankDAE(n={dae.n}, K={dae.K}, d={dae.d}, delta={dae.delta})",
         "dtype": str(dae.dtype),
-        "lr": float(lr),
-        "batch_size": batch_size,
         "T": T,
         "x0": fingerprint(x0),
     }
-    if path is not None and path.exists():
-        state = load_checkpoint(path, config)
-        if state["epoch"] > epochs:
-            raise ValueError(
-                f"{path} holds {state['epoch']} epochs, more than the {epochs} asked for: ask "
-                f"for epochs >= {state['epoch']}, or use another checkpoint path"
-            )
-        dae.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        losses, start = state["losses"], state["epoch"]
-    bar = tqdm(range(start, epochs), desc="DAE epochs", disable=not progress, initial=start,
-               total=epochs)  # fmt: skip
     small = batch_size * dae.n * dae.K * dae.d < _SMALL_STEP
     with _threads(1 if small else None):
-        _run_epochs(
-            dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losses, path, config
-        )
-    return losses
+        return fit(dae, loss, x0, epochs, config, lr=lr, batch_size=batch_size,
+                   generator=generator, checkpoint=checkpoint, progress=progress,
+                   desc="DAE epochs")  # fmt: skip
 
 
 def _shape(x) -> str:
     return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
-
-
-def _run_epochs(dae, x0, bar, optimizer, sigmas, batch_size, T, generator, losses, path, config):
-    N = x0.shape[0]
-    for epoch in bar:
-        order = torch.randperm(N, generator=generator)
-        total = 0.0
-        for i in range(0, N, batch_size):
-            batch = x0[order[i : i + batch_size]]
-            t = torch.randint(0, T, (batch.shape[0],), generator=generator)
-            noise = torch.randn(batch.shape, generator=generator, dtype=dae.dtype)
-            loss = denoising_loss(dae, batch, sigmas[t], noise)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * batch.shape[0]
-        losses.append(total / N)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if path is not None:
-            save_checkpoint(
-                {
-                    "config": config,
-                    "model": dae.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "losses": losses,
-                    "epoch": epoch + 1,
-                },
-                path,
-            )

@@ -1,10 +1,12 @@
+import copy
+
 import pytest
 import torch
 
 from lowrank import LowRankDAE, MoLRG
 from lowrank.metrics import block_angles
 from lowrank.report import compare_table
-from lowrank.train import ddpm_training_sigmas, train_dae
+from lowrank.train import ddpm_training_sigmas, fit, train_dae
 
 
 def test_compare_table_rows_and_gaps():
@@ -49,3 +51,50 @@ def test_train_dae_learns_subspaces_and_resumes(tmp_path):
     assert start > 20 and worst_angle(resumed) < 5, (start, worst_angle(resumed))
     with pytest.raises(ValueError, match="x0"):
         train_dae(resumed, x0[:, :5], epochs=1)
+
+
+def _regression_run(tmp_path, epochs, checkpoint=True, ema_decay=0.9):
+    """A small network fitted to a seeded regression with noise drawn in the loss, with EMA."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    ema = copy.deepcopy(net)
+    x = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
+    data = torch.cat([x, x.sum(1, keepdim=True).sin()], 1)
+
+    def loss(model, batch, gen):
+        jitter = 0.01 * torch.randn(batch.shape[0], 3, generator=gen)
+        return (model(batch[:, :3] + jitter) - batch[:, 3:]).square().mean()
+
+    losses = fit(net, loss, data, epochs, {"run": "regression"}, lr=1e-2, batch_size=16,
+                 generator=torch.Generator().manual_seed(2), ema=ema, ema_decay=ema_decay,
+                 checkpoint=tmp_path / "fit.pt" if checkpoint else None,
+                 progress=False)  # fmt: skip
+    return net, ema, losses
+
+
+def test_fit_resumes_bitwise_with_ema(tmp_path):
+    """An interrupted run, resumed, ends bitwise where the uninterrupted run ends: weights,
+    EMA and loss history."""
+    straight_net, straight_ema, straight_losses = _regression_run(tmp_path / "a", 6, False)
+    (tmp_path / "b").mkdir()
+    _regression_run(tmp_path / "b", 2)  # "interrupted" after 2 epochs
+    net, ema, losses = _regression_run(tmp_path / "b", 6)  # fresh objects, resumed from file
+    assert losses == straight_losses and straight_losses[-1] < 0.9 * straight_losses[0]
+    for a, b in zip(net.state_dict().values(), straight_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(ema.state_dict().values(), straight_ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # the EMA lags the weights: after the last step it is neither the start nor the end
+    w, w_ema = straight_net[0].weight, straight_ema[0].weight
+    assert not torch.equal(w, w_ema) and (w - w_ema).abs().max() < 0.5
+    # with decay 0 the average is the last step's weights
+    net, ema, _ = _regression_run(tmp_path, 1, checkpoint=False, ema_decay=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), ema.parameters(), strict=True))
+
+
+def test_fit_refuses_another_configuration(tmp_path):
+    _regression_run(tmp_path, 1)
+    net = torch.nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="run: checkpoint 'regression', this call 'other'"):
+        fit(net, lambda m, b, g: m(b[:, :3]).mean(), torch.zeros(4, 4), 1, {"run": "other"},
+            lr=1e-2, batch_size=16, checkpoint=tmp_path / "fit.pt", progress=False)  # fmt: skip
