@@ -28,10 +28,10 @@ from .denoisers import MixtureDenoiser
 from .mixtures import LowRankMixture
 
 __all__ = [
+    "snr",
+    "real_data_snr",
     "snr_exact",
     "snr_estimate",
-    "logistic_probe",
-    "projection_classifier",
     "principal_angles",
     "block_angles",
 ]
@@ -82,6 +82,90 @@ def _snr_over_classes(
 def _split_energy(proj: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Energy of ``proj`` (the decoded block) and of ``full - proj``, per row."""
     return proj.square().sum(-1), (full - proj).square().sum(-1)
+
+
+def snr(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    class_bases: Sequence[torch.Tensor],
+    weights: torch.Tensor | None = None,
+    per_class: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""SNR of Definition 1 on given features: for each class ``k`` the ratio of the mean energy
+    of its samples' features in ``span U_k`` to the mean energy outside it, then the
+    ``weights``-weighted mean of the class ratios.
+
+    Arguments:
+        features: ``(N, p)`` features ``h`` (for a low-rank denoiser, its output ``x_hat`` or its
+            coefficients; for a network, pooled activations).
+        labels: ``(N,)`` classes in ``0 .. K-1``, each present at least twice.
+        class_bases: ``K`` orthonormal ``(p, r_k)`` bases ``U_k``.
+        weights: ``(K,)`` class weights (the paper's :math:`E_k` over ``k ~ pi``); default the
+            class frequencies in ``labels``.
+        per_class: return the ``(K,)`` class ratios instead of their weighted mean.
+
+    Returns:
+        ``(snr, stderr)``: float64 scalars (``(K,)`` with ``per_class``); the standard error is
+        the delta method's for a ratio of means.
+    """
+    K = check_labels(labels, "labels", K=len(class_bases))
+    if features.ndim != 2 or features.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"features must be (N, p) with N = {labels.shape[0]} rows, got {tuple(features.shape)}"
+        )
+    h = features.detach().to(torch.float64)
+    counts = torch.bincount(labels, minlength=K)
+    if bool((counts < 2).any()):
+        raise ValueError(f"every class needs at least 2 samples, got counts {counts.tolist()}")
+    ratios, variances = torch.zeros(K, dtype=torch.float64), torch.zeros(K, dtype=torch.float64)
+    for k, U in enumerate(class_bases):
+        if U.ndim != 2 or U.shape[0] != h.shape[1]:
+            raise ValueError(f"class_bases[{k}] must have {h.shape[1]} rows (the feature width)")
+        U = U.detach().to(torch.float64)
+        rows = h[labels == k]
+        ratios[k], variances[k] = _ratio_of_means(*_split_energy((rows @ U) @ U.T, rows))
+    if per_class:
+        return ratios, variances.sqrt()
+    w = counts.double() / counts.sum() if weights is None else torch.as_tensor(weights).double()
+    if w.shape != (K,):
+        raise ValueError(f"weights must have {K} entries, got shape {tuple(w.shape)}")
+    return w @ ratios, (w.square() @ variances).sqrt()
+
+
+def real_data_snr(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    rank: int = 5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's SNR recipe for a network's features (Section 5): divide every feature vector
+    by its norm, centre with the mean over the training split, take each class's top-``rank``
+    right singular vectors as ``U_k``, and evaluate Definition 1 (:func:`snr`) on the same
+    training features.
+
+    What it measures: the share of each class's energy in its own top-``rank`` directions
+    against the rest, i.e. how low-rank each class is, not how separated the classes are
+    (two classes sharing one subspace score as high as two orthogonal ones).
+
+    Arguments:
+        train_features: ``(N, p)`` features of the training split.
+        train_labels: ``(N,)`` labels in ``0 .. K-1``.
+        rank: principal directions per class (the paper: 5).
+
+    Returns:
+        ``(snr, stderr)`` as :func:`snr`.
+    """
+    K = check_labels(train_labels, "train_labels")
+    if train_features.ndim != 2 or train_features.shape[0] != train_labels.shape[0]:
+        raise ValueError("train_features must be (N, p) with one row per label")
+    if not 1 <= rank <= train_features.shape[1]:
+        raise ValueError(f"rank must lie in [1, {train_features.shape[1]}], got {rank}")
+    h = train_features.detach().to(torch.float64)
+    h = h / h.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    h = h - h.mean(0)
+    bases = [
+        torch.linalg.svd(h[train_labels == k], full_matrices=False).Vh[:rank].T for k in range(K)
+    ]
+    return snr(h, train_labels, bases)
 
 
 def snr_exact(
@@ -164,84 +248,6 @@ def snr_estimate(
         return _split_energy((x_hat @ U) @ U.T, x_hat)
 
     return _snr_over_classes(mix, sig, num_samples, class_energies, per_class)
-
-
-def logistic_probe(
-    train_features: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_features: torch.Tensor | list[torch.Tensor],
-    test_labels: torch.Tensor | list[torch.Tensor],
-    weight_decay: float = 1e-4,
-    max_iter: int = 200,
-) -> torch.Tensor:
-    """Test accuracy of a multinomial logistic-regression probe (the paper's linear probe).
-
-    Features are standardized with the training mean and scale, then a linear classifier is
-    fitted by L-BFGS on the cross-entropy plus ``weight_decay * ||A||^2 / 2`` in float64.
-
-    Arguments:
-        train_features: ``(N, p)``; train_labels: ``(N,)`` int64 in ``0 .. K-1``.
-        test_features, test_labels: one test set, or lists of them (the paper's five).
-
-    Returns:
-        ``(T,)`` accuracies in [0, 1], one per test set.
-    """
-    X = train_features.detach().to(torch.float64)
-    K = check_labels(train_labels, "train_labels")
-    y = train_labels.to(torch.long)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError("train_features must be (N, p) and train_labels (N,)")
-    if isinstance(test_features, torch.Tensor):
-        test_features, test_labels = [test_features], [test_labels]
-    for i, labels in enumerate(test_labels):
-        check_labels(labels, f"test_labels[{i}]", K=K)
-    mean, scale = X.mean(0), X.std(0).clamp_min(1e-12)
-    Z = (X - mean) / scale
-    A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([A], max_iter=max_iter, line_search_fn="strong_wolfe")
-    Z1 = torch.cat([Z, torch.ones(len(Z), 1, dtype=torch.float64)], 1)
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(Z1 @ A, y)
-        loss = loss + 0.5 * weight_decay * A[:-1].square().sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    accuracies = []
-    with torch.no_grad():
-        for F, labels in zip(test_features, test_labels, strict=True):
-            Zt = (F.detach().to(torch.float64) - mean) / scale
-            logits = torch.cat([Zt, torch.ones(len(Zt), 1, dtype=torch.float64)], 1) @ A
-            accuracies.append((logits.argmax(1) == labels).double().mean())
-    return torch.stack(accuracies)
-
-
-def projection_classifier(
-    train_features: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_features: torch.Tensor,
-    rank: int,
-) -> torch.Tensor:
-    """Predicted labels ``argmax_k ||V_k^T h||^2`` with ``V_k`` the top-``rank`` right singular
-    vectors of class ``k``'s training features (the paper's "projection" classifier).
-
-    Returns:
-        ``(M,)`` int64 predictions for the ``(M, p)`` test features.
-    """
-    X = train_features.detach().to(torch.float64)
-    K = check_labels(train_labels, "train_labels")
-    if X.ndim != 2 or train_labels.shape != (X.shape[0],):
-        raise ValueError("train_features must be (N, p) and train_labels (N,)")
-    if rank < 1 or rank > X.shape[1]:
-        raise ValueError(f"rank must lie in [1, {X.shape[1]}], got {rank}")
-    F = test_features.detach().to(torch.float64)
-    energies = []
-    for k in range(K):
-        V = torch.linalg.svd(X[train_labels == k], full_matrices=False).Vh[:rank]  # (rank, p)
-        energies.append((F @ V.T).square().sum(1))
-    return torch.stack(energies, 1).argmax(1)
 
 
 def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:

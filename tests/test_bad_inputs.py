@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lowrank import data, metrics, theory
+from lowrank import data, metrics, probes, theory
 from lowrank._checks import row_sigma
 from lowrank.denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
 from lowrank.mixtures import LowRankMixture, MoLRG
@@ -282,23 +282,23 @@ CASES = {
         (ValueError, "num_samples must be at least 2 per class"),
     ),
     "probe negative label": (
-        lambda t: metrics.logistic_probe(_x(), _labels(0, 1, -1, 1), _x(), _labels(0, 1, 0, 1)),
+        lambda t: probes.logistic_probe(_x(), _labels(0, 1, -1, 1), _x(), _labels(0, 1, 0, 1)),
         (ValueError, "train_labels must lie in 0 .. K-1"),
     ),
     "probe label 200": (
-        lambda t: metrics.logistic_probe(_x(), _labels(0, 1, 200, 1), _x(), _labels(0, 1, 0, 1)),
+        lambda t: probes.logistic_probe(_x(), _labels(0, 1, 200, 1), _x(), _labels(0, 1, 0, 1)),
         (ValueError, "classes [2, 3, 4, 5, 6, 7, 8, 9, 10, 11] never occur"),
     ),
     "probe test label unseen": (
-        lambda t: metrics.logistic_probe(_x(), _labels(0, 1, 0, 1), _x(), _labels(0, 1, 2, 1)),
+        lambda t: probes.logistic_probe(_x(), _labels(0, 1, 0, 1), _x(), _labels(0, 1, 2, 1)),
         (ValueError, "test_labels[0] must lie in 0 .. 1"),
     ),
     "probe float labels": (
-        lambda t: metrics.logistic_probe(_x(), torch.zeros(4), _x(), torch.zeros(4)),
+        lambda t: probes.logistic_probe(_x(), torch.zeros(4), _x(), torch.zeros(4)),
         (TypeError, "train_labels must be integers"),
     ),
     "projection rank zero": (
-        lambda t: metrics.projection_classifier(_x(), _labels(0, 1, 0, 1), _x(), 0),
+        lambda t: probes.projection_classifier(_x(), _labels(0, 1, 0, 1), _x(), 0),
         (ValueError, "rank must lie in [1, 12]"),
     ),
     # data

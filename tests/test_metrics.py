@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lowrank import LowRankDAE, MixtureDenoiser, MoLRG, schedules, snr_estimate, snr_exact, theory
-from lowrank.metrics import block_angles, logistic_probe, principal_angles, projection_classifier
+from lowrank.metrics import block_angles, principal_angles
+from lowrank.probes import logistic_probe, projection_classifier
 
 # Table 4 of the paper, orthogonal binary MoLRG (n=50, d=5, delta=0.2), Karras grid from 0.008.
 TABLE4_ORTHOGONAL = [24.88, 25.15, 26.95, 35.84, 58.27, 20.84, 4.05, 1.57]

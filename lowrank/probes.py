@@ -1,0 +1,256 @@
+r"""Probes of features: how well a linear read-out recovers the class, across noise levels.
+
+* :func:`logistic_probe`: the paper's linear probe, multinomial logistic regression on
+  standardized features, trained on the training split and scored on the test split;
+* :func:`projection_classifier`: the paper's "projection" classifier
+  :math:`\arg\max_k \|V_k^\top h\|^2` with per-class principal subspaces :math:`V_k`;
+* :func:`probe_across_sigma`: either probe at every noise level of a grid, with a 95% interval
+  for every accuracy;
+* :func:`accuracy_interval`: the Wilson score interval of an accuracy;
+* :func:`curve_shape`: the book's unimodality test, a named verdict on a curve with standard
+  errors.
+
+The unimodality test asks whether the peak of a curve stands above **both** ends by more than
+``z`` standard errors of the difference (``z = 2`` by default, about a 95% one-sided margin each):
+
+.. math:: a_p - a_0 > z \sqrt{s_p^2 + s_0^2} \quad\text{and}\quad
+          a_p - a_{S-1} > z \sqrt{s_p^2 + s_{S-1}^2},\qquad p = \arg\max_i a_i .
+
+Only the ends are compared with the peak: a curve that is flat within noise on one side of its
+peak is not called unimodal, however its interior wiggles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ._checks import check_labels
+
+__all__ = [
+    "logistic_probe",
+    "projection_classifier",
+    "accuracy_interval",
+    "probe_across_sigma",
+    "ProbeCurve",
+    "CurveShape",
+    "curve_shape",
+]
+
+
+def logistic_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor | list[torch.Tensor],
+    test_labels: torch.Tensor | list[torch.Tensor],
+    weight_decay: float = 1e-4,
+    max_iter: int = 200,
+) -> torch.Tensor:
+    """Test accuracy of a multinomial logistic-regression probe (the paper's linear probe).
+
+    Features are standardized with the training mean and scale, then a linear classifier is
+    fitted by L-BFGS on the cross-entropy plus ``weight_decay * ||A||^2 / 2`` in float64.
+
+    Arguments:
+        train_features: ``(N, p)``; train_labels: ``(N,)`` int64 in ``0 .. K-1``.
+        test_features, test_labels: one test set, or lists of them (the paper's five).
+
+    Returns:
+        ``(T,)`` accuracies in [0, 1], one per test set.
+    """
+    X = train_features.detach().to(torch.float64)
+    K = check_labels(train_labels, "train_labels")
+    y = train_labels.to(torch.long)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError("train_features must be (N, p) and train_labels (N,)")
+    if isinstance(test_features, torch.Tensor):
+        test_features, test_labels = [test_features], [test_labels]
+    for i, labels in enumerate(test_labels):
+        check_labels(labels, f"test_labels[{i}]", K=K)
+    mean, scale = X.mean(0), X.std(0).clamp_min(1e-12)
+    Z = (X - mean) / scale
+    A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([A], max_iter=max_iter, line_search_fn="strong_wolfe")
+    Z1 = torch.cat([Z, torch.ones(len(Z), 1, dtype=torch.float64)], 1)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(Z1 @ A, y)
+        loss = loss + 0.5 * weight_decay * A[:-1].square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    accuracies = []
+    with torch.no_grad():
+        for F, labels in zip(test_features, test_labels, strict=True):
+            Zt = (F.detach().to(torch.float64) - mean) / scale
+            logits = torch.cat([Zt, torch.ones(len(Zt), 1, dtype=torch.float64)], 1) @ A
+            accuracies.append((logits.argmax(1) == labels).double().mean())
+    return torch.stack(accuracies)
+
+
+def projection_classifier(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    rank: int,
+) -> torch.Tensor:
+    """Predicted labels ``argmax_k ||V_k^T h||^2`` with ``V_k`` the top-``rank`` right singular
+    vectors of class ``k``'s training features (the paper's "projection" classifier).
+
+    Returns:
+        ``(M,)`` int64 predictions for the ``(M, p)`` test features.
+    """
+    X = train_features.detach().to(torch.float64)
+    K = check_labels(train_labels, "train_labels")
+    if X.ndim != 2 or train_labels.shape != (X.shape[0],):
+        raise ValueError("train_features must be (N, p) and train_labels (N,)")
+    if rank < 1 or rank > X.shape[1]:
+        raise ValueError(f"rank must lie in [1, {X.shape[1]}], got {rank}")
+    F = test_features.detach().to(torch.float64)
+    energies = []
+    for k in range(K):
+        V = torch.linalg.svd(X[train_labels == k], full_matrices=False).Vh[:rank]  # (rank, p)
+        energies.append((F @ V.T).square().sum(1))
+    return torch.stack(energies, 1).argmax(1)
+
+
+def accuracy_interval(
+    correct: int | torch.Tensor, total: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Wilson score interval of an accuracy ``correct / total`` at confidence ``level``.
+
+    Unlike ``p +- z sqrt(p (1 - p) / n)`` it stays inside [0, 1] and does not collapse to a
+    point at 0% or 100%.
+    """
+    if total < 1:
+        raise ValueError(f"total must be >= 1, got {total}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    correct = float(correct)
+    if not 0 <= correct <= total:
+        raise ValueError(f"correct must lie in [0, {total}], got {correct}")
+    z = math.sqrt(2) * torch.special.erfinv(torch.tensor(level, dtype=torch.float64)).item()
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total**2))
+    return centre - half, centre + half
+
+
+@dataclass(frozen=True)
+class ProbeCurve:
+    """Accuracy of a probe at each noise level of a grid.
+
+    Attributes:
+        sigmas: ``(S,)`` noise levels.
+        accuracy: ``(S,)`` test accuracies in [0, 1].
+        low, high: ``(S,)`` 95% Wilson intervals.
+        stderr: ``(S,)`` binomial standard errors ``sqrt(a (1 - a) / M)``.
+    """
+
+    sigmas: torch.Tensor
+    accuracy: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+    stderr: torch.Tensor
+
+
+def probe_across_sigma(
+    sigmas: Sequence[float] | torch.Tensor,
+    train_features: Sequence[torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: Sequence[torch.Tensor],
+    test_labels: torch.Tensor,
+    method: str = "logistic",
+    rank: int = 5,
+    weight_decay: float = 1e-4,
+) -> ProbeCurve:
+    """Train a probe on the training features at every noise level and score it on the test
+    features at the same level.
+
+    Arguments:
+        sigmas: ``(S,)`` noise levels (only recorded).
+        train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``.
+        train_labels, test_labels: ``(N,)`` and ``(M,)`` labels in ``0 .. K-1``.
+        method: ``"logistic"`` (:func:`logistic_probe`) or ``"projection"``
+            (:func:`projection_classifier` with ``rank``).
+    """
+    sig = torch.as_tensor(sigmas, dtype=torch.float64)
+    if not len(train_features) == len(test_features) == len(sig):
+        raise ValueError(
+            f"need one train and one test feature set per sigma: {len(sig)} sigmas, "
+            f"{len(train_features)} train and {len(test_features)} test sets"
+        )
+    if method not in ("logistic", "projection"):
+        raise ValueError(f"method must be 'logistic' or 'projection', got {method!r}")
+    M = len(test_labels)
+    accuracy = []
+    for train, test in zip(train_features, test_features, strict=True):
+        if method == "logistic":
+            acc = logistic_probe(train, train_labels, test, test_labels, weight_decay)[0]
+        else:
+            pred = projection_classifier(train, train_labels, test, rank)
+            acc = (pred == test_labels).double().mean()
+        accuracy.append(acc.item())
+    acc = torch.tensor(accuracy, dtype=torch.float64)
+    bounds = torch.tensor([accuracy_interval(round(a * M), M) for a in accuracy])
+    stderr = (acc * (1 - acc) / M).sqrt()
+    return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], stderr)
+
+
+@dataclass(frozen=True)
+class CurveShape:
+    """Verdict of :func:`curve_shape`.
+
+    Attributes:
+        verdict: ``"unimodal"`` (the peak stands above both ends), ``"decreasing"`` (only above
+            the last end: the curve falls from a start within noise of its peak),
+            ``"increasing"`` (only above the first end) or ``"flat"`` (above neither).
+        peak: index of the largest value.
+        rise, fall: the peak's margin over the first and the last value, in standard errors
+            of the difference (0 when the peak is that end).
+    """
+
+    verdict: str
+    peak: int
+    rise: float
+    fall: float
+
+
+def curve_shape(
+    values: Sequence[float] | torch.Tensor,
+    stderr: Sequence[float] | torch.Tensor,
+    z: float = 2.0,
+) -> CurveShape:
+    """The book's unimodality test (see the module docstring): compare the peak of ``values``
+    with both ends in units of the standard error of the difference, ``z`` the margin."""
+    a = torch.as_tensor(values, dtype=torch.float64)
+    s = torch.as_tensor(stderr, dtype=torch.float64)
+    if a.ndim != 1 or a.numel() < 3 or s.shape != a.shape:
+        raise ValueError(
+            f"values and stderr must be 1-D of one length >= 3, got {tuple(a.shape)} and "
+            f"{tuple(s.shape)}"
+        )
+    if not bool(torch.all(torch.isfinite(a))) or not bool(torch.all(s >= 0)):
+        raise ValueError("values must be finite and stderr finite and >= 0")
+    peak = int(a.argmax())
+
+    def margin(end: int) -> float:
+        if end == peak:
+            return 0.0
+        gap, spread = (a[peak] - a[end]).item(), math.hypot(s[peak].item(), s[end].item())
+        return gap / spread if spread > 0 else math.inf * (gap > 0)
+
+    rise, fall = margin(0), margin(len(a) - 1)
+    verdicts = {
+        (True, True): "unimodal",
+        (False, True): "decreasing",
+        (True, False): "increasing",
+        (False, False): "flat",
+    }
+    verdict = verdicts[(rise > z, fall > z)]
+    return CurveShape(verdict, peak, rise, fall)

@@ -1,0 +1,120 @@
+"""Probes across sigma, accuracy intervals, the unimodality test, and Definition 1's SNR on given
+features (the real-data recipe included)."""
+
+import math
+
+import pytest
+import torch
+
+from lowrank import metrics, probes
+from lowrank.mixtures import _random_orthonormal
+
+
+def _subspace_features(N_per_class, p, d, s, tau, seed):
+    """Classes in mutually orthogonal d-dim subspaces of R^p (fixed bases): h = U_k a + e,
+    a ~ N(0, s^2 I_d), e ~ N(0, tau^2 I_p); ``seed`` draws a and e. Returns features, labels
+    and the bases."""
+    K = 3
+    g = torch.Generator().manual_seed(seed)
+    basis = _random_orthonormal(p, K * d, 0)
+    bases = [basis[:, k * d : (k + 1) * d] for k in range(K)]
+    labels = torch.arange(K).repeat_interleave(N_per_class)
+    a = s * torch.randn(len(labels), d, generator=g, dtype=torch.float64)
+    h = torch.stack([bases[k] @ a[i] for i, k in enumerate(labels.tolist())])
+    h = h + tau * torch.randn(h.shape, generator=g, dtype=torch.float64)
+    return h, labels, bases
+
+
+def test_snr_matches_the_closed_form_on_subspace_features():
+    """E||P_k h||^2 = d (s^2 + tau^2) and E||h - P_k h||^2 = (p - d) tau^2, for every class."""
+    p, d, s, tau = 20, 3, 2.0, 0.5
+    h, labels, bases = _subspace_features(4000, p, d, s, tau, seed=0)
+    expected = d * (s**2 + tau**2) / ((p - d) * tau**2)  # 3 * 4.25 / 4.25 = 3
+    value, se = metrics.snr(h, labels, bases)
+    assert abs(value.item() - expected) < 4 * se.item(), (value, se, expected)
+    ratios, ratio_se = metrics.snr(h, labels, bases, per_class=True)
+    assert torch.all((ratios - expected).abs() < 4 * ratio_se)
+    # the standard error is the spread of the estimate over independent replicates
+    reps = torch.stack(
+        [
+            metrics.snr(*_subspace_features(4000, p, d, s, tau, seed=r)[:2], bases)[0]
+            for r in range(1, 9)
+        ]  # fmt: skip
+    )
+    # 8 replicates: their standard deviation is within about +-25% of the truth (chi with 7
+    # degrees of freedom: 5th-95th percentiles 0.62-1.35 of it)
+    assert 0.6 < reps.std().item() / se.item() < 1.4, (reps.std(), se)
+    # weights: a weighted mean of the class ratios
+    weighted, _ = metrics.snr(h, labels, bases, weights=torch.tensor([1.0, 0.0, 0.0]))
+    assert weighted.item() == pytest.approx(ratios[0].item())
+
+
+def test_real_data_snr_recovers_the_class_subspaces():
+    """With well-separated low-rank classes the recipe's estimated top-d directions are the
+    true ones, so its SNR equals Definition 1 with the true bases on the same normalized,
+    centred features."""
+    h, labels, bases = _subspace_features(3000, 20, 3, 3.0, 0.05, seed=1)
+    value, se = metrics.real_data_snr(h, labels, rank=3)
+    z = h / h.norm(dim=1, keepdim=True)
+    z = z - z.mean(0)
+    with_truth, _ = metrics.snr(z, labels, bases)
+    assert abs(value.item() - with_truth.item()) < 0.01 * with_truth.item()
+    assert value.item() > 100  # tau = 0.05: nearly all energy in the class subspace
+    with pytest.raises(ValueError, match="rank must lie in"):
+        metrics.real_data_snr(h, labels, rank=21)
+
+
+def test_accuracy_interval_is_the_wilson_interval():
+    low, high = probes.accuracy_interval(90, 100)
+    # Wilson, z = 1.95996: centre (0.9 + z^2/200) / (1 + z^2/100), known values 0.8256-0.9448
+    assert low == pytest.approx(0.82564, abs=1e-4) and high == pytest.approx(0.94476, abs=1e-4)
+    low, high = probes.accuracy_interval(0, 50)
+    assert low == pytest.approx(0.0, abs=1e-12) and 0.05 < high < 0.08  # not a point at 0
+    with pytest.raises(ValueError, match="correct must lie in"):
+        probes.accuracy_interval(101, 100)
+
+
+@pytest.mark.parametrize(
+    ("values", "verdict"),
+    [
+        ([0.80, 0.84, 0.86, 0.83, 0.70], "unimodal"),
+        ([0.86, 0.85, 0.83, 0.78, 0.70], "decreasing"),
+        ([0.80, 0.86, 0.87, 0.84, 0.70], "unimodal"),
+        ([0.852, 0.86, 0.85, 0.80, 0.70], "decreasing"),  # peak 0.8 se above the start
+        ([0.70, 0.75, 0.80, 0.82, 0.86], "increasing"),
+        ([0.80, 0.805, 0.80, 0.801, 0.80], "flat"),
+    ],
+)
+def test_curve_shape_on_synthetic_curves(values, verdict):
+    stderr = [0.005] * len(values)  # difference of two points: 0.007 standard error
+    shape = probes.curve_shape(values, stderr)
+    assert shape.verdict == verdict, shape
+    assert shape.peak == max(range(len(values)), key=values.__getitem__)
+
+
+def test_curve_shape_margins_are_in_standard_errors():
+    shape = probes.curve_shape([0.80, 0.83, 0.81], [0.01, 0.01, 0.01])
+    assert shape.rise == pytest.approx(0.03 / math.sqrt(2 * 0.01**2))
+    assert shape.fall == pytest.approx(0.02 / math.sqrt(2 * 0.01**2))
+    assert shape.verdict == "increasing"  # 2.12 and 1.41 standard errors: only the rise > 2
+    assert probes.curve_shape([0.80, 0.83, 0.81], [0.01] * 3, z=1.0).verdict == "unimodal"
+    assert probes.curve_shape([0.80, 0.83, 0.81], [0.01] * 3, z=2.0).verdict != "unimodal"
+
+
+def test_probe_across_sigma_orders_noise_levels():
+    """Noisier copies of separable features probe worse, and each interval holds its value."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(2).repeat(600)
+    clean = torch.randn(1200, 5, generator=g) + 1.5 * labels[:, None]
+    sigmas = [0.1, 1.0, 3.0]
+    noisy = [clean + s * torch.randn(clean.shape, generator=g) for s in sigmas]
+    curve = probes.probe_across_sigma(sigmas, [x[:600] for x in noisy], labels[:600],
+                                      [x[600:] for x in noisy], labels[600:])  # fmt: skip
+    assert curve.accuracy[0] > curve.accuracy[1] > curve.accuracy[2] > 0.5
+    assert torch.all((curve.low <= curve.accuracy) & (curve.accuracy <= curve.high))
+    proj = probes.probe_across_sigma(sigmas, [x[:600] for x in noisy], labels[:600],
+                                     [x[600:] for x in noisy], labels[600:], "projection",
+                                     rank=1)  # fmt: skip
+    assert proj.accuracy.shape == (3,) and proj.accuracy[0] > 0.5
+    with pytest.raises(ValueError, match="one train and one test feature set per sigma"):
+        probes.probe_across_sigma(sigmas, noisy[:2], labels, noisy, labels)
