@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # tqdm.auto warns in Jupyter kernels without ipywidgets
 
 from .denoisers import LowRankDAE
 from .schedules import linear_alpha_bar, sigma_from_alpha_bar
