@@ -61,22 +61,34 @@ def compare_frame(
 def styled(frame: pd.DataFrame, formats: Mapping[str, str] | None = None, digits: int = 2):
     """The frame as an HTML table without its index, each column formatted once.
 
+    Works with one level of column names or two (``pd.concat({...}, axis=1)``); a format spec
+    of ``formats`` is keyed by the column as pandas names it (a tuple for two levels).
+
     Arguments:
         formats: format specs by column; by default ``σ`` gets 3 decimals, ``gap`` a signed
-            percentage, other numeric columns ``digits`` decimals, text columns stay as they are.
+            percentage, integer columns none, other numeric columns ``digits`` decimals; text and
+            boolean columns stay as they are.
     """
     spec = {}
     for column in frame.columns:
+        if pd.api.types.is_bool_dtype(frame[column]):
+            continue
+        if pd.api.types.is_integer_dtype(frame[column]):
+            spec[column] = "{:d}"
+            continue
         if not pd.api.types.is_numeric_dtype(frame[column]):
             continue
-        if column == "σ":
+        name = [c for c in column if c][-1] if isinstance(column, tuple) else column
+        if name == "σ":
             spec[column] = "{:.3f}"
-        elif column == "gap":
+        elif name == "gap":
             spec[column] = "{:+.1%}"
         else:
             spec[column] = f"{{:.{digits}f}}"
     spec.update(formats or {})
-    return frame.style.format(spec, na_rep="–").hide(axis="index")
+    # the class "dataframe" gives the table the book theme's padding and rules
+    styler = frame.style.format(spec, na_rep="–").hide(axis="index")
+    return styler.set_table_attributes('class="dataframe"')
 
 
 def relative_gaps(ours, paper) -> np.ndarray:

@@ -2,6 +2,7 @@ import datetime
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -81,3 +82,17 @@ def test_for_the_page_removes_injected_parameters():
     assert page.cells[1].metadata["tags"] == ["injected-parameters", "remove-cell"]
     assert "remove-cell" not in page.cells[0].metadata["tags"]
     assert nb.cells[1].metadata["tags"] == ["injected-parameters"]  # the input is not changed
+
+
+def test_styled_two_level_columns():
+    frame = pd.concat(
+        {"class 0": report.compare_frame([0.1], [2.0], [1.0]).set_index("σ")}, axis=1
+    ).reset_index()
+    html = report.styled(frame).to_html()
+    assert 'class="dataframe"' in html and "0.100" in html and "+100.0%" in html
+
+
+def test_styled_leaves_integers_and_booleans_alone():
+    frame = pd.DataFrame({"n": [35], "ok": [True], "x": [0.5]})
+    html = report.styled(frame).to_html()
+    assert ">35<" in html and ">True<" in html and ">0.50<" in html
