@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # tqdm.auto warns in Jupyter kernels without ipywidgets
 
 __all__ = ["KSubspaces", "k_subspaces"]
 

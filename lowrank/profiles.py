@@ -1,67 +1,24 @@
-"""Run profiles for the notebooks, and the provenance of every executed notebook.
+"""Provenance of a run: the device, versions and git revision that produced a notebook's outputs.
 
-Profiles (``notebooks/params/<profile>.yaml``, one flat mapping each; the same parameter names
-in every notebook):
-
-* ``quick``: CI; every notebook together well under 20 minutes on 2 CPU cores;
-* ``standard``: CPU; what the committed notebooks show;
-* ``full``: paper scale, meant for a GPU box.
-
-Command line (what the Makefile calls)::
-
-    python -m lowrank execute --profile quick --out _build/executed/quick notebooks/*.ipynb
-    python -m lowrank strip-injected --out _build/nbval notebooks/*.ipynb
-    python -m lowrank stage --executed _build/executed/quick --dest _build/src
-    python -m lowrank normalize notebooks/*.ipynb
-
-``execute`` runs each notebook with papermill, passing only the parameters its ``parameters``
-cell declares, writes the executed copies and ``provenance.json`` (profile, device, versions,
-git revision, wall time per notebook) into ``--out``, and renders that record as the Markdown
-table the book's status page includes.
+The run profiles themselves (``notebooks/params/*.yaml``) and the book's build tooling
+(papermill execution, staging, normalization) live outside the package, in ``tools/book.py``:
+``lowrank`` works when installed without the repository.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import datetime
 import platform
 import subprocess
-import time
 from pathlib import Path
 
 import torch
-import yaml
 
-PROFILES = ("quick", "standard", "full")
-PARAMS_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "params"
-
-__all__ = [
-    "PROFILES",
-    "load_profile",
-    "environment",
-    "describe_run",
-    "execute",
-    "status_table",
-    "strip_injected_parameters",
-    "read_provenance",
-    "stage_book",
-    "normalized",
-]
-
-
-def load_profile(profile: str, params_dir: Path | str = PARAMS_DIR) -> dict:
-    """Parameters of a profile: the flat mapping in ``<params_dir>/<profile>.yaml``."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    path = Path(params_dir) / f"{profile}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"no parameter file {path}")
-    params = yaml.safe_load(path.read_text()) or {}
-    params["profile"] = profile
-    return params
+__all__ = ["environment", "describe_run", "banner"]
 
 
 def _git_revision() -> str:
+    """``git describe --always --dirty`` of the checkout holding this file, or ``"unknown"``."""
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty"],
@@ -95,7 +52,7 @@ def environment() -> dict:
 
 
 def describe_run(profile: str, seed: int) -> str:
-    """One provenance line for the top of a notebook: profile, seed, device, versions, git."""
+    """One provenance line: profile, seed, device, versions, git."""
     env = environment()
     return (
         f"profile={profile} | seed={seed} | {env['device']} | python {env['python']} | "
@@ -103,159 +60,15 @@ def describe_run(profile: str, seed: int) -> str:
     )
 
 
-def execute(notebooks: list[Path], profile: str, out: Path) -> list[dict]:
-    """Execute ``notebooks`` with papermill at ``profile`` into ``out``; return the records.
+def banner(profile: str, seed: int, now: datetime.datetime | None = None) -> str:
+    """A Markdown line for the top of a chapter: which run made the outputs below it.
 
-    Stops at the first failing notebook (papermill writes what ran, with the error, to
-    ``out``), after saving the records of the notebooks that ran.
+    Arguments:
+        now: the time to print (UTC; the current time by default).
     """
-    import papermill as pm
-
-    params = load_profile(profile)
-    out.mkdir(parents=True, exist_ok=True)
     env = environment()
-    records = [
-        r for r in read_provenance(out) if r["notebook"] not in {nb.stem for nb in notebooks}
-    ]
-    for nb in notebooks:
-        declared = {p for p in pm.inspect_notebook(str(nb))}
-        missing = declared - set(params)
-        if missing:
-            raise KeyError(f"{nb}: parameters {sorted(missing)} have no value in {profile}.yaml")
-        chosen = {k: v for k, v in params.items() if k in declared}
-        print(f"[{profile}] {nb.name} ...", flush=True)
-        start = time.perf_counter()
-        record = {"notebook": nb.stem, "profile": profile, **env}
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(out / nb.name),
-                parameters=chosen,
-                kernel_name="python3",
-                cwd=str(nb.parent),
-            )
-            record["status"] = "ok"
-        except Exception:
-            record["status"] = "failed"
-            raise
-        finally:
-            record["seconds"] = round(time.perf_counter() - start, 1)
-            records.append(record)
-            (out / "provenance.json").write_text(json.dumps(records, indent=2) + "\n")
-            print(
-                f"[{profile}] {nb.name}: {record['status']} in {record['seconds']} s", flush=True
-            )
-    return records
-
-
-def read_provenance(folder: Path) -> list[dict]:
-    """Records in ``folder/provenance.json`` (empty when there is none)."""
-    path = Path(folder) / "provenance.json"
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def stage_book(executed: Path, dest: Path, root: Path = PARAMS_DIR.parent.parent) -> None:
-    """Assemble the book's source in ``dest``: the configuration and prose from ``root``, the
-    executed notebooks from ``executed``, and the status table from their provenance."""
-    import shutil
-
-    missing = [
-        nb.name
-        for nb in sorted((root / "notebooks").glob("*.ipynb"))
-        if not (executed / nb.name).exists()
-    ]
-    if missing:
-        raise FileNotFoundError(f"not executed yet in {executed}: {missing}")
-    if dest.exists():
-        shutil.rmtree(dest)
-    (dest / "notebooks").mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(root / name, dest / name)
-    shutil.copytree(root / "book", dest / "book")
-    for nb in executed.glob("*.ipynb"):
-        shutil.copy2(nb, dest / "notebooks" / nb.name)
-    (dest / "book" / "_status_table.md").write_text(status_table(read_provenance(executed)))
-
-
-def status_table(records: list[dict]) -> str:
-    """Markdown table of execution records, for the book's status page."""
-    lines = [
-        "| notebook | profile | status | wall time (s) | device | torch | git |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        lines.append(
-            f"| {r['notebook']} | {r['profile']} | {r['status']} | {r['seconds']} | "
-            f"{r['device']} | {r['torch']} | `{r['git']}` |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def strip_injected_parameters(notebooks: list[Path], out: Path) -> None:
-    """Copy notebooks without papermill's ``injected-parameters`` cell.
-
-    Committed notebooks carry the outputs of a standard run and the cell papermill injected
-    for it; without that cell they run with the defaults of their ``parameters`` cell (the
-    quick profile), which is what nbval replays in CI.
-    """
-    import nbformat
-
-    out.mkdir(parents=True, exist_ok=True)
-    for nb_path in notebooks:
-        nb = nbformat.read(nb_path, as_version=4)
-        nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-        nbformat.write(nb, out / nb_path.name)
-
-
-def normalized(nb):
-    """The notebook with run-specific metadata removed (timestamps, per-cell durations), so that
-    a rerun with the same outputs gives the same file."""
-    nb = nb.copy()
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
-    for cell in nb.cells:
-        for key in ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled"):
-            cell.metadata.pop(key, None)
-        if cell.cell_type == "code":  # papermill's injected cell ends in a newline ruff removes
-            cell.source = cell.source.rstrip()
-    return nb
-
-
-def _normalize_files(notebooks: list[Path]) -> None:
-    import nbformat
-
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        nbformat.write(normalized(nb), path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lowrank", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("execute", help="execute notebooks with papermill at a profile")
-    run.add_argument("--profile", default="quick", choices=PROFILES)
-    run.add_argument("--out", type=Path, required=True)
-    run.add_argument("--status-table", type=Path, help="also write the records as Markdown here")
-    run.add_argument("notebooks", type=Path, nargs="+")
-    strip = sub.add_parser("strip-injected", help="copy notebooks without injected parameters")
-    strip.add_argument("--out", type=Path, required=True)
-    strip.add_argument("notebooks", type=Path, nargs="+")
-    stage = sub.add_parser("stage", help="assemble the book source from executed notebooks")
-    stage.add_argument("--executed", type=Path, required=True)
-    stage.add_argument("--dest", type=Path, required=True)
-    norm = sub.add_parser("normalize", help="strip run-specific metadata in place")
-    norm.add_argument("notebooks", type=Path, nargs="+")
-    args = parser.parse_args(argv)
-    if args.command == "execute":
-        records = execute(args.notebooks, args.profile, args.out)
-        if args.status_table:
-            args.status_table.write_text(status_table(records))
-    elif args.command == "stage":
-        stage_book(args.executed, args.dest)
-    elif args.command == "strip-injected":
-        strip_injected_parameters(args.notebooks, args.out)
-    else:
-        _normalize_files(args.notebooks)
-    return 0
+    now = now or datetime.datetime.now(datetime.UTC)
+    return (
+        f"**Outputs on this page**: profile `{profile}`, seed {seed}, commit `{env['git']}`, "
+        f"{now:%Y-%m-%d %H:%M} UTC, {env['device']}, torch {env['torch']}."
+    )

@@ -1,38 +1,131 @@
-"""Plain-text tables that put the paper's numbers next to ours."""
+"""Tables that put the paper's numbers next to ours, and the verdicts the book prints.
+
+Tables are :class:`pandas.DataFrame` s of raw numbers (a notebook glues them and renders them as
+HTML through :func:`styled`, which formats each column once). Verdicts are computed here, from
+numbers and their standard errors, so that no sentence of the book states a shape or an
+agreement that the computation beside it does not give.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 
-__all__ = ["compare_table"]
+__all__ = [
+    "compare_frame",
+    "styled",
+    "relative_gaps",
+    "worst_gap",
+    "within",
+    "agreement_verdict",
+    "monotone_decreasing",
+    "peak",
+]
 
 
-def _floats(values) -> list[float]:
-    return values.tolist() if isinstance(values, torch.Tensor) else [float(v) for v in values]
+def _array(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().double().numpy()
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def compare_table(
+def compare_frame(
     sigmas: Sequence[float] | torch.Tensor,
     ours: Sequence[float] | torch.Tensor,
     paper: Sequence[float] | None = None,
     stderr: Sequence[float] | torch.Tensor | None = None,
-    title: str = "",
-    digits: int = 2,
-) -> str:
-    """One row per sigma: ``sigma | paper | ours (+- stderr) | gap``, the gap relative to the
-    paper's value. Missing paper values print as ``-``."""
-    s, o = _floats(sigmas), _floats(ours)
-    p = _floats(paper) if paper is not None else [None] * len(s)
-    e = _floats(stderr) if stderr is not None else [None] * len(s)
-    if not len(s) == len(o) == len(p) == len(e):
+) -> pd.DataFrame:
+    """One row per sigma: ``sigma, paper, ours, ±, gap``; the gap is ``(ours - paper) / |paper|``.
+
+    Columns without data (no paper values, no standard errors) are left out rather than
+    printed empty. Every entry is a float.
+    """
+    s, o = _array(sigmas), _array(ours)
+    columns = {"σ": s}
+    if paper is not None:
+        columns["paper"] = _array(paper)
+    columns["ours"] = o
+    if stderr is not None:
+        columns["±"] = _array(stderr)
+    if paper is not None:
+        columns["gap"] = relative_gaps(o, columns["paper"])
+    if len({len(v) for v in columns.values()}) != 1:
         raise ValueError("sigmas, ours, paper and stderr must have the same length")
-    lines = [title] if title else []
-    lines.append(f"{'sigma':>7} {'paper':>9} {'ours':>9} {'+-':>7} {'gap':>8}")
-    for sig, ours_v, paper_v, err in zip(s, o, p, e, strict=True):
-        paper_txt = f"{paper_v:.{digits}f}" if paper_v is not None else "-"
-        err_txt = f"{err:.{digits}f}" if err is not None else ""
-        gap = f"{(ours_v - paper_v) / abs(paper_v):+.1%}" if paper_v else ""
-        lines.append(f"{sig:>7.3f} {paper_txt:>9} {ours_v:>9.{digits}f} {err_txt:>7} {gap:>8}")
-    return "\n".join(lines)
+    return pd.DataFrame(columns)
+
+
+def styled(frame: pd.DataFrame, formats: Mapping[str, str] | None = None, digits: int = 2):
+    """The frame as an HTML table without its index, each column formatted once.
+
+    Works with one level of column names or two (``pd.concat({...}, axis=1)``); a format spec
+    of ``formats`` is keyed by the column as pandas names it (a tuple for two levels).
+
+    Arguments:
+        formats: format specs by column; by default ``σ`` gets 3 decimals, ``gap`` a signed
+            percentage, integer columns none, other numeric columns ``digits`` decimals; text and
+            boolean columns stay as they are.
+    """
+    spec = {}
+    for column in frame.columns:
+        if pd.api.types.is_bool_dtype(frame[column]):
+            continue
+        if pd.api.types.is_integer_dtype(frame[column]):
+            spec[column] = "{:d}"
+            continue
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        name = [c for c in column if c][-1] if isinstance(column, tuple) else column
+        if name == "σ":
+            spec[column] = "{:.3f}"
+        elif name == "gap":
+            spec[column] = "{:+.1%}"
+        else:
+            spec[column] = f"{{:.{digits}f}}"
+    spec.update(formats or {})
+    # the class "dataframe" gives the table the book theme's padding and rules
+    styler = frame.style.format(spec, na_rep="–").hide(axis="index")
+    return styler.set_table_attributes('class="dataframe"')
+
+
+def relative_gaps(ours, paper) -> np.ndarray:
+    """``(ours - paper) / |paper|`` entry by entry."""
+    o, p = _array(ours), _array(paper)
+    return (o - p) / np.abs(p)
+
+
+def worst_gap(ours, paper) -> float:
+    """Largest ``|ours - paper| / |paper|`` over the entries."""
+    return float(np.max(np.abs(relative_gaps(ours, paper))))
+
+
+def within(ours, paper, rel_tol: float, stderr=None, z: float = 3.0) -> bool:
+    """Whether every entry satisfies ``|ours - paper| <= rel_tol |paper| + z stderr``: the paper's
+    value, up to ``rel_tol``, once our Monte Carlo error is allowed for."""
+    o, p = _array(ours), _array(paper)
+    e = np.zeros_like(o) if stderr is None else _array(stderr)
+    return bool(np.all(np.abs(o - p) <= rel_tol * np.abs(p) + z * e))
+
+
+def agreement_verdict(ours, paper, rel_tol: float, stderr=None, z: float = 3.0) -> str:
+    """``"reproduced (within 3%)"`` or ``"not reproduced (worst gap 52%)"``."""
+    if within(ours, paper, rel_tol, stderr, z):
+        return f"reproduced (within {rel_tol:.0%})"
+    return f"not reproduced (worst gap {worst_gap(ours, paper):.0%})"
+
+
+def peak(sigmas, values) -> tuple[float, float]:
+    """``(sigma, value)`` at the largest value."""
+    s, v = _array(sigmas), _array(values)
+    i = int(np.argmax(v))
+    return float(s[i]), float(v[i])
+
+
+def monotone_decreasing(values, stderr=None, z: float = 3.0) -> bool:
+    """Whether no step from one sigma to the next rises by more than ``z`` standard errors of
+    the difference (exactly, when ``stderr`` is ``None``)."""
+    v = _array(values)
+    e = np.zeros_like(v) if stderr is None else _array(stderr)
+    return bool(np.all(np.diff(v) <= z * np.hypot(e[1:], e[:-1])))

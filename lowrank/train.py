@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # tqdm.auto warns in Jupyter kernels without ipywidgets
 
 from ._checks import check_count
 from .denoisers import LowRankDAE

@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lowrank import plotting, profiles  # noqa: E402
+from tools import book  # noqa: E402
 
 
 def test_curve_vs_sigma_draws_values_band_and_paper():
@@ -29,21 +30,21 @@ def test_curve_vs_sigma_draws_values_band_and_paper():
 
 
 def test_load_profile_and_errors(tmp_path):
-    quick = profiles.load_profile("quick")
+    quick = book.load_profile("quick")
     assert quick["profile"] == "quick" and quick["seed"] == 0
     with pytest.raises(ValueError, match="profile"):
-        profiles.load_profile("huge")
+        book.load_profile("huge")
     with pytest.raises(FileNotFoundError):
-        profiles.load_profile("quick", tmp_path)
+        book.load_profile("quick", tmp_path)
 
 
 def test_status_table_and_provenance(tmp_path):
     record = {"notebook": "nb", "profile": "quick", "status": "ok", "seconds": 1.5,
               "device": "cpu", "torch": "2.13.0", "git": "abc"}  # fmt: skip
     (tmp_path / "provenance.json").write_text(json.dumps([record]))
-    assert profiles.read_provenance(tmp_path) == [record]
-    assert profiles.read_provenance(tmp_path / "none") == []
-    table = profiles.status_table([record]).splitlines()
+    assert book.read_provenance(tmp_path) == [record]
+    assert book.read_provenance(tmp_path / "none") == []
+    table = book.status_table([record]).splitlines()
     assert table[2] == "| nb | quick | ok | 1.5 | cpu | 2.13.0 | `abc` |"
     line = profiles.describe_run("quick", 3)
     assert line.startswith("profile=quick | seed=3 | ") and f"torch {torch.__version__}" in line
@@ -56,11 +57,11 @@ def test_normalized_and_strip_injected(tmp_path):
     injected.metadata["papermill"] = {"duration": 0.1}
     nb.cells = [params, injected]
     nb.metadata["papermill"] = {"start_time": "today"}
-    clean = profiles.normalized(nb)
+    clean = book.normalized(nb)
     assert "papermill" not in clean.metadata and "papermill" not in clean.cells[1].metadata
-    assert clean.cells[1].source == "seed = 1" and profiles.normalized(clean) == clean
+    assert clean.cells[1].source == "seed = 1" and book.normalized(clean) == clean
     nbformat.write(nb, tmp_path / "a.ipynb")
-    profiles.strip_injected_parameters([tmp_path / "a.ipynb"], tmp_path / "out")
+    book.strip_injected_parameters([tmp_path / "a.ipynb"], tmp_path / "out")
     stripped = nbformat.read(tmp_path / "out" / "a.ipynb", as_version=4)
     assert [c.source for c in stripped.cells] == ["seed = 0"]
 

@@ -93,12 +93,29 @@ def test_curve_shape_on_synthetic_curves(values, verdict):
 
 
 def test_curve_shape_margins_are_in_standard_errors():
-    shape = probes.curve_shape([0.80, 0.83, 0.81], [0.01, 0.01, 0.01])
+    shape = probes.curve_shape([0.80, 0.83, 0.81], [0.01, 0.01, 0.01], z=2.0)
     assert shape.rise == pytest.approx(0.03 / math.sqrt(2 * 0.01**2))
     assert shape.fall == pytest.approx(0.02 / math.sqrt(2 * 0.01**2))
     assert shape.verdict == "increasing"  # 2.12 and 1.41 standard errors: only the rise > 2
     assert probes.curve_shape([0.80, 0.83, 0.81], [0.01] * 3, z=1.0).verdict == "unimodal"
     assert probes.curve_shape([0.80, 0.83, 0.81], [0.01] * 3, z=2.0).verdict != "unimodal"
+
+
+@pytest.mark.parametrize(
+    "values, stderr, shape",
+    [
+        ([1.0, 3.0, 2.0], None, "unimodal"),
+        ([3.0, 2.0, 1.0], None, "decreasing"),
+        ([1.0, 2.0, 3.0], None, "increasing"),
+        ([1.0, 1.0, 1.0], None, "flat"),
+        ([1.0, 1.2, 1.0], [0.1, 0.1, 0.1], "flat"),  # a rise of 1.4 standard errors
+        ([1.0, 2.0, 1.0], [0.1, 0.1, 0.1], "unimodal"),
+        # the chapter-4 probe: 42.4 -> 44.6 -> 33.6 with standard errors near 0.3
+        ([42.4, 44.6, 33.6], [0.3, 0.3, 0.3], "unimodal"),
+    ],
+)
+def test_curve_shape_with_exact_and_noisy_values(values, stderr, shape):
+    assert probes.curve_shape(values, stderr).verdict == shape
 
 
 def test_probe_across_sigma_orders_noise_levels():

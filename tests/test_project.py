@@ -8,7 +8,7 @@ import nbformat
 import pytest
 import yaml
 
-from lowrank import profiles
+from tools import book
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -45,7 +45,7 @@ def test_lock_file_agrees_with_pyproject():
 
 
 def test_profiles_define_the_same_parameter_names():
-    keys = {p: set(profiles.load_profile(p)) for p in profiles.PROFILES}
+    keys = {p: set(book.load_profile(p)) for p in book.PROFILES}
     assert keys["quick"] == keys["standard"] == keys["full"]
 
 
@@ -58,7 +58,7 @@ def test_notebook_structure_and_quick_defaults(path):
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     declared = pm.inspect_notebook(str(path))
     assert {"profile", "seed"} <= set(declared)
-    quick = profiles.load_profile("quick")
+    quick = book.load_profile("quick")
     for name, info in declared.items():
         assert name in quick, f"{name} has no value in quick.yaml"
         default = eval(info["default"], {})  # literals written in the parameters cell
@@ -69,7 +69,7 @@ def test_notebook_structure_and_quick_defaults(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_notebook_is_normalized_and_executed(path):
     nb = nbformat.read(path, as_version=4)
-    assert profiles.normalized(nb) == nb, "run: python -m lowrank normalize notebooks/*.ipynb"
+    assert book.normalized(nb) == nb, "run: python tools/book.py normalize notebooks/*.ipynb"
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     counts = [c.execution_count for c in code]
     assert None not in counts and counts == sorted(counts), "make commit-outputs"

@@ -5,19 +5,7 @@ import torch
 
 from lowrank import LowRankDAE, MoLRG
 from lowrank.metrics import block_angles
-from lowrank.report import compare_table
 from lowrank.train import ddpm_training_sigmas, fit, train_dae
-
-
-def test_compare_table_rows_and_gaps():
-    text = compare_table([0.1, 0.5], [10.0, 2.2], paper=[8.0, 2.0], stderr=[0.1, 0.05], title="T")
-    lines = text.splitlines()
-    assert lines[0] == "T" and len(lines) == 4
-    assert lines[2].split() == ["0.100", "8.00", "10.00", "0.10", "+25.0%"]
-    assert lines[3].split()[-1] == "+10.0%"
-    assert "-" in compare_table([0.1], [1.0]).splitlines()[1].split()
-    with pytest.raises(ValueError, match="same length"):
-        compare_table([0.1, 0.2], [1.0])
 
 
 def test_training_sigmas_match_the_ddpm_grid():

@@ -1,11 +1,12 @@
 import pytest
 import torch
 
+from lowrank import paper
 from lowrank import schedules as S
 
 
 def test_edm_probe_grid_matches_paper():
-    printed = [0.002, 0.008, 0.023, 0.060, 0.140, 0.296, 0.585, 1.088, 1.923]
+    printed = paper.EDM_PROBE_SIGMAS
     assert torch.round(S.edm_probe_sigmas() * 1000).tolist() == [round(p * 1000) for p in printed]
     assert len(S.edm_probe_sigmas(start=0.008)) == 8
 
@@ -17,8 +18,7 @@ def test_karras_endpoints_and_order():
 
 
 def test_molrg_grid_matches_paper():
-    printed = [0.030, 0.053, 0.098, 0.189, 0.282, 0.379, 0.480, 0.588, 0.704, 0.830, 0.969,
-               1.492, 1.717, 1.978]  # fmt: skip
+    printed = paper.MOLRG_SIGMAS
     assert torch.round(S.molrg_sigmas() * 1000).tolist() == [round(p * 1000) for p in printed]
 
 

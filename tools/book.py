@@ -1,0 +1,227 @@
+"""Build tooling of the book: execute the notebooks at a profile, stage and normalize them.
+
+This is not science and not part of :mod:`lowrank`: it reads ``notebooks/`` and ``book/`` of
+this repository. Profiles (``notebooks/params/<profile>.yaml``, one flat mapping each; the
+same parameter names in every notebook):
+
+* ``quick``: CI; every notebook together well under 20 minutes on 2 CPU cores;
+* ``standard``: CPU; what the committed notebooks show;
+* ``full``: paper scale, meant for a GPU box.
+
+Command line (what the Makefile calls)::
+
+    python tools/book.py execute --profile quick --out _build/executed/quick notebooks/*.ipynb
+    python tools/book.py strip-injected --out _build/nbval notebooks/*.ipynb
+    python tools/book.py stage --executed _build/executed/quick --dest _build/src
+    python tools/book.py normalize notebooks/*.ipynb
+
+``execute`` runs each notebook with papermill, passing only the parameters its ``parameters``
+cell declares, and writes the executed copies and ``provenance.json`` (profile, device,
+versions, git revision, wall time per notebook) into ``--out``. ``stage`` assembles the book's
+source from executed notebooks (the committed ones by default) and drops papermill's injected
+parameters cell from the rendered page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS_DIR = ROOT / "notebooks" / "params"
+PROFILES = ("quick", "standard", "full")
+INJECTED = "injected-parameters"
+
+
+def load_profile(profile: str, params_dir: Path | str = PARAMS_DIR) -> dict:
+    """Parameters of a profile: the flat mapping in ``<params_dir>/<profile>.yaml``."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    path = Path(params_dir) / f"{profile}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no parameter file {path}")
+    params = yaml.safe_load(path.read_text()) or {}
+    params["profile"] = profile
+    return params
+
+
+def execute(notebooks: list[Path], profile: str, out: Path) -> list[dict]:
+    """Execute ``notebooks`` with papermill at ``profile`` into ``out``; return the records.
+
+    Stops at the first failing notebook (papermill writes what ran, with the error, to
+    ``out``), after saving the records of the notebooks that ran.
+    """
+    import papermill as pm
+
+    from lowrank.profiles import environment
+
+    params = load_profile(profile)
+    out.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    records = [
+        r for r in read_provenance(out) if r["notebook"] not in {nb.stem for nb in notebooks}
+    ]
+    for nb in notebooks:
+        declared = set(pm.inspect_notebook(str(nb)))
+        missing = declared - set(params)
+        if missing:
+            raise KeyError(f"{nb}: parameters {sorted(missing)} have no value in {profile}.yaml")
+        chosen = {k: v for k, v in params.items() if k in declared}
+        print(f"[{profile}] {nb.name} ...", flush=True)
+        start = time.perf_counter()
+        record = {"notebook": nb.stem, "profile": profile, **env}
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(out / nb.name),
+                parameters=chosen,
+                kernel_name="python3",
+                cwd=str(nb.parent),
+                progress_bar=False,
+            )
+            record["status"] = "ok"
+        except Exception:
+            record["status"] = "failed"
+            raise
+        finally:
+            record["seconds"] = round(time.perf_counter() - start, 1)
+            records.append(record)
+            (out / "provenance.json").write_text(json.dumps(records, indent=2) + "\n")
+            print(
+                f"[{profile}] {nb.name}: {record['status']} in {record['seconds']} s", flush=True
+            )
+    return records
+
+
+def read_provenance(folder: Path) -> list[dict]:
+    """Records in ``folder/provenance.json`` (empty when there is none)."""
+    path = Path(folder) / "provenance.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def status_table(records: list[dict]) -> str:
+    """Markdown table of execution records, for the book's status page."""
+    lines = [
+        "| notebook | profile | status | wall time (s) | device | torch | git |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r['notebook']} | {r['profile']} | {r['status']} | {r['seconds']} | "
+            f"{r['device']} | {r['torch']} | `{r['git']}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def for_the_page(nb):
+    """The notebook as the book shows it: papermill's injected parameters cell removed (the
+    chapter's banner names the profile instead)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if INJECTED in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    return nb
+
+
+def stage_book(executed: Path, dest: Path, root: Path = ROOT) -> None:
+    """Assemble the book's source in ``dest``: the configuration and prose from ``root`` and
+    the executed notebooks from ``executed``. When ``executed`` holds a ``provenance.json``,
+    the status table is written from it; otherwise the committed one is kept."""
+    missing = [
+        nb.name
+        for nb in sorted((root / "notebooks").glob("*.ipynb"))
+        if not (executed / nb.name).exists()
+    ]
+    if missing:
+        raise FileNotFoundError(f"not executed yet in {executed}: {missing}")
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "notebooks").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, dest / name)
+    shutil.copytree(root / "book", dest / "book")
+    for path in sorted(executed.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nbformat.write(for_the_page(nb), dest / "notebooks" / path.name)
+    records = read_provenance(executed)
+    if records:
+        (dest / "book" / "_status_table.md").write_text(status_table(records))
+
+
+def strip_injected_parameters(notebooks: list[Path], out: Path) -> None:
+    """Copy notebooks without papermill's ``injected-parameters`` cell.
+
+    Committed notebooks carry the outputs of a standard run and the cell papermill injected
+    for it; without that cell they run with the defaults of their ``parameters`` cell (the
+    quick profile), which is what nbval replays in CI.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for nb_path in notebooks:
+        nb = nbformat.read(nb_path, as_version=4)
+        nb.cells = [c for c in nb.cells if INJECTED not in c.metadata.get("tags", [])]
+        nbformat.write(nb, out / nb_path.name)
+
+
+def normalized(nb):
+    """The notebook with run-specific metadata removed (timestamps, per-cell durations), so that
+    a rerun with the same outputs gives the same file."""
+    nb = copy.deepcopy(nb)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    for cell in nb.cells:
+        for key in ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled"):
+            cell.metadata.pop(key, None)
+        if cell.cell_type == "code":  # papermill's injected cell ends in a newline ruff removes
+            cell.source = cell.source.rstrip()
+    return nb
+
+
+def _normalize_files(notebooks: list[Path]) -> None:
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.write(normalized(nb), path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tools/book.py", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("execute", help="execute notebooks with papermill at a profile")
+    run.add_argument("--profile", default="quick", choices=PROFILES)
+    run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--status-table", type=Path, help="also write the records as Markdown here")
+    run.add_argument("notebooks", type=Path, nargs="+")
+    strip = sub.add_parser("strip-injected", help="copy notebooks without injected parameters")
+    strip.add_argument("--out", type=Path, required=True)
+    strip.add_argument("notebooks", type=Path, nargs="+")
+    stage = sub.add_parser("stage", help="assemble the book source from executed notebooks")
+    stage.add_argument("--executed", type=Path, required=True)
+    stage.add_argument("--dest", type=Path, required=True)
+    norm = sub.add_parser("normalize", help="strip run-specific metadata in place")
+    norm.add_argument("notebooks", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    if args.command == "execute":
+        records = execute(args.notebooks, args.profile, args.out)
+        if args.status_table:
+            args.status_table.write_text(status_table(records))
+    elif args.command == "stage":
+        stage_book(args.executed, args.dest)
+    elif args.command == "strip-injected":
+        strip_injected_parameters(args.notebooks, args.out)
+    else:
+        _normalize_files(args.notebooks)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
