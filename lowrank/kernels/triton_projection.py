@@ -21,6 +21,7 @@ of two >= 16) with zero variance and zero mean, which adds nothing to the logits
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -28,7 +29,14 @@ import triton.language as tl
 
 from .reference import FLOAT32_PRECISIONS, HALF_DTYPES, ProjectionParams
 
-__all__ = ["projection_denoise_triton", "supported", "MAX_M"]
+__all__ = [
+    "MAX_M",
+    "LaunchConfig",
+    "kernel_launch",
+    "launch_config",
+    "projection_denoise_triton",
+    "supported",
+]
 
 # Widest union dimension the kernel takes: two (BLOCK_B, M_PAD) float32 tiles live in
 # registers, which for M_PAD = 256 and BLOCK_B = 16 is already 32 KB per program.
@@ -157,6 +165,79 @@ def supported(x_t: torch.Tensor, p: ProjectionParams) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Tile sizes and schedule of one launch (the kernel's constexprs and compile options)."""
+
+    BLOCK_B: int
+    BLOCK_N: int
+    M_PAD: int
+    num_warps: int
+    num_stages: int
+
+
+def launch_config(M: int) -> LaunchConfig:
+    """The launcher's choice for union dimension ``M``, in one place.
+
+    ``M_PAD`` is the power of two >= 16 that ``tl.dot`` needs. Up to ``M_PAD = 64`` a program
+    takes 32 rows with 4 warps; wider, 16 rows with 8 warps, so that the two ``(BLOCK_B, M_PAD)``
+    float32 tiles of stage 2 stay within 255 registers per thread (``python -m
+    lowrank.kernels.compile_report`` prints what ptxas makes of it for sm_80 and sm_90).
+    """
+    M_PAD = max(16, triton.next_power_of_2(M))
+    if M_PAD <= 64:
+        return LaunchConfig(BLOCK_B=32, BLOCK_N=64, M_PAD=M_PAD, num_warps=4, num_stages=3)
+    return LaunchConfig(BLOCK_B=16, BLOCK_N=32, M_PAD=M_PAD, num_warps=8, num_stages=3)
+
+
+def kernel_launch(
+    x_t: torch.Tensor, sigma: torch.Tensor, p: ProjectionParams, float32_precision: str
+) -> tuple[tuple[int], tuple, dict, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(grid, args, kwargs, (out, h, w))`` of the kernel launch for these inputs, so that the
+    ahead-of-time compile check (:mod:`lowrank.kernels.compile_report`) compiles exactly what
+    :func:`projection_denoise_triton` launches. ``h`` and ``w`` are float32."""
+    x_t = x_t.contiguous()  # the output shares its strides
+    B, N = x_t.shape
+    K, M = p.lam.shape
+    config = launch_config(M)
+    W = p.W.to(x_t.dtype).contiguous()
+    f32 = {"device": x_t.device, "dtype": torch.float32}
+    lam, mean = p.lam.to(**f32).contiguous(), p.mean.to(**f32).contiguous()
+    log_pi = p.log_pi.to(**f32).contiguous()
+    out = torch.empty_like(x_t)
+    h = torch.empty(B, M, **f32)
+    w = torch.empty(B, K, **f32)
+    precision = float32_precision if x_t.dtype == torch.float32 else None
+    args = (
+        x_t,
+        sigma.to(**f32).contiguous(),
+        W,
+        lam,
+        mean,
+        log_pi,
+        out,
+        h,
+        w,
+        B,
+        N,
+        M,
+        K,
+        x_t.stride(0),
+        x_t.stride(1),
+        W.stride(0),
+        W.stride(1),
+    )
+    kwargs = {
+        "BLOCK_B": config.BLOCK_B,
+        "BLOCK_N": config.BLOCK_N,
+        "M_PAD": config.M_PAD,
+        "INPUT_PRECISION": precision,
+        "num_warps": config.num_warps,
+        "num_stages": config.num_stages,
+    }
+    return (triton.cdiv(B, config.BLOCK_B),), args, kwargs, (out, h, w)
+
+
 def projection_denoise_triton(
     x_t: torch.Tensor,
     sigma: torch.Tensor,
@@ -177,42 +258,6 @@ def projection_denoise_triton(
         raise ValueError(f"the Triton kernel cannot run here: {reason}")
     if float32_precision not in FLOAT32_PRECISIONS:
         raise ValueError(f"float32_precision must be one of {FLOAT32_PRECISIONS}")
-    x_t = x_t.contiguous()  # the output shares its strides
-    B, N = x_t.shape
-    K, M = p.lam.shape
-    M_PAD = max(16, triton.next_power_of_2(M))
-    BLOCK_B = 32 if M_PAD <= 64 else 16
-    BLOCK_N = 64 if M_PAD <= 64 else 32
-    W = p.W.to(x_t.dtype).contiguous()
-    f32 = {"device": x_t.device, "dtype": torch.float32}
-    lam, mean = p.lam.to(**f32).contiguous(), p.mean.to(**f32).contiguous()
-    log_pi = p.log_pi.to(**f32).contiguous()
-    out = torch.empty_like(x_t)
-    h = torch.empty(B, M, **f32)
-    w = torch.empty(B, K, **f32)
-    precision = float32_precision if x_t.dtype == torch.float32 else None
-    _projection_denoiser_kernel[(triton.cdiv(B, BLOCK_B),)](
-        x_t,
-        sigma.to(**f32).contiguous(),
-        W,
-        lam,
-        mean,
-        log_pi,
-        out,
-        h,
-        w,
-        B,
-        N,
-        M,
-        K,
-        x_t.stride(0),
-        x_t.stride(1),
-        W.stride(0),
-        W.stride(1),
-        BLOCK_B=BLOCK_B,
-        BLOCK_N=BLOCK_N,
-        M_PAD=M_PAD,
-        INPUT_PRECISION=precision,
-        num_warps=4 if M_PAD <= 64 else 8,
-    )
+    grid, args, kwargs, (out, h, w) = kernel_launch(x_t, sigma, p, float32_precision)
+    _projection_denoiser_kernel[grid](*args, **kwargs)
     return out, h.to(x_t.dtype), w.to(x_t.dtype)
