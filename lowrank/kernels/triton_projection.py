@@ -87,7 +87,8 @@ def _projection_denoiser_kernel(
     M_PAD: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    # int64: row offsets rows * stride_xb reach B * n, past 2^31 for batches an H200 holds
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)
     row_ok = rows < B
     cm = tl.arange(0, M_PAD)
     m_ok = cm < M
