@@ -61,6 +61,8 @@ CASES = [  # (B, n, K): every B, n and K of the issue's grid at least once
     (1, 784, 2),
     (63, 784, 1),
     (1000, 7, 10),
+    (70, 100, 25),  # m = 53: M_PAD = 64, 64-row tiles
+    (20, 70, 33),  # m = 69: M_PAD = 128, 32-row tiles
 ]
 
 

@@ -173,8 +173,9 @@ def _launch_inputs(dtype: torch.dtype, width: int):
     return torch.empty(B, N, dtype=dtype), torch.empty(B), p
 
 
-def compile_case(target_name: str, inputs: str, width: int) -> CompileResult:
-    """Compile one configuration for one target, exactly as the launcher would launch it."""
+def compile_case(target_name: str, inputs: str, width: int, config=None) -> CompileResult:
+    """Compile one case for one target, exactly as the launcher would launch it (or with
+    ``config``, a :class:`~.triton_projection.LaunchConfig` in place of its choice)."""
     import triton
     from triton.compiler import ASTSource, make_backend
     from triton.runtime.jit import create_function_from_signature
@@ -186,7 +187,7 @@ def compile_case(target_name: str, inputs: str, width: int) -> CompileResult:
     gpu = triton.backends.compiler.GPUTarget("cuda", target.capability, 32)
     _, dtype, precision = next(row for row in INPUTS if row[0] == inputs)
     x_t, sigma, p = _launch_inputs(dtype, width)
-    _, args, kwargs, _ = kernel_launch(x_t, sigma, p, precision)
+    _, args, kwargs, _ = kernel_launch(x_t, sigma, p, precision, config)
     # What JITFunction.run does before it compiles (triton 3.7.1): bind, specialize (pointer
     # alignment, integers equal to 1 or divisible by 16), parse the options.
     backend = make_backend(gpu)
@@ -241,7 +242,7 @@ def compile_case(target_name: str, inputs: str, width: int) -> CompileResult:
     )
 
 
-def _compile_in_worker(case: tuple[str, str, int]) -> CompileResult:
+def _compile_in_worker(case: tuple) -> CompileResult:
     import triton
 
     # ptxas's log is the only source of register and spill counts without a device; Triton
@@ -254,11 +255,12 @@ def _compile_in_worker(case: tuple[str, str, int]) -> CompileResult:
         shutil.rmtree(triton.knobs.cache.dir, ignore_errors=True)
 
 
-def compile_all(targets=tuple(TARGETS), workers: int | None = None) -> list[CompileResult]:
-    """Every case for every target, compiled afresh, in parallel over the CPU cores."""
+def compile_all(targets=tuple(TARGETS), cases=None, workers=None) -> list[CompileResult]:
+    """Every case for every target, compiled afresh, in parallel over the CPU cores; or the
+    given ``(target, inputs, width[, config])`` tuples (arguments of :func:`compile_case`)."""
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("unset TRITON_INTERPRET: the interpreter's kernels do not compile")
-    cases = [(t, name, width) for t in targets for name, width in CASES]
+    cases = cases or [(t, name, width) for t in targets for name, width in CASES]
     workers = workers or min(len(cases), os.cpu_count() or 1)
     # spawn: a fresh interpreter per worker, whatever threads torch started in this one
     context = multiprocessing.get_context("spawn")

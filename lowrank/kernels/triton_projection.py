@@ -177,30 +177,59 @@ class LaunchConfig:
     num_stages: int
 
 
-def launch_config(M: int) -> LaunchConfig:
-    """The launcher's choice for union dimension ``M``, in one place.
+# What benchmarks/kernel_configs.py picks by the rules of launch_config; rerun it when the kernel
+# or Triton changes (it exits 1 when this table is not its pick).
+_TILES = {  # M_PAD: {input type: (BLOCK_B, BLOCK_N, num_warps)}
+    16: {"fp32 ieee": (64, 32, 8), "fp32 tf32": (64, 64, 4), "half": (64, 64, 4)},
+    32: {"fp32 ieee": (64, 32, 8), "fp32 tf32": (64, 64, 4), "half": (64, 32, 8)},
+    64: {"fp32 ieee": (64, 32, 8), "fp32 tf32": (64, 64, 4), "half": (64, 64, 4)},
+    128: {"fp32 ieee": (32, 32, 8), "fp32 tf32": (32, 32, 8), "half": (32, 64, 4)},
+    256: {"fp32 ieee": (32, 32, 8), "fp32 tf32": (32, 32, 8), "half": (32, 32, 8)},
+}
 
-    ``M_PAD`` is the power of two >= 16 that ``tl.dot`` needs. Up to ``M_PAD = 64`` a program
-    takes 32 rows with 4 warps; wider, 16 rows with 8 warps, so that the two ``(BLOCK_B, M_PAD)``
-    float32 tiles of stage 2 stay within 255 registers per thread (``python -m
-    lowrank.kernels.compile_report`` prints what ptxas makes of it for sm_80 and sm_90).
+
+def launch_config(M: int, dtype: torch.dtype, float32_precision: str = "ieee") -> LaunchConfig:
+    """The launcher's tiles for union dimension ``M`` and the input type, and why.
+
+    ``M_PAD`` is the power of two >= 16 that ``tl.dot`` needs. The tiles are chosen without a
+    GPU to time them: ``benchmarks/kernel_configs.py`` compiles ``BLOCK_B`` in 16, 32, 64 with
+    32-wide slices and 8 warps or 64-wide slices and 4 warps, for sm_80 and sm_90, and ranks
+    them by these rules, in order:
+
+    1. no register spill and shared memory within the limit, on both targets;
+    2. more rows in flight per SM (resident programs x ``BLOCK_B``, the smaller of the two
+       targets): the kernel streams ``x_t`` from memory once, and this is how much of the
+       stream an SM overlaps;
+    3. more rows per program: each program reads all of ``W`` twice (from L2), ``2 m /
+       BLOCK_B`` elements of ``W`` per element of ``x_t``;
+    4. more resident warps per SM (the smaller of the two targets), to hide latency;
+    5. fewer registers.
+
+    The result (``_TILES``): 64-row programs up to ``M_PAD = 64``, which on sm_90 multiply with
+    ``wgmma`` in TF32 and half precision; 32 rows at 128 and 256, where 64 rows spill or keep
+    fewer rows in flight. Timing on a GPU (``benchmarks/gpu_check.sh``) has the last word.
     """
     M_PAD = max(16, triton.next_power_of_2(M))
-    if M_PAD <= 64:
-        return LaunchConfig(BLOCK_B=32, BLOCK_N=64, M_PAD=M_PAD, num_warps=4, num_stages=3)
-    return LaunchConfig(BLOCK_B=16, BLOCK_N=32, M_PAD=M_PAD, num_warps=8, num_stages=3)
+    kind = f"fp32 {float32_precision}" if dtype == torch.float32 else "half"
+    BLOCK_B, BLOCK_N, num_warps = _TILES[M_PAD][kind]
+    return LaunchConfig(BLOCK_B, BLOCK_N, M_PAD, num_warps, num_stages=3)
 
 
 def kernel_launch(
-    x_t: torch.Tensor, sigma: torch.Tensor, p: ProjectionParams, float32_precision: str
+    x_t: torch.Tensor,
+    sigma: torch.Tensor,
+    p: ProjectionParams,
+    float32_precision: str,
+    config: LaunchConfig | None = None,
 ) -> tuple[tuple[int], tuple, dict, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """``(grid, args, kwargs, (out, h, w))`` of the kernel launch for these inputs, so that the
     ahead-of-time compile check (:mod:`lowrank.kernels.compile_report`) compiles exactly what
-    :func:`projection_denoise_triton` launches. ``h`` and ``w`` are float32."""
+    :func:`projection_denoise_triton` launches. ``h`` and ``w`` are float32. ``config``
+    replaces :func:`launch_config`'s choice (to compile candidates)."""
     x_t = x_t.contiguous()  # the output shares its strides
     B, N = x_t.shape
     K, M = p.lam.shape
-    config = launch_config(M)
+    config = config or launch_config(M, x_t.dtype, float32_precision)
     W = p.W.to(x_t.dtype).contiguous()
     f32 = {"device": x_t.device, "dtype": torch.float32}
     lam, mean = p.lam.to(**f32).contiguous(), p.mean.to(**f32).contiguous()
