@@ -38,12 +38,16 @@ import torch
 
 __all__ = [
     "CASES",
+    "INPUTS",
     "SPILL_LIMIT",
     "TARGETS",
+    "WIDTHS",
     "CompileResult",
+    "compile_all",
     "compile_case",
     "narrow_program_offsets",
     "occupancy",
+    "table",
 ]
 
 
@@ -135,7 +139,7 @@ def narrow_program_offsets(ttir: str) -> list[str]:
         results, op, rest = match.groups()
         operands = _VALUE.findall(rest.split(" loc(")[0])
         if op == "tt.get_program_id" or (op != "tt.load" and tainted.intersection(operands)):
-            tainted.update(name.split(":")[0] for name in _VALUE.findall(results))
+            tainted.update(_VALUE.findall(results))
         if op == "tt.addptr" and operands[1] in tainted:
             offset_type = rest.split(" : ")[-1].split(" loc(")[0].split(", ")[-1]
             if re.search(r"\bi32\b|xi32>", offset_type):
