@@ -7,8 +7,6 @@ same inputs: the kernel sums in another order than the reference, which changes 
 error by a factor of order one, not its size.
 """
 
-import os
-
 import pytest
 import torch
 
@@ -63,6 +61,8 @@ CASES = [  # (B, n, K): every B, n and K of the issue's grid at least once
     (1, 784, 2),
     (63, 784, 1),
     (1000, 7, 10),
+    (70, 100, 25),  # m = 53: M_PAD = 64, 64-row tiles
+    (20, 70, 33),  # m = 69: M_PAD = 128, 32-row tiles
 ]
 
 
@@ -141,12 +141,12 @@ def test_extreme_sigmas_stay_finite(device):
         assert torch.isfinite(t).all()
 
 
-def test_dispatch_rules(monkeypatch):
+def test_dispatch_rules(monkeypatch, device):
     overlap = MoLRG.overlapping(n=20, d=3, delta=0.2, angle_deg=30)
-    x = torch.randn(4, 20)
+    x = torch.randn(4, 20, device=device)
     with pytest.raises(ValueError, match="not diagonal"):
         MixtureDenoiser(overlap, backend="triton")(x, 0.5)
-    # auto falls back to the reference for what the kernel does not take, and on CPU
+    # auto falls back to the reference for what the kernel does not take
     torch.testing.assert_close(
         MixtureDenoiser(overlap, backend="auto")(x, 0.5),
         MixtureDenoiser(overlap, backend="torch")(x, 0.5),
@@ -154,13 +154,31 @@ def test_dispatch_rules(monkeypatch):
     mix = MoLRG(n=20, K=2, d=3, delta=0.2)
     params = MixtureDenoiser(mix)._params(x)
     assert "float64" in triton_projection.supported(x.double(), params)
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
-    assert "TRITON_INTERPRET" in triton_projection.supported(x, params)
+    # which backend ran, and with which float32 precision: the kernel's entry point records it
+    launched = []
+    kernel = triton_projection.projection_denoise_triton
+
+    def recording(x_t, sigma, p, float32_precision):
+        launched.append((x_t.dtype, float32_precision))
+        return kernel(x_t, sigma, p, float32_precision)
+
+    monkeypatch.setattr(triton_projection, "projection_denoise_triton", recording)
+    MixtureDenoiser(mix, backend="torch")(x, 0.5)
+    MixtureDenoiser(mix, backend="auto")(x.double(), 0.5)  # a dtype the kernel does not take
+    assert launched == []
+    MixtureDenoiser(mix, backend="auto")(x, 0.5)  # the kernel on CUDA, the reference on CPU
+    assert launched == ([(torch.float32, "ieee")] if device.type == "cuda" else [])
+    launched.clear()
+    MixtureDenoiser(mix, backend="triton", float32_precision="tf32")(x, 0.5)
+    assert launched == [(torch.float32, "tf32")]
     with pytest.raises(ValueError, match="backend"):
         MixtureDenoiser(mix, backend="cuda")
     with pytest.raises(ValueError, match="float32_precision"):
         MixtureDenoiser(mix, float32_precision="bf16")
-    assert os.environ["TRITON_INTERPRET"] == "0"
+    # without the interpreter, CPU tensors cannot take the kernel: triton says how to fix it
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
+        MixtureDenoiser(mix, backend="triton")(x.cpu(), 0.5)
 
 
 @pytest.mark.parametrize("seed", range(3))

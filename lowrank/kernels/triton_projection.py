@@ -21,6 +21,7 @@ of two >= 16) with zero variance and zero mean, which adds nothing to the logits
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -28,7 +29,14 @@ import triton.language as tl
 
 from .reference import FLOAT32_PRECISIONS, HALF_DTYPES, ProjectionParams
 
-__all__ = ["projection_denoise_triton", "supported", "MAX_M"]
+__all__ = [
+    "MAX_M",
+    "LaunchConfig",
+    "kernel_launch",
+    "launch_config",
+    "projection_denoise_triton",
+    "supported",
+]
 
 # Widest union dimension the kernel takes: two (BLOCK_B, M_PAD) float32 tiles live in
 # registers, which for M_PAD = 256 and BLOCK_B = 16 is already 32 KB per program.
@@ -79,7 +87,8 @@ def _projection_denoiser_kernel(
     M_PAD: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    # int64: row offsets rows * stride_xb reach B * n, past 2^31 for batches an H200 holds
+    rows = (tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)).to(tl.int64)
     row_ok = rows < B
     cm = tl.arange(0, M_PAD)
     m_ok = cm < M
@@ -157,6 +166,108 @@ def supported(x_t: torch.Tensor, p: ProjectionParams) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Tile sizes and schedule of one launch (the kernel's constexprs and compile options)."""
+
+    BLOCK_B: int
+    BLOCK_N: int
+    M_PAD: int
+    num_warps: int
+    num_stages: int
+
+
+# What benchmarks/kernel_configs.py picks by the rules of launch_config; rerun it when the kernel
+# or Triton changes (it exits 1 when this table is not its pick).
+_TILES = {  # M_PAD: {input type: (BLOCK_B, BLOCK_N, num_warps)}
+    16: {"fp32 ieee": (64, 32, 8), "fp32 tf32": (64, 64, 4), "half": (64, 64, 4)},
+    32: {"fp32 ieee": (64, 32, 8), "fp32 tf32": (64, 64, 4), "half": (64, 32, 8)},
+    64: {"fp32 ieee": (64, 32, 8), "fp32 tf32": (64, 64, 4), "half": (64, 64, 4)},
+    128: {"fp32 ieee": (32, 32, 8), "fp32 tf32": (32, 32, 8), "half": (32, 64, 4)},
+    256: {"fp32 ieee": (32, 32, 8), "fp32 tf32": (32, 32, 8), "half": (32, 32, 8)},
+}
+
+
+def launch_config(M: int, dtype: torch.dtype, float32_precision: str = "ieee") -> LaunchConfig:
+    """The launcher's tiles for union dimension ``M`` and the input type, and why.
+
+    ``M_PAD`` is the power of two >= 16 that ``tl.dot`` needs. The tiles are chosen without a
+    GPU to time them: ``benchmarks/kernel_configs.py`` compiles ``BLOCK_B`` in 16, 32, 64 with
+    32-wide slices and 8 warps or 64-wide slices and 4 warps, for sm_80 and sm_90, and ranks
+    them by these rules, in order:
+
+    1. no register spill and shared memory within the limit, on both targets;
+    2. more rows in flight per SM (resident programs x ``BLOCK_B``, the smaller of the two
+       targets): the kernel streams ``x_t`` from memory once, and this is how much of the
+       stream an SM overlaps;
+    3. more rows per program: each program reads all of ``W`` twice (from L2), ``2 m /
+       BLOCK_B`` elements of ``W`` per element of ``x_t``;
+    4. more resident warps per SM (the smaller of the two targets), to hide latency;
+    5. fewer registers.
+
+    The result (``_TILES``): 64-row programs up to ``M_PAD = 64``, which on sm_90 multiply with
+    ``wgmma`` in TF32 and half precision; 32 rows at 128 and 256, where 64 rows spill or keep
+    fewer rows in flight. Timing on a GPU (``benchmarks/gpu_check.sh``) has the last word.
+    """
+    M_PAD = max(16, triton.next_power_of_2(M))
+    kind = f"fp32 {float32_precision}" if dtype == torch.float32 else "half"
+    BLOCK_B, BLOCK_N, num_warps = _TILES[M_PAD][kind]
+    return LaunchConfig(BLOCK_B, BLOCK_N, M_PAD, num_warps, num_stages=3)
+
+
+def kernel_launch(
+    x_t: torch.Tensor,
+    sigma: torch.Tensor,
+    p: ProjectionParams,
+    float32_precision: str,
+    config: LaunchConfig | None = None,
+) -> tuple[tuple[int], tuple, dict, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(grid, args, kwargs, (out, h, w))`` of the kernel launch for these inputs, so that the
+    ahead-of-time compile check (:mod:`lowrank.kernels.compile_report`) compiles exactly what
+    :func:`projection_denoise_triton` launches. ``h`` and ``w`` are float32. ``config``
+    replaces :func:`launch_config`'s choice (to compile candidates)."""
+    x_t = x_t.contiguous()  # the output shares its strides
+    B, N = x_t.shape
+    K, M = p.lam.shape
+    config = config or launch_config(M, x_t.dtype, float32_precision)
+    W = p.W.to(x_t.dtype).contiguous()
+    f32 = {"device": x_t.device, "dtype": torch.float32}
+    lam, mean = p.lam.to(**f32).contiguous(), p.mean.to(**f32).contiguous()
+    log_pi = p.log_pi.to(**f32).contiguous()
+    out = torch.empty_like(x_t)
+    h = torch.empty(B, M, **f32)
+    w = torch.empty(B, K, **f32)
+    precision = float32_precision if x_t.dtype == torch.float32 else None
+    args = (
+        x_t,
+        sigma.to(**f32).contiguous(),
+        W,
+        lam,
+        mean,
+        log_pi,
+        out,
+        h,
+        w,
+        B,
+        N,
+        M,
+        K,
+        x_t.stride(0),
+        x_t.stride(1),
+        W.stride(0),
+        W.stride(1),
+    )
+    kwargs = {
+        "BLOCK_B": config.BLOCK_B,
+        "BLOCK_N": config.BLOCK_N,
+        "M_PAD": config.M_PAD,
+        "INPUT_PRECISION": precision,
+        "num_warps": config.num_warps,
+        "num_stages": config.num_stages,
+    }
+    return (triton.cdiv(B, config.BLOCK_B),), args, kwargs, (out, h, w)
+
+
 def projection_denoise_triton(
     x_t: torch.Tensor,
     sigma: torch.Tensor,
@@ -177,42 +288,6 @@ def projection_denoise_triton(
         raise ValueError(f"the Triton kernel cannot run here: {reason}")
     if float32_precision not in FLOAT32_PRECISIONS:
         raise ValueError(f"float32_precision must be one of {FLOAT32_PRECISIONS}")
-    x_t = x_t.contiguous()  # the output shares its strides
-    B, N = x_t.shape
-    K, M = p.lam.shape
-    M_PAD = max(16, triton.next_power_of_2(M))
-    BLOCK_B = 32 if M_PAD <= 64 else 16
-    BLOCK_N = 64 if M_PAD <= 64 else 32
-    W = p.W.to(x_t.dtype).contiguous()
-    f32 = {"device": x_t.device, "dtype": torch.float32}
-    lam, mean = p.lam.to(**f32).contiguous(), p.mean.to(**f32).contiguous()
-    log_pi = p.log_pi.to(**f32).contiguous()
-    out = torch.empty_like(x_t)
-    h = torch.empty(B, M, **f32)
-    w = torch.empty(B, K, **f32)
-    precision = float32_precision if x_t.dtype == torch.float32 else None
-    _projection_denoiser_kernel[(triton.cdiv(B, BLOCK_B),)](
-        x_t,
-        sigma.to(**f32).contiguous(),
-        W,
-        lam,
-        mean,
-        log_pi,
-        out,
-        h,
-        w,
-        B,
-        N,
-        M,
-        K,
-        x_t.stride(0),
-        x_t.stride(1),
-        W.stride(0),
-        W.stride(1),
-        BLOCK_B=BLOCK_B,
-        BLOCK_N=BLOCK_N,
-        M_PAD=M_PAD,
-        INPUT_PRECISION=precision,
-        num_warps=4 if M_PAD <= 64 else 8,
-    )
+    grid, args, kwargs, (out, h, w) = kernel_launch(x_t, sigma, p, float32_precision)
+    _projection_denoiser_kernel[grid](*args, **kwargs)
     return out, h.to(x_t.dtype), w.to(x_t.dtype)
