@@ -13,10 +13,13 @@ def as_sigmas(
 ) -> torch.Tensor:
     """A 1-D tensor of noise levels, all finite and > 0.
 
-    A tensor keeps its dtype unless ``dtype`` is given; a sequence becomes float64.
+    A float32 or float64 tensor keeps its dtype unless ``dtype`` is given, a half-precision one
+    becomes float32 (see :func:`compute_dtype`); a sequence becomes float64.
     """
     if isinstance(sigmas, torch.Tensor):
-        out = sigmas.to(dtype) if dtype is not None else sigmas
+        if not torch.is_floating_point(sigmas):
+            raise TypeError(f"sigmas must be floating point, got {sigmas.dtype}")
+        out = sigmas.to(dtype or compute_dtype(sigmas.dtype))
     else:
         out = torch.as_tensor(list(sigmas), dtype=dtype or torch.float64)
     if out.ndim != 1 or out.numel() == 0:
@@ -31,27 +34,31 @@ def sigma_range(dtype: torch.dtype) -> tuple[float, float]:
 
     The closed forms divide by ``sigma^2`` and add ``sigma^2`` to variances of order one, so
     both ``sigma^2`` and ``1 / sigma^2`` must stay far from under- and overflow, with room for
-    the data's scale (float32: about [3.3e-10, 4.3e9]; float64: [1.2e-77, 8.6e76]).
+    the data's scale (float32: about [3.3e-10, 4.3e9]; float64: [1.2e-77, 1.2e77]).
     """
     info = torch.finfo(dtype)
     return info.tiny**0.25, info.max**0.25
 
 
-def check_positive_sigma(sigma: torch.Tensor) -> None:
+def check_positive_sigma(sigma: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    """Check that every noise level is finite, > 0 and inside :func:`sigma_range` of ``dtype``
+    (default: ``sigma``'s own), the dtype it will be computed in."""
     if not torch.is_floating_point(sigma):
         raise TypeError(f"sigma must be floating point, got {sigma.dtype}")
+    dtype = dtype or sigma.dtype
+    low, high = sigma_range(dtype)
+    if bool(torch.all((sigma >= low) & (sigma <= high))):  # one host sync; NaN fails it too
+        return
     if not bool(torch.all(torch.isfinite(sigma))) or bool(torch.any(sigma <= 0)):
         raise ValueError("sigma must be finite and > 0 (the posterior mean at sigma = 0 is x_t)")
-    low, high = sigma_range(sigma.dtype)
-    if bool(torch.any(sigma < low)) or bool(torch.any(sigma > high)):
-        wider = ""
-        if sigma.dtype != torch.float64:
-            wider = "; float64 inputs allow [{:.2g}, {:.2g}]".format(*sigma_range(torch.float64))
-        raise ValueError(
-            f"sigma must lie in [{low:.2g}, {high:.2g}] in {sigma.dtype} (sigma^2 and 1/sigma^2 "
-            f"must not under- or overflow), got values from {sigma.min().item():.3g} to "
-            f"{sigma.max().item():.3g}{wider}"
-        )
+    wider = ""
+    if dtype != torch.float64:
+        wider = "; float64 inputs allow [{:.2g}, {:.2g}]".format(*sigma_range(torch.float64))
+    raise ValueError(
+        f"sigma must lie in [{low:.2g}, {high:.2g}] in {dtype} (sigma^2 and 1/sigma^2 "
+        f"must not under- or overflow), got values from {sigma.min().item():.3g} to "
+        f"{sigma.max().item():.3g}{wider}"
+    )
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -71,15 +78,18 @@ def row_sigma(sigma: float | torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
     """
     if isinstance(sigma, torch.Tensor) and not torch.is_floating_point(sigma):
         raise TypeError(f"sigma must be floating point, got {sigma.dtype}")
-    s = torch.as_tensor(sigma, dtype=compute_dtype(x_t.dtype), device=x_t.device)
+    # checked in float64 before the cast: 1e-50 must be reported as out of float32's range,
+    # not as the zero it would round to
+    s = torch.as_tensor(sigma, dtype=torch.float64, device=x_t.device)
     if s.ndim == 0:
         s = s.expand(x_t.shape[0])
     if s.shape != (x_t.shape[0],):
         raise ValueError(
             f"sigma must be a float or a ({x_t.shape[0]},) tensor, got shape {tuple(s.shape)}"
         )
-    check_positive_sigma(s)
-    return s[:, None]
+    dtype = compute_dtype(x_t.dtype)
+    check_positive_sigma(s, dtype)
+    return s.to(dtype)[:, None]
 
 
 def check_batch(x_t: torch.Tensor, n: int, name: str = "x_t") -> None:

@@ -46,7 +46,14 @@ import torch
 from torch import nn
 
 from . import kernels, theory
-from ._checks import check_batch, check_count, check_orthonormal, orthonormalize, row_sigma
+from ._checks import (
+    check_batch,
+    check_count,
+    check_orthonormal,
+    compute_dtype,
+    orthonormalize,
+    row_sigma,
+)
 from .kernels.reference import HALF_DTYPES, coordinates_posterior, variance_levels
 from .mixtures import LowRankMixture, MoLRG
 
@@ -267,7 +274,8 @@ class EmpiricalDenoiser:
 
     Arguments:
         train_set: ``(N, n)`` training points; their device is where the work happens.
-        dtype: computation dtype (default: the training set's).
+        dtype: storage dtype of the training set (default: its own); float16 and bfloat16 are
+            computed in float32.
         chunk_size: training points per step.
 
     Calls: ``den(x_t, sigma)`` -> ``(B, n)``; ``den.features`` returns the same posterior mean
@@ -292,7 +300,12 @@ class EmpiricalDenoiser:
         self.dtype = dtype or train_set.dtype
         self.train_set = train_set.to(self.dtype)
         # ||x_i||^2 / 2, without an (N, n) temporary
-        self.half_sq_norms = 0.5 * torch.linalg.vector_norm(self.train_set, dim=1).square()
+        self.half_sq_norms = (
+            0.5
+            * torch.linalg.vector_norm(
+                self.train_set, dim=1, dtype=compute_dtype(self.dtype)
+            ).square()
+        )
 
     @property
     def n(self) -> int:
@@ -301,13 +314,14 @@ class EmpiricalDenoiser:
     def __call__(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         check_batch(x_t, self.n)
         out_dtype = x_t.dtype
-        x = x_t.to(device=self.train_set.device, dtype=self.dtype)
+        work = compute_dtype(self.dtype)  # half precision is stored, not computed in
+        x = x_t.to(device=self.train_set.device, dtype=work)
         inv_s2 = row_sigma(sigma, x).square().reciprocal()  # (B, 1)
         run_max = x.new_full((x.shape[0], 1), float("-inf"))
         run_sum = x.new_zeros(x.shape[0], 1)
         acc = torch.zeros_like(x)
         for start in range(0, self.train_set.shape[0], self.chunk_size):
-            X = self.train_set[start : start + self.chunk_size]
+            X = self.train_set[start : start + self.chunk_size].to(work)
             logits = (x @ X.T - self.half_sq_norms[start : start + self.chunk_size]) * inv_s2
             new_max = torch.maximum(run_max, logits.max(dim=1, keepdim=True).values)
             rescale = torch.exp(run_max - new_max)

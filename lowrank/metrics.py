@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._checks import as_sigmas, check_labels
+from ._checks import as_float64, as_sigmas, check_labels, check_orthonormal
 from .denoisers import MixtureDenoiser
 from .mixtures import LowRankMixture
 
@@ -117,18 +117,20 @@ def snr(
     counts = torch.bincount(labels, minlength=K)
     if bool((counts < 2).any()):
         raise ValueError(f"every class needs at least 2 samples, got counts {counts.tolist()}")
+    if not bool(torch.all(torch.isfinite(h))):
+        raise ValueError("features must be finite (they contain NaN or inf)")
     ratios, variances = torch.zeros(K, dtype=torch.float64), torch.zeros(K, dtype=torch.float64)
     for k, U in enumerate(class_bases):
-        if U.ndim != 2 or U.shape[0] != h.shape[1]:
+        U = check_orthonormal(U, f"class_bases[{k}]")
+        if U.shape[0] != h.shape[1]:
             raise ValueError(f"class_bases[{k}] must have {h.shape[1]} rows (the feature width)")
-        U = U.detach().to(torch.float64)
         rows = h[labels == k]
         ratios[k], variances[k] = _ratio_of_means(*_split_energy((rows @ U) @ U.T, rows))
     if per_class:
         return ratios, variances.sqrt()
-    w = counts.double() / counts.sum() if weights is None else torch.as_tensor(weights).double()
-    if w.shape != (K,):
-        raise ValueError(f"weights must have {K} entries, got shape {tuple(w.shape)}")
+    w = counts.double() / counts.sum() if weights is None else as_float64(weights, "weights")
+    if w.shape != (K,) or bool((w < 0).any()) or abs(w.sum().item() - 1) > 1e-9:
+        raise ValueError(f"weights must be {K} non-negative numbers summing to 1, got {w}")
     return w @ ratios, (w.square() @ variances).sqrt()
 
 
@@ -152,13 +154,21 @@ def real_data_snr(
         rank: principal directions per class (the paper: 5).
 
     Returns:
-        ``(snr, stderr)`` as :func:`snr`.
+        ``(snr, stderr)`` as :func:`snr`; the standard error treats the bases as fixed,
+        although they are fitted on the same features (an optimistic error bar).
     """
     K = check_labels(train_labels, "train_labels")
     if train_features.ndim != 2 or train_features.shape[0] != train_labels.shape[0]:
         raise ValueError("train_features must be (N, p) with one row per label")
-    if not 1 <= rank <= train_features.shape[1]:
-        raise ValueError(f"rank must lie in [1, {train_features.shape[1]}], got {rank}")
+    p = train_features.shape[1]
+    if not 1 <= rank < p:  # at rank p nothing is left outside: the ratio is rounding error
+        raise ValueError(f"rank must lie in [1, {p - 1}] (below the feature width), got {rank}")
+    counts = torch.bincount(train_labels, minlength=K)
+    if bool((counts <= rank).any()):
+        raise ValueError(
+            f"every class needs more than rank = {rank} samples to have energy outside its "
+            f"top-{rank} directions, got counts {counts.tolist()}"
+        )
     h = train_features.detach().to(torch.float64)
     h = h / h.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
     h = h - h.mean(0)

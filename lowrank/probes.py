@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_labels
+from ._checks import check_count, check_labels
 
 __all__ = [
     "logistic_probe",
@@ -128,18 +128,21 @@ def accuracy_interval(
     Unlike ``p +- z sqrt(p (1 - p) / n)`` it stays inside [0, 1] and does not collapse to a
     point at 0% or 100%.
     """
-    if total < 1:
-        raise ValueError(f"total must be >= 1, got {total}")
+    total = check_count(total, "total")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    correct = float(correct)
-    if not 0 <= correct <= total:
+    correct = check_count(int(correct) if isinstance(correct, torch.Tensor) else correct,
+                          "correct", minimum=0)  # fmt: skip
+    if correct > total:
         raise ValueError(f"correct must lie in [0, {total}], got {correct}")
     z = math.sqrt(2) * torch.special.erfinv(torch.tensor(level, dtype=torch.float64)).item()
     p = correct / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total**2))
-    return centre - half, centre + half
+    # exactly 0 at 0/M and 1 at M/M, where centre and half agree up to rounding
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    high = 1.0 if correct == total else min(1.0, centre + half)
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,9 @@ def probe_across_sigma(
             acc = (pred == test_labels).double().mean()
         accuracy.append(acc.item())
     acc = torch.tensor(accuracy, dtype=torch.float64)
-    bounds = torch.tensor([accuracy_interval(round(a * M), M) for a in accuracy])
+    bounds = torch.tensor(
+        [accuracy_interval(round(a * M), M) for a in accuracy], dtype=torch.float64
+    )
     stderr = (acc * (1 - acc) / M).sqrt()
     return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], stderr)
 
@@ -237,7 +242,7 @@ def curve_shape(
             f"values and stderr must be 1-D of one length >= 3, got {tuple(a.shape)} and "
             f"{tuple(s.shape)}"
         )
-    if not bool(torch.all(torch.isfinite(a))) or not bool(torch.all(s >= 0)):
+    if not bool(torch.all(torch.isfinite(a))) or not bool(torch.all(torch.isfinite(s) & (s >= 0))):
         raise ValueError("values must be finite and stderr finite and >= 0")
     peak = int(a.argmax())
 
@@ -245,7 +250,9 @@ def curve_shape(
         if end == peak:
             return 0.0
         gap, spread = (a[peak] - a[end]).item(), math.hypot(s[peak].item(), s[end].item())
-        return gap / spread if spread > 0 else math.inf * (gap > 0)
+        if spread > 0:
+            return gap / spread
+        return math.inf if gap > 0 else 0.0  # exact values: any positive gap counts
 
     rise, fall = margin(0), margin(len(a) - 1)
     verdicts = {

@@ -128,7 +128,8 @@ def snr_approx(
         variant: ``"derived"`` (the logit gap the softmax gives) or ``"paper"`` (as printed).
 
     Returns:
-        ``(len(sigmas),)`` tensor in ``sigmas``' dtype (float64 for a sequence).
+        ``(len(sigmas),)`` tensor in ``sigmas``' dtype (float64 for a sequence, float32 for
+        half precision).
     """
     sig = as_sigmas(sigmas)
     s2 = sig.square()
@@ -175,7 +176,8 @@ def snr_two_block(
     Exact for ``K = 2``.
 
     Returns:
-        ``(len(sigmas),)`` tensor in ``sigmas``' dtype (float64 for a sequence).
+        ``(len(sigmas),)`` tensor in ``sigmas``' dtype (float64 for a sequence, float32 for
+        half precision).
     """
     K, d = check_count(K, "K", minimum=2), check_count(d, "d")
     sig = as_sigmas(sigmas)

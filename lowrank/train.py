@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -92,8 +91,13 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     crash.
     """
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give what open() would
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -122,18 +126,20 @@ def load_checkpoint(path: str | Path, config: dict) -> dict:
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+    except Exception as e:  # a corrupt file can fail anywhere in the unpickler
+        found = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line]
+        if found:
+            raise ValueError(
+                f"{path}: refused to load: it holds objects other than tensors and plain "
+                "containers, which could run code when unpickled. Delete it (or pass another "
+                f"checkpoint path) to start the run afresh. ({found[0][:160]})"
+            ) from e
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         raise ValueError(
-            f"{path}: refused to load: it holds objects other than tensors and plain "
-            "containers, which could run code when unpickled. Delete it (or pass another "
-            f"checkpoint path) to start the run afresh. ({str(e).splitlines()[0]})"
+            f"{path}: not a readable checkpoint (truncated or corrupt: {type(e).__name__} "
+            f"{first}). Delete it to start the run afresh."
         ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ValueError(
-            f"{path}: not a readable checkpoint (truncated or corrupt: {e}). Delete it to "
-            "start the run afresh."
-        ) from e
-    if not isinstance(state, dict) or "config" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise ValueError(
             f"{path}: no stored configuration (not a checkpoint of this package, or one written "
             "before configurations were stored). Delete it to start the run afresh."
@@ -201,6 +207,9 @@ def fit(
     if len(data) == 0:
         raise ValueError("data is empty (N = 0): nothing to train on")
     generator = generator or torch.Generator().manual_seed(0)
+    reserved = {"lr", "batch_size", "ema_decay"} & set(config)
+    if reserved:
+        raise ValueError(f"config must not hold {sorted(reserved)}: fit records them itself")
     config = {**config, "lr": float(lr), "batch_size": batch_size}
     if ema is not None:
         config["ema_decay"] = float(ema_decay)

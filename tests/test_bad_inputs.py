@@ -19,7 +19,7 @@ from lowrank import data, metrics, probes, theory
 from lowrank._checks import row_sigma
 from lowrank.denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
 from lowrank.mixtures import LowRankMixture, MoLRG
-from lowrank.train import load_checkpoint, save_checkpoint, train_dae
+from lowrank.train import fit, load_checkpoint, save_checkpoint, train_dae
 
 MIX = MoLRG(12, 3, 2, 0.3, seed=0)
 NAN, INF = float("nan"), float("inf")
@@ -103,6 +103,26 @@ def _trained(tmp, **kwargs):
     return train_dae(**(call | {"progress": False} | kwargs))
 
 
+def _finished_run_is_not_redone(tmp):
+    """A second call on a finished run trains nothing: same losses, same weights, same file."""
+    x0 = MIX.sample(64, torch.Generator().manual_seed(0), dtype=torch.float32)[0]
+    path, first = tmp / "dae.pt", LowRankDAE(12, 3, 2, 0.3)
+    losses = train_dae(first, x0, 2, checkpoint=path, progress=False)
+    written = path.stat().st_mtime_ns
+    again = LowRankDAE(12, 3, 2, 0.3, generator=torch.Generator().manual_seed(9))
+    return (
+        train_dae(again, x0, 2, checkpoint=path, progress=False) == losses
+        and torch.equal(again.raw_U, first.raw_U)
+        and path.stat().st_mtime_ns == written
+    )
+
+
+def _random_bytes_checkpoint(tmp):
+    path = tmp / "junk.pt"
+    path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8)))
+    load_checkpoint(path, {})
+
+
 def _truncated_checkpoint(tmp):
     path = tmp / "dae.pt"
     save_checkpoint({"config": {}, "w": torch.zeros(100)}, path)
@@ -116,6 +136,12 @@ def _failed_save_keeps_old_file(tmp):
     with pytest.raises(Exception):  # noqa: B017  (a lambda cannot be pickled; any error will do)
         save_checkpoint({"config": {"run": 2}, "bad": lambda: 0}, path)
     return load_checkpoint(path, {"run": 1}), sorted(p.name for p in tmp.iterdir())
+
+
+def _eye_bases():
+    """Two orthonormal (12, 2) bases: coordinates 0-1 and 2-3."""
+    eye = torch.eye(12, dtype=torch.float64)
+    return [eye[:, :2], eye[:, 2:4]]
 
 
 def _labels(*values):
@@ -221,6 +247,30 @@ CASES = {
         lambda t: row_sigma(0.3, _x(dtype=torch.bfloat16)),
         lambda s: s.dtype == torch.float32 and s.shape == (4, 1) and s[0, 0] == torch.tensor(0.3),
     ),
+    "sigma out of float32 range reported as such": (
+        lambda t: row_sigma(1e-50, _x()),
+        (ValueError, "sigma must lie in [3.3e-10"),
+    ),
+    "half-precision sigmas computed in float32": (
+        lambda t: theory.snr_approx(3, 5, 0.2, torch.tensor([0.3], dtype=torch.bfloat16)),
+        lambda snr: (
+            snr.dtype == torch.float32
+            and abs(snr.item() - theory.snr_approx(3, 5, 0.2, [0.30078125]).item()) < 1e-4
+        ),
+    ),
+    "empirical denoiser in bfloat16": (
+        lambda t: EmpiricalDenoiser(_x(10).bfloat16())(_x(3).bfloat16(), 0.5),
+        lambda out: (
+            out.dtype == torch.bfloat16
+            and (
+                out.float()
+                - EmpiricalDenoiser(_x(10).bfloat16().float())(_x(3).bfloat16().float(), 0.5)
+            )
+            .abs()
+            .max()
+            < 0.02
+        ),
+    ),
     "small sigma not flushed in float16": (
         lambda t: row_sigma(1e-9, _x(dtype=torch.float16)),
         lambda s: s.dtype == torch.float32 and s.shape == (4, 1) and s[0, 0] == torch.tensor(1e-9),
@@ -301,6 +351,44 @@ CASES = {
         lambda t: probes.projection_classifier(_x(), _labels(0, 1, 0, 1), _x(), 0),
         (ValueError, "rank must lie in [1, 12]"),
     ),
+    "snr weights not summing to 1": (
+        lambda t: metrics.snr(
+            _x(dtype=torch.float64), _labels(0, 1, 0, 1), _eye_bases(), weights=[0.7, 0.7]
+        ),  # fmt: skip
+        (ValueError, "weights must be 2 non-negative numbers summing to 1"),
+    ),
+    "snr bases not orthonormal": (
+        lambda t: metrics.snr(_x(), _labels(0, 1, 0, 1), [3 * B for B in _eye_bases()]),
+        (ValueError, "class_bases[0] must have orthonormal columns"),
+    ),
+    "snr NaN features": (
+        lambda t: metrics.snr(torch.full((4, 12), NAN), _labels(0, 1, 0, 1), _eye_bases()),
+        (ValueError, "features must be finite"),
+    ),
+    "real-data snr at full rank": (
+        lambda t: metrics.real_data_snr(_x(8), _labels(0, 1, 0, 1, 0, 1, 0, 1), rank=12),
+        (ValueError, "rank must lie in [1, 11]"),
+    ),
+    "real-data snr class too small": (
+        lambda t: metrics.real_data_snr(_x(8), _labels(0, 1, 0, 1, 0, 1, 0, 1), rank=4),
+        (ValueError, "more than rank = 4 samples"),
+    ),
+    "accuracy fractional count": (
+        lambda t: probes.accuracy_interval(0.5, 3),
+        (TypeError, "correct must be an integer"),
+    ),
+    "accuracy interval at zero": (
+        lambda t: probes.accuracy_interval(0, 7),
+        lambda interval: interval[0] == 0.0 and 0 < interval[1] < 0.5,
+    ),
+    "curve with infinite stderr": (
+        lambda t: probes.curve_shape([0.5, 0.6, 0.5], [0.1, INF, 0.1]),
+        (ValueError, "stderr finite"),
+    ),
+    "curve exact with a tie at the end": (
+        lambda t: probes.curve_shape([0.5, 1.0, 1.0], [0.0, 0.0, 0.0]),
+        lambda shape: shape.verdict == "increasing" and shape.fall == 0.0,
+    ),
     # data
     "explicit root missing": (
         lambda t: data.load_fashion_mnist("test", root=t / "nonexistent"),
@@ -368,7 +456,27 @@ CASES = {
         lambda t: _trained(t, epochs=1),
         (ValueError, "holds 2 epochs, more than the 1 asked for"),
     ),
-    "resume a finished run": (lambda t: _trained(t), lambda losses: len(losses) == 2),
+    "resume a finished run": (_finished_run_is_not_redone, lambda same: same),
+    "random bytes as checkpoint": (_random_bytes_checkpoint, (ValueError, "not a readable")),
+    "checkpoint config not a mapping": (
+        lambda t: save_checkpoint({"config": [1]}, t / "c.pt") or load_checkpoint(t / "c.pt", {}),
+        (ValueError, "no stored configuration"),
+    ),
+    "checkpoint in a missing folder": (
+        lambda t: save_checkpoint({"config": {}}, t / "nowhere" / "c.pt"),
+        (FileNotFoundError, "does not exist"),
+    ),
+    "fit config with lr": (
+        lambda t: fit(
+            torch.nn.Linear(2, 1),
+            lambda m, b, g: m(b).mean(),
+            torch.zeros(4, 2),
+            1,
+            {"lr": 0.1},
+            progress=False,
+        ),  # fmt: skip
+        (ValueError, "config must not hold ['lr']"),
+    ),
     "failed save keeps the old file": (
         _failed_save_keeps_old_file,
         lambda out: out[0]["config"] == {"run": 1} and out[1] == ["state.pt"],

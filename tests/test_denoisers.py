@@ -100,7 +100,8 @@ def test_float32_within_baseline_drift_over_sigma_range(name, gen):
     sigma, so one tolerance over the grid would let a 10x regression at small sigma pass.
     Both errors are maxima over 512 rows of float32 rounding; over the six mixtures and 11
     sigmas ours was at most 3.3x the baseline at one sigma (orthogonal, sigma = 1e4, where
-    the textbook formula happens to be very accurate) and below 2x elsewhere, hence 4x.
+    the textbook formula happens to be very accurate; 3.5x with another seed) and below 2x
+    elsewhere, hence 5x: a 10x regression at small sigma still fails.
     """
     mix = MIXTURES[name]
     den = MixtureDenoiser(mix)
@@ -115,7 +116,7 @@ def test_float32_within_baseline_drift_over_sigma_range(name, gen):
         naive = _textbook_float32(mix, x_t.float(), sigma).double()
         baseline.append(((naive - ref).norm(dim=1) / norm).nan_to_num(float("inf")).max().item())
     for sigma, error, drift in zip(SIGMA_GRID, ours, baseline, strict=True):
-        assert error <= 4 * drift, (sigma, error, drift)
+        assert error <= 5 * drift, (sigma, error, drift)
 
 
 def test_molrg_features_are_proposition_1(gen):
