@@ -1,0 +1,145 @@
+r"""The real-data backbone: diffusers' ``UNet2DModel`` as a denoiser in the book's convention.
+
+A DDPM network predicts the noise :math:`\epsilon` of a variance-preserving input
+:math:`x_{vp} = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon` at timestep ``t``. The
+book writes :math:`x_t = x_0 + \sigma \epsilon` (the theory's VE form) with
+:math:`\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}`, so
+
+.. math:: x_{vp} = x_t / \sqrt{1 + \sigma^2},\qquad
+          \hat x_0 = x_t - \sigma\, \epsilon_\theta(x_{vp}, t(\sigma)),
+
+the second line being Tweedie's formula for an epsilon-predictor. :class:`UNetDenoiser` holds this
+map once: ``den(x_t, sigma) -> x_hat`` for any ``sigma``, with a continuous timestep
+:math:`t(\sigma)` interpolated in :math:`\log\sigma` between the schedule's steps (the sinusoidal
+time embedding of ``UNet2DModel`` accepts fractional timesteps). The paper's probing grid starts at
+:math:`\sigma = 0.002`, below the smallest level of a linear ``T = 1000`` schedule
+(:math:`\sigma_0 \approx 0.010`): there the network gets its ``t = 0`` conditioning, and
+:meth:`UNetDenoiser.below_schedule` says which levels that concerns.
+
+The same class loads a checkpoint in diffusers' ``save_pretrained`` format (a local folder, or a
+hub id such as ``google/ddpm-cifar10-32`` where the internet is reachable) and trains a small
+network from scratch with :func:`lowrank.train.fit` and :meth:`UNetDenoiser.loss`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._checks import check_count, row_sigma
+from .schedules import linear_alpha_bar, sigma_from_alpha_bar
+
+__all__ = ["UNetDenoiser"]
+
+
+class UNetDenoiser(nn.Module):
+    r"""An epsilon-prediction ``UNet2DModel`` as ``den(x_t, sigma) -> x_hat`` with
+    ``x_t = x_0 + sigma * eps``.
+
+    Arguments:
+        unet: a diffusers ``UNet2DModel`` trained (or to be trained) on VP inputs.
+        T, beta_start, beta_end: its linear DDPM schedule (diffusers' DDPM defaults).
+
+    Calls (``x_t``: ``(B, C, H, W)``; ``sigma``: float or ``(B,)``):
+        ``den(x_t, sigma)`` -> ``(B, C, H, W)`` posterior-mean estimate ``x_hat``.
+    """
+
+    def __init__(self, unet: nn.Module, T: int = 1000, beta_start=1e-4, beta_end=0.02):
+        super().__init__()
+        self.unet = unet
+        self.T = check_count(T, "T", minimum=2)
+        alpha_bar = linear_alpha_bar(self.T, beta_start, beta_end)
+        self.register_buffer("log_sigmas", sigma_from_alpha_bar(alpha_bar).log(), persistent=False)
+
+    @classmethod
+    def small(
+        cls,
+        sample_size: int,
+        in_channels: int = 1,
+        channels: tuple[int, ...] = (32, 64),
+        layers_per_block: int = 1,
+        T: int = 1000,
+    ) -> UNetDenoiser:
+        """A freshly initialized ``UNet2DModel`` of the given widths (one down and one up block
+        per width, no attention), seeded by the global torch seed."""
+        from diffusers import UNet2DModel
+
+        groups = min(8, channels[0])
+        unet = UNet2DModel(
+            sample_size=sample_size,
+            in_channels=in_channels,
+            out_channels=in_channels,
+            block_out_channels=tuple(channels),
+            layers_per_block=layers_per_block,
+            down_block_types=("DownBlock2D",) * len(channels),
+            up_block_types=("UpBlock2D",) * len(channels),
+            norm_num_groups=groups,
+        )
+        return cls(unet, T)
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, T: int = 1000, **kwargs) -> UNetDenoiser:
+        """Load a ``UNet2DModel`` saved with ``save_pretrained``: a folder (its ``unet``
+        subfolder for a whole pipeline) or a hub id (needs the internet)."""
+        from diffusers import UNet2DModel
+
+        path = Path(source)
+        if path.exists() and (path / "unet" / "config.json").exists():
+            path = path / "unet"
+        if path.exists() and not (path / "config.json").exists():
+            raise FileNotFoundError(
+                f"{path} has no config.json: pass a folder written by save_pretrained (or a "
+                "pipeline folder with a unet/ subfolder)"
+            )
+        unet = UNet2DModel.from_pretrained(str(path) if path.exists() else str(source), **kwargs)
+        return cls(unet, T)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Save the network in diffusers' format (``config.json`` + safetensors weights)."""
+        self.unet.save_pretrained(str(folder), safe_serialization=True)
+
+    def block_names(self) -> list[str]:
+        """Every down block, the mid block and every up block of ``self.unet``, in the order
+        the input passes them: the layers the book probes (hook them on ``self.unet``)."""
+        down = [f"down_blocks.{i}" for i in range(len(self.unet.down_blocks))]
+        up = [f"up_blocks.{i}" for i in range(len(self.unet.up_blocks))]
+        return [*down, "mid_block", *up]
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` continuous timesteps of noise levels ``(B,)``: linear interpolation of
+        ``log sigma`` between the schedule's steps, clamped to ``[0, T - 1]``."""
+        log_s = sigma.to(self.log_sigmas).log().clamp(self.log_sigmas[0], self.log_sigmas[-1])
+        upper = torch.searchsorted(self.log_sigmas, log_s).clamp(1, self.T - 1)
+        lo, hi = self.log_sigmas[upper - 1], self.log_sigmas[upper]
+        return (upper - 1 + (log_s - lo) / (hi - lo)).float()
+
+    def below_schedule(self, sigmas) -> torch.Tensor:
+        """Which noise levels lie below the schedule's smallest (the network sees them with its
+        ``t = 0`` conditioning)."""
+        return torch.as_tensor(sigmas, dtype=torch.float64).log() < self.log_sigmas[0]
+
+    def forward(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        if not isinstance(x_t, torch.Tensor) or x_t.ndim != 4:
+            raise ValueError(
+                f"x_t must be a (B, C, H, W) tensor, got {getattr(x_t, 'shape', x_t)}"
+            )
+        s = row_sigma(sigma, x_t.flatten(1))[:, 0].to(x_t.dtype)[:, None, None, None]
+        eps = self.unet(x_t / (1 + s.square()).sqrt(), self.timestep(s.flatten())).sample
+        return x_t - s * eps
+
+    def loss(
+        self, x0: torch.Tensor, generator: torch.Generator, sigma: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """DDPM's epsilon loss on a batch ``x0`` ``(B, C, H, W)``: timesteps uniform in
+        ``0 .. T-1`` (or the given noise levels ``sigma`` ``(B,)``), noise from ``generator``.
+        The signature fits :func:`lowrank.train.fit` as ``lambda m, b, g: m.loss(b, g)``."""
+        if sigma is None:
+            t = torch.randint(0, self.T, (x0.shape[0],), generator=generator)
+            sigma = self.log_sigmas[t].exp()
+        s = sigma.to(device=x0.device, dtype=x0.dtype)[:, None, None, None]
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        x_t = x0 + s * eps
+        predicted = self.unet(x_t / (1 + s.square()).sqrt(), self.timestep(s.flatten())).sample
+        return (predicted - eps).square().mean()

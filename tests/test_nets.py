@@ -1,0 +1,90 @@
+"""The UNet wrapper: the VP/VE map, continuous timesteps, diffusers-format loading, training
+with fit (bitwise resume) and features from its blocks."""
+
+import math
+
+import pytest
+import torch
+
+from lowrank.features import features_across_sigma
+from lowrank.nets import UNetDenoiser
+from lowrank.train import fingerprint, fit
+
+
+def _tiny():
+    torch.manual_seed(0)
+    return UNetDenoiser.small(8, in_channels=1, channels=(8, 16))
+
+
+def test_timesteps_follow_the_schedule_continuously():
+    den = _tiny()
+    sig = den.log_sigmas.exp()
+    assert torch.allclose(den.timestep(sig[[0, 10, 999]]), torch.tensor([0.0, 10.0, 999.0]))
+    # halfway in log sigma between steps 10 and 11 is timestep 10.5
+    mid = (0.5 * (den.log_sigmas[10] + den.log_sigmas[11])).exp()
+    assert den.timestep(mid[None]).item() == pytest.approx(10.5, abs=1e-5)
+    # below the smallest level (about 0.010) the network gets t = 0, above the largest T - 1
+    assert sig[0].item() == pytest.approx(math.sqrt(1e-4 / (1 - 1e-4)), rel=1e-9)
+    assert den.timestep(torch.tensor([0.002, 1e3])).tolist() == [0.0, 999.0]
+    assert den.below_schedule([0.002, 0.008, 0.023]).tolist() == [True, True, False]
+
+
+def test_denoiser_is_tweedie_for_an_epsilon_predictor():
+    den = _tiny().eval()
+    x_t = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    sigma = torch.tensor([0.05, 0.5, 2.0])
+    s = sigma[:, None, None, None]
+    with torch.no_grad():
+        eps = den.unet(x_t / (1 + s**2).sqrt(), den.timestep(sigma)).sample
+        torch.testing.assert_close(den(x_t, sigma), x_t - s * eps)
+        # a float sigma is every row's
+        torch.testing.assert_close(den(x_t, 0.5)[1], den(x_t, sigma)[1])
+    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
+        den(x_t, 0.0)
+
+
+def test_save_and_load_in_diffusers_format(tmp_path):
+    den = _tiny().eval()
+    den.save_pretrained(tmp_path / "pipeline" / "unet")
+    assert (tmp_path / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    x_t = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    for source in (tmp_path / "pipeline" / "unet", tmp_path / "pipeline"):
+        loaded = UNetDenoiser.from_pretrained(source).eval()
+        with torch.no_grad():
+            assert torch.equal(loaded(x_t, 0.3), den(x_t, 0.3))
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        UNetDenoiser.from_pretrained(tmp_path)
+
+
+def _train(tmp_path, epochs):
+    den = _tiny()
+    data = torch.randn(24, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    config = {"model": "tiny UNet (8, 16)", "data": fingerprint(data)}
+    losses = fit(den, lambda m, b, g: m.loss(b, g), data, epochs, config, lr=1e-3,
+                 batch_size=8, generator=torch.Generator().manual_seed(4),
+                 checkpoint=tmp_path / "unet.pt", progress=False)  # fmt: skip
+    return den, losses
+
+
+def test_unet_training_resumes_bitwise(tmp_path):
+    straight, straight_losses = (
+        _train(tmp_path / "a", 3) if (tmp_path / "a").mkdir() is None else 0
+    )
+    (tmp_path / "b").mkdir()
+    _train(tmp_path / "b", 1)
+    resumed, losses = _train(tmp_path / "b", 3)
+    assert losses == straight_losses
+    for a, b in zip(resumed.state_dict().values(), straight.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_features_of_the_unet_blocks():
+    den = _tiny()
+    x0 = torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    names = den.block_names()
+    assert names == ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
+    feats = features_across_sigma(den.unet, den, names, x0, [0.01, 1.0], batch_size=2,
+                                  progress=False)  # fmt: skip
+    widths = [feats[n].shape for n in names]
+    assert widths == [(2, 5, 8), (2, 5, 16), (2, 5, 16), (2, 5, 16), (2, 5, 8)], widths
+    assert not torch.equal(feats["mid_block"][0], feats["mid_block"][1])
