@@ -177,7 +177,7 @@ class LowRankDAE(nn.Module):
     ):
         super().__init__()
         n, K, d = check_count(n, "n"), check_count(K, "K"), check_count(d, "d")
-        if not torch.is_floating_point(torch.empty(0, dtype=dtype)):
+        if not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
         if n < K * d:
             raise ValueError(f"need n >= K * d, got n={n}, K*d={K * d}")
@@ -291,7 +291,7 @@ class EmpiricalDenoiser:
         if train_set.shape[0] == 0:
             raise ValueError("train_set is empty")
         self.chunk_size = check_count(chunk_size, "chunk_size")
-        if dtype is not None and not torch.is_floating_point(torch.empty(0, dtype=dtype)):
+        if dtype is not None and not dtype.is_floating_point:
             raise TypeError(
                 f"dtype must be a floating-point dtype such as torch.float64, got {dtype}"
             )

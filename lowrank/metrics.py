@@ -75,8 +75,14 @@ def _snr_over_classes(
             snr[k, i], var[k, i] = _ratio_of_means(torch.cat(num), torch.cat(den))
     if per_class_result:
         return snr.to(sigmas.dtype), var.sqrt().to(sigmas.dtype)
-    total = mix.pi @ snr  # E_k over k ~ pi
-    return total.to(sigmas.dtype), (mix.pi.square() @ var).sqrt().to(sigmas.dtype)
+    total, stderr = _over_classes(snr, var, mix.pi)  # E_k over k ~ pi
+    return total.to(sigmas.dtype), stderr.to(sigmas.dtype)
+
+
+def _over_classes(ratios: torch.Tensor, variances: torch.Tensor, weights: torch.Tensor):
+    """Weighted mean of the class ratios ``(K, ...)`` and its standard error (independent
+    classes)."""
+    return weights @ ratios, (weights.square() @ variances).sqrt()
 
 
 def _split_energy(proj: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +137,7 @@ def snr(
     w = counts.double() / counts.sum() if weights is None else as_float64(weights, "weights")
     if w.shape != (K,) or bool((w < 0).any()) or abs(w.sum().item() - 1) > 1e-9:
         raise ValueError(f"weights must be {K} non-negative numbers summing to 1, got {w}")
-    return w @ ratios, (w.square() @ variances).sqrt()
+    return _over_classes(ratios, variances, w)
 
 
 def real_data_snr(

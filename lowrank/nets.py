@@ -126,8 +126,12 @@ class UNetDenoiser(nn.Module):
                 f"x_t must be a (B, C, H, W) tensor, got {getattr(x_t, 'shape', x_t)}"
             )
         s = row_sigma(sigma, x_t.flatten(1))[:, 0].to(x_t.dtype)[:, None, None, None]
-        eps = self.unet(x_t / (1 + s.square()).sqrt(), self.timestep(s.flatten())).sample
-        return x_t - s * eps
+        return x_t - s * self._epsilon(x_t, s)
+
+    def _epsilon(self, x_t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The network's noise prediction for ``x_t = x_0 + s eps``, ``s`` of shape
+        ``(B, 1, 1, 1)``: fed the VP input at the matching timestep."""
+        return self.unet(x_t / (1 + s.square()).sqrt(), self.timestep(s.flatten())).sample
 
     def loss(
         self, x0: torch.Tensor, generator: torch.Generator, sigma: torch.Tensor | None = None
@@ -140,6 +144,4 @@ class UNetDenoiser(nn.Module):
             sigma = self.log_sigmas[t].exp()
         s = sigma.to(device=x0.device, dtype=x0.dtype)[:, None, None, None]
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-        x_t = x0 + s * eps
-        predicted = self.unet(x_t / (1 + s.square()).sqrt(), self.timestep(s.flatten())).sample
-        return (predicted - eps).square().mean()
+        return (self._epsilon(x0 + s * eps, s) - eps).square().mean()
