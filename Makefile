@@ -12,6 +12,8 @@ EXECUTED = $(if $(PROFILE),_build/executed/$(PROFILE),notebooks)
 BOOK := $(PY) tools/book.py
 HTML := _build/book/_build/html/index.html
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+# Trained networks (lowrank.models): trained once per configuration, then loaded by every chapter.
+export LOWRANK_CACHE ?= $(CURDIR)/_build/models
 
 .PHONY: setup book test lint unit nbval notebooks book-html book-check commit-outputs clean $(NOTEBOOKS:notebooks/%.ipynb=nb-%)
 

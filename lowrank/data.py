@@ -25,7 +25,13 @@ import torch
 
 from ._checks import check_count, check_labels
 
-__all__ = ["load_fashion_mnist", "load_cifar10", "balanced_subset", "FASHION_MNIST_DEBIAN"]
+__all__ = [
+    "load_fashion_mnist",
+    "load_cifar10",
+    "balanced_subset",
+    "to_model_range",
+    "FASHION_MNIST_DEBIAN",
+]
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_FILES = {
@@ -222,3 +228,26 @@ def balanced_subset(
             raise ValueError(f"class {k} has {len(members)} examples, {int(counts[k])} needed")
         chosen.append(members[torch.randperm(len(members), generator=generator)[: counts[k]]])
     return torch.cat(chosen).sort().values
+
+
+def to_model_range(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 images as a diffusion model's input: float32 in [-1, 1], ``(N, C, size, size)``.
+
+    Arguments:
+        images: ``(N, H, W)`` (one channel, as Fashion-MNIST) or ``(N, C, H, W)`` uint8.
+        size: side after downsampling by area averaging (``adaptive_avg_pool2d``: 28 -> 16
+            averages overlapping windows of 1.75 pixels); ``None`` keeps the native size.
+    """
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        raise TypeError(f"images must be a uint8 tensor, got {getattr(images, 'dtype', images)}")
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+    x = images.float() / 127.5 - 1
+    if size is not None:
+        size = check_count(size, "size")
+        if size > min(images.shape[-2:]):
+            raise ValueError(f"size must be at most the native {tuple(images.shape[-2:])}")
+        x = torch.nn.functional.adaptive_avg_pool2d(x, size)
+    return x.contiguous()

@@ -8,7 +8,8 @@ named submodules record the globally average-pooled output of each as the networ
 * :class:`PooledActivations`: a context manager holding the hooks (removed on exit, also on an
   error);
 * :func:`features_across_sigma`: ``(S, N, C)`` features per layer for ``S`` noise levels and
-  ``N`` images, batched, seeded, with a progress bar.
+  ``N`` images, batched, seeded, with a progress bar;
+* :func:`noisy_pixels`: the noisy inputs themselves with the same noise (the pixel control).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tqdm.std import tqdm
 
 from ._checks import as_sigmas, check_count
 
-__all__ = ["PooledActivations", "features_across_sigma"]
+__all__ = ["PooledActivations", "features_across_sigma", "noisy_pixels"]
 
 
 def _pool(output) -> torch.Tensor:
@@ -114,29 +115,52 @@ def features_across_sigma(
     batch_size = check_count(batch_size, "batch_size")
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or len(x0) == 0:
         raise ValueError("x0 must be a non-empty (N, ...) tensor")
-    out: dict[str, list[list[torch.Tensor]]] = {name: [] for name in names}
+    out: dict[str, list[list[torch.Tensor]]] = {name: [[] for _ in sig] for name in names}
     was_training = model.training
     model.eval()
     try:
         with PooledActivations(model, names) as act:
-            for s, sigma in enumerate(
-                tqdm(sig.tolist(), desc="noise levels", disable=not progress)
-            ):
+            for s, x_t, sigma in _noisy_batches(x0, sig, batch_size, seed, clean, progress):
+                denoise(x_t, sigma)
                 for name in names:
-                    out[name].append([])
-                for b, start in enumerate(range(0, len(x0), batch_size)):
-                    batch = x0[start : start + batch_size]
-                    x_t = batch
-                    if not clean:
-                        gen = torch.Generator().manual_seed(_batch_seed(seed, s, b))
-                        noise = torch.randn(batch.shape, generator=gen, dtype=batch.dtype)
-                        x_t = batch + sigma * noise.to(batch.device)
-                    denoise(x_t, torch.full((len(batch),), sigma, device=batch.device))
-                    for name in names:
-                        out[name][-1].append(act.outputs[name].cpu())
+                    out[name][s].append(act.outputs[name].cpu())
     finally:
         model.train(was_training)
     return {
         name: torch.stack([torch.cat(rows) for rows in per_sigma])
         for name, per_sigma in out.items()
     }
+
+
+def _noisy_batches(x0, sig, batch_size, seed, clean, progress):
+    """Yield ``(level, x_t, sigma (B,))`` batch by batch, level by level: the inputs of
+    :func:`features_across_sigma` and :func:`noisy_pixels` (the same noise for both)."""
+    for s, sigma in enumerate(tqdm(sig.tolist(), desc="noise levels", disable=not progress)):
+        for b, start in enumerate(range(0, len(x0), batch_size)):
+            batch = x0[start : start + batch_size]
+            x_t = batch
+            if not clean:
+                gen = torch.Generator().manual_seed(_batch_seed(seed, s, b))
+                noise = torch.randn(batch.shape, generator=gen, dtype=batch.dtype)
+                x_t = batch + sigma * noise.to(batch.device)
+            yield s, x_t, torch.full((len(batch),), sigma, device=batch.device)
+
+
+@torch.no_grad()
+def noisy_pixels(
+    x0: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> torch.Tensor:
+    """``(S, N, D)`` float32 noisy inputs ``x0 + sigma n`` flattened, with the very noise
+    :func:`features_across_sigma` draws for the same ``batch_size`` and ``seed``: the pixel
+    control of a probe sees what the network saw."""
+    sig = as_sigmas(sigmas, torch.float64)
+    batch_size = check_count(batch_size, "batch_size")
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or len(x0) == 0:
+        raise ValueError("x0 must be a non-empty (N, ...) tensor")
+    out: list[list[torch.Tensor]] = [[] for _ in sig]
+    for s, x_t, _ in _noisy_batches(x0, sig, batch_size, seed, False, False):
+        out[s].append(x_t.flatten(1).float().cpu())
+    return torch.stack([torch.cat(rows) for rows in out])

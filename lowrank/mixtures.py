@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import as_float64, check_count, check_orthonormal, orthonormalize
+from ._checks import as_float64, check_count, check_labels, check_orthonormal, orthonormalize
 
 __all__ = ["LowRankMixture", "MoLRG"]
 
@@ -144,6 +144,36 @@ class LowRankMixture:
             W = _extend_basis(W, M)
         self.W = W
         self._build_coordinates()
+
+    @classmethod
+    def fit(cls, x: torch.Tensor, labels: torch.Tensor, rank: int) -> LowRankMixture:
+        """The class-conditional low-rank Gaussian mixture of data ``x`` ``(N, n)``: for each
+        class its frequency, its mean and the top-``rank`` principal directions of its centred
+        samples with their variances (squared singular values over the class count).
+
+        A closed-form stand-in for real data: its exact denoiser is a
+        :class:`~lowrank.denoisers.MixtureDenoiser`.
+        """
+        X = as_float64(x, "x")
+        K = check_labels(labels, "labels")
+        if X.ndim != 2 or labels.shape != (X.shape[0],):
+            raise ValueError("x must be (N, n) with one label per row")
+        rank = check_count(rank, "rank")
+        counts = torch.bincount(labels, minlength=K)
+        if bool((counts <= rank).any()) or rank > X.shape[1]:
+            raise ValueError(
+                f"rank must be below every class count and at most n = {X.shape[1]}, got "
+                f"rank {rank} and counts {counts.tolist()}"
+            )
+        means, bases, variances = [], [], []
+        for k in range(K):
+            Xk = X[labels == k]
+            mu = Xk.mean(0)
+            _, S, Vh = torch.linalg.svd(Xk - mu, full_matrices=False)
+            means.append(mu)
+            bases.append(Vh[:rank].T.contiguous())
+            variances.append(S[:rank].square() / len(Xk))
+        return cls(counts.double() / len(X), torch.stack(means), bases, variances)
 
     def _build_coordinates(self) -> None:
         """Express every component in the ``m`` union coordinates ``W^T x``.

@@ -29,9 +29,23 @@ import torch
 from torch import nn
 
 from ._checks import check_count, row_sigma
-from .schedules import linear_alpha_bar, sigma_from_alpha_bar
+from .schedules import karras_sigmas, linear_alpha_bar, sigma_from_alpha_bar
 
 __all__ = ["UNetDenoiser"]
+
+
+def _unet2d():
+    """diffusers' ``UNet2DModel``, imported on first use (diffusers takes seconds to import).
+    diffusers imports ``tqdm.auto``, which warns in a Jupyter kernel without ipywidgets: that
+    warning would land on every page that builds a network."""
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        from diffusers import UNet2DModel
+    return UNet2DModel
 
 
 class UNetDenoiser(nn.Module):
@@ -64,7 +78,7 @@ class UNetDenoiser(nn.Module):
     ) -> UNetDenoiser:
         """A freshly initialized ``UNet2DModel`` of the given widths (one down and one up block
         per width, no attention), seeded by the global torch seed."""
-        from diffusers import UNet2DModel
+        UNet2DModel = _unet2d()
 
         groups = min(8, channels[0])
         unet = UNet2DModel(
@@ -83,7 +97,7 @@ class UNetDenoiser(nn.Module):
     def from_pretrained(cls, source: str | Path, T: int = 1000, **kwargs) -> UNetDenoiser:
         """Load a ``UNet2DModel`` saved with ``save_pretrained``: a folder (its ``unet``
         subfolder for a whole pipeline) or a hub id (needs the internet)."""
-        from diffusers import UNet2DModel
+        UNet2DModel = _unet2d()
 
         path = Path(source)
         if path.exists() and (path / "unet" / "config.json").exists():
@@ -93,6 +107,8 @@ class UNetDenoiser(nn.Module):
                 f"{path} has no config.json: pass a folder written by save_pretrained (or a "
                 "pipeline folder with a unet/ subfolder)"
             )
+        # without accelerate installed, diffusers warns unless the plain loading path is asked for
+        kwargs.setdefault("low_cpu_mem_usage", False)
         unet = UNet2DModel.from_pretrained(str(path) if path.exists() else str(source), **kwargs)
         return cls(unet, T)
 
@@ -145,3 +161,26 @@ class UNetDenoiser(nn.Module):
         s = sigma.to(device=x0.device, dtype=x0.dtype)[:, None, None, None]
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
         return (self._epsilon(x0 + s * eps, s) - eps).square().mean()
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        generator: torch.Generator,
+        steps: int = 40,
+        shape: tuple[int, ...] | None = None,
+    ) -> torch.Tensor:
+        r"""``(num, C, H, W)`` samples by Euler steps of the probability-flow ODE
+        :math:`dx/d\sigma = (x - \hat x(x, \sigma)) / \sigma` (Karras et al. 2022, Alg. 1
+        without the Heun correction) on ``steps`` Karras levels from the schedule's largest
+        sigma down to its smallest, then one denoising step. Noise from ``generator`` (CPU)."""
+        num, steps = check_count(num, "num"), check_count(steps, "steps", minimum=2)
+        config = self.unet.config
+        shape = shape or (config.in_channels, config.sample_size, config.sample_size)
+        p = next(self.parameters())
+        sigma_min, sigma_max = self.log_sigmas[[0, -1]].exp().tolist()
+        levels = karras_sigmas(steps, sigma_min, sigma_max).tolist()
+        x = sigma_max * torch.randn((num, *shape), generator=generator).to(p)
+        for sigma, following in zip(levels[:-1], levels[1:], strict=True):
+            x = x + (following - sigma) * (x - self(x, sigma)) / sigma
+        return self(x, levels[-1])

@@ -6,6 +6,12 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
   :math:`\arg\max_k \|V_k^\top h\|^2` with per-class principal subspaces :math:`V_k`;
 * :func:`probe_across_sigma`: either probe at every noise level of a grid, with a 95% interval
   for every accuracy;
+* :func:`probe_layers`: :func:`probe_across_sigma` for every layer of a network;
+* :func:`best_layer`: the layer to report, chosen on a validation split carved from the
+  training features (never on the test split);
+* :func:`probe_subsets`: the logistic probe trained on a few labelled images (seeded
+  class-balanced subsets), at every noise level, one row per seed;
+* :func:`seed_interval`: mean and Student-t 95% half-width over seeds;
 * :func:`accuracy_interval`: the Wilson score interval of an accuracy;
 * :func:`curve_shape`: the book's unimodality test, a named verdict on a curve with standard
   errors.
@@ -30,12 +36,18 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_count, check_labels
+from .data import balanced_subset
 
 __all__ = [
     "logistic_probe",
     "projection_classifier",
     "accuracy_interval",
     "probe_across_sigma",
+    "probe_subsets",
+    "probe_layers",
+    "best_layer",
+    "seed_interval",
+    "t_quantile",
     "ProbeCurve",
     "CurveShape",
     "curve_shape",
@@ -206,6 +218,141 @@ def probe_across_sigma(
     )
     stderr = (acc * (1 - acc) / M).sqrt()
     return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], stderr)
+
+
+def probe_layers(
+    sigmas: Sequence[float] | torch.Tensor,
+    train_features: dict[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: dict[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    method: str = "logistic",
+) -> dict[str, ProbeCurve]:
+    """:func:`probe_across_sigma` for every layer: ``{name: curve}`` from ``{name: (S, N, p)}``
+    training and ``{name: (S, M, p)}`` test features (as :func:`lowrank.features.
+    features_across_sigma` returns them)."""
+    return {
+        name: probe_across_sigma(
+            sigmas,
+            list(train_features[name]),
+            train_labels,
+            list(test_features[name]),
+            test_labels,
+            method,
+        )  # fmt: skip
+        for name in train_features
+    }
+
+
+def best_layer(
+    sigmas: Sequence[float] | torch.Tensor,
+    train_features: dict[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    validation: float = 0.2,
+    seed: int = 0,
+) -> tuple[str, dict[str, ProbeCurve]]:
+    """The layer whose logistic probe peaks highest on a held-out part of the **training**
+    features (a seeded ``validation`` share of them), and every layer's validation curve: the
+    layer is chosen without looking at the test split.
+
+    Arguments:
+        train_features: ``{name: (S, N, p)}``.
+    """
+    if not 0 < validation < 1:
+        raise ValueError(f"validation must lie in (0, 1), got {validation}")
+    N = len(train_labels)
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+    held = max(1, round(validation * N))
+    fit_rows, val_rows = order[held:], order[:held]
+    curves = probe_layers(
+        sigmas,
+        {name: F[:, fit_rows] for name, F in train_features.items()},
+        train_labels[fit_rows],
+        {name: F[:, val_rows] for name, F in train_features.items()},
+        train_labels[val_rows],
+    )
+    return max(curves, key=lambda name: curves[name].accuracy.max().item()), curves
+
+
+def t_quantile(probability: float, df: int) -> float:
+    """Quantile of Student's t distribution with ``df`` degrees of freedom (``probability`` in
+    (0.5, 1)): bisection on the CDF, integrated by Simpson's rule in float64 (error below 1e-6
+    for the quantiles a confidence interval uses)."""
+    df = check_count(df, "df")
+    if not 0.5 < probability < 1:
+        raise ValueError(f"probability must lie in (0.5, 1), got {probability}")
+    log_norm = (math.lgamma((df + 1) / 2) - math.lgamma(df / 2)
+                - 0.5 * math.log(df * math.pi))  # fmt: skip
+
+    def cdf(x: float) -> float:
+        t = torch.linspace(0, x, 20001, dtype=torch.float64)
+        f = torch.exp(log_norm - (df + 1) / 2 * torch.log1p(t.square() / df))
+        w = torch.ones_like(t)
+        w[1:-1:2], w[2:-1:2] = 4, 2
+        return 0.5 + (w * f).sum().item() * (x / 20000) / 3
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < probability:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < probability else (lo, mid)
+    return (lo + hi) / 2
+
+
+def seed_interval(values: torch.Tensor, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over the first dimension (seeds) and the half-width of its Student-t interval at
+    ``level``: ``t_{(1+level)/2, R-1} s / sqrt(R)`` for ``R`` seeds with sample deviation ``s``.
+    Paired differences (two feature sets probed on the same subsets) go in as one tensor."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    R = v.shape[0]
+    if R < 2:
+        raise ValueError(f"need at least 2 seeds for an interval, got {R}")
+    half = t_quantile((1 + level) / 2, R - 1) * v.std(0) / math.sqrt(R)
+    return v.mean(0), half
+
+
+def probe_subsets(
+    train_features: Sequence[torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: Sequence[torch.Tensor],
+    test_labels: torch.Tensor,
+    size: int,
+    seeds: Sequence[int],
+    weight_decay: float = 1e-4,
+) -> torch.Tensor:
+    """Test accuracy of the logistic probe trained on ``size`` labelled training images only.
+
+    For each seed a class-balanced subset of ``size`` training rows is drawn
+    (:func:`lowrank.data.balanced_subset`, generator seeded with the seed) and used at every
+    noise level, so two feature sets probed with the same seeds are compared on the same images
+    (paired differences).
+
+    Arguments:
+        train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``, one per level.
+        size: labelled images per probe.
+        seeds: one subset per seed.
+
+    Returns:
+        ``(len(seeds), S)`` accuracies in [0, 1].
+    """
+    if len(train_features) != len(test_features):
+        raise ValueError("need one test feature set per train feature set")
+    size = check_count(size, "size")
+    rows = []
+    for seed in seeds:
+        keep = balanced_subset(train_labels, size, torch.Generator().manual_seed(int(seed)))
+        rows.append(
+            torch.cat(
+                [
+                    logistic_probe(
+                        train[keep], train_labels[keep], test, test_labels, weight_decay
+                    )  # fmt: skip
+                    for train, test in zip(train_features, test_features, strict=True)
+                ]
+            )
+        )
+    return torch.stack(rows)
 
 
 @dataclass(frozen=True)

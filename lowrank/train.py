@@ -197,6 +197,14 @@ def fit(
         ema: a copy of ``model`` that keeps the exponential moving average of its parameters
             (updated after every step, ``ema_decay`` per step).
         progress, desc: progress bar over epochs and its label.
+
+    Under ``torchrun`` (an initialized ``torch.distributed`` process group) ``fit`` runs
+    unchanged as data-parallel training: every rank holds the whole model and ``data``, draws
+    the same permutation from ``generator``, trains on its share ``rows[rank::world]`` of each
+    batch with its own stream of draws (seeded from ``generator``'s state every epoch), and the
+    gradients are averaged over ranks, weighted by rows, in one all-reduce before each step, so
+    the replicas stay identical; rank 0 writes the checkpoint. With a loss that draws nothing
+    the step is that of one process on the whole batch, up to summation order.
     """
     epochs = check_count(epochs, "epochs", minimum=0)
     batch_size = check_count(batch_size, "batch_size")
@@ -231,23 +239,31 @@ def fit(
             ema.load_state_dict(state["ema"])
         losses, start = state["losses"], state["epoch"]
     N = len(data)
-    bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start,
+    rank, world = _distributed()
+    bar = tqdm(range(start, epochs), desc=desc, disable=not progress or rank > 0, initial=start,
                total=epochs)  # fmt: skip
     for epoch in bar:
+        draws = generator
+        if world > 1:  # each rank its own stream, seeded by the shared generator's state
+            draws = torch.Generator().manual_seed(_rank_seed(generator.get_state(), rank))
         order = torch.randperm(N, generator=generator)
         total = 0.0
         for i in range(0, N, batch_size):
-            batch = data[order[i : i + batch_size].to(data.device)]
-            loss = loss_fn(model, batch, generator)
+            rows = order[i : i + batch_size]
+            mine = rows[rank::world]
             optimizer.zero_grad()
-            loss.backward()
+            if len(mine) > 0:
+                loss = loss_fn(model, data[mine.to(data.device)], draws)
+                loss.backward()
+                total += loss.item() * len(mine)
+            if world > 1:
+                _average_gradients(model, len(mine), len(rows))
             optimizer.step()
             if ema is not None:
                 _update_ema(ema, model, ema_decay)
-            total += loss.item() * len(batch)
-        losses.append(total / N)
+        losses.append(_sum_over_ranks(total, world) / N)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if path is not None:
+        if path is not None and rank == 0:
             state = {
                 "config": config,
                 "model": model.state_dict(),
@@ -259,7 +275,45 @@ def fit(
             if ema is not None:
                 state["ema"] = ema.state_dict()
             save_checkpoint(state, path)
+        if world > 1:
+            torch.distributed.barrier()  # no rank reads a checkpoint before it is written
     return losses
+
+
+def _distributed() -> tuple[int, int]:
+    """``(rank, world size)`` of an initialized ``torch.distributed`` process group, else
+    ``(0, 1)``."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _rank_seed(state: torch.Tensor, rank: int) -> int:
+    """A seed for one rank's draws in one epoch, hashed from the shared generator's state (which
+    it does not advance: the permutations are those of a single process)."""
+    digest = hashlib.sha256(state.numpy().tobytes() + rank.to_bytes(4, "little")).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+@torch.no_grad()
+def _average_gradients(model: torch.nn.Module, rows: int, batch: int) -> None:
+    """Make every rank's gradient the gradient of the whole batch's mean loss: each rank's
+    mean-loss gradient weighted by its share of rows, summed over ranks in one all-reduce."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.flatten() for g in grads]) * (rows / batch)
+    torch.distributed.all_reduce(flat)
+    for p, piece in zip(params, flat.split([g.numel() for g in grads]), strict=True):
+        p.grad = piece.view_as(p).clone()
+
+
+def _sum_over_ranks(value: float, world: int) -> float:
+    if world == 1:
+        return value
+    total = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(total)
+    return total.item()
 
 
 @torch.no_grad()

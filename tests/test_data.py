@@ -91,3 +91,20 @@ def test_balanced_subset_sizes_and_seed():
         data.balanced_subset(labels, 0)
     with pytest.raises(ValueError, match="examples"):
         data.balanced_subset(torch.tensor([0, 0, 0, 1]), 4)
+
+
+def test_to_model_range_scales_and_pools():
+    from lowrank.data import to_model_range
+
+    images = torch.tensor([[[0, 255], [51, 204]]], dtype=torch.uint8)  # (1, 2, 2)
+    x = to_model_range(images)
+    assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
+    assert x.flatten().tolist() == pytest.approx([-1.0, 1.0, -0.6, 0.6], abs=1e-6)
+    pooled = to_model_range(images, size=1)
+    assert pooled.item() == pytest.approx(x.mean().item(), abs=1e-7)
+    rgb = torch.randint(0, 256, (3, 3, 4, 4), dtype=torch.uint8)
+    assert to_model_range(rgb, 2).shape == (3, 3, 2, 2)
+    with pytest.raises(TypeError, match="uint8"):
+        to_model_range(images.float())
+    with pytest.raises(ValueError, match="at most the native"):
+        to_model_range(images, size=3)

@@ -70,3 +70,20 @@ def test_clear_errors_and_hooks_removed_after_a_failure():
     assert all(not m._forward_hooks for m in net.modules())
     with pytest.raises(ValueError, match="sigma must be finite and > 0"):
         features_across_sigma(net, net, ["down"], torch.zeros(2, 1, 5, 5), [0.0], progress=False)
+
+
+def test_noisy_pixels_are_the_inputs_the_network_saw():
+    from lowrank.features import noisy_pixels
+
+    flat = nn.Sequential(nn.Flatten())  # its output (B, D) is recorded as it is
+    x0 = torch.randn(7, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    sigmas = [0.01, 0.3, 2.0]
+    seen = features_across_sigma(flat, lambda x, s: flat(x), ["0"], x0, sigmas, batch_size=3,
+                                 seed=5, progress=False)["0"]  # fmt: skip
+    pixels = noisy_pixels(x0, sigmas, batch_size=3, seed=5)
+    assert pixels.shape == (3, 7, 9)
+    assert torch.equal(pixels, seen)
+    # the noise has the level's scale: (x_t - x0) / sigma is standard normal
+    ratio = (pixels - x0.flatten(1)) / torch.tensor(sigmas)[:, None, None]
+    assert 0.6 < ratio.std().item() < 1.4
+    assert not torch.equal(noisy_pixels(x0, sigmas, batch_size=3, seed=6), pixels)

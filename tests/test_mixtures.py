@@ -93,3 +93,26 @@ def test_clear_errors():
         LowRankMixture(None, None, [torch.eye(4)[:, :2]], [torch.tensor([1.0, -1.0])])
     with pytest.raises(ValueError, match="angle"):
         MoLRG.overlapping(10, 2, 0.2, angle_deg=0)
+
+
+def test_fit_recovers_class_statistics():
+    from lowrank.mixtures import LowRankMixture
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(90, 6, generator=gen, dtype=torch.float64)
+    labels = torch.arange(90) % 3
+    labels[:6] = 0  # unequal counts: 34, 28, 28
+    mix = LowRankMixture.fit(x, labels, rank=2)
+    counts = torch.bincount(labels).double()
+    assert torch.allclose(mix.pi, counts / 90, atol=0, rtol=1e-15)
+    for k in range(3):
+        Xk = x[labels == k]
+        torch.testing.assert_close(mix.means[k], Xk.mean(0))
+        # brute force: eigenpairs of the class covariance (1/N_k normalization)
+        cov = (Xk - Xk.mean(0)).T @ (Xk - Xk.mean(0)) / len(Xk)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        torch.testing.assert_close(mix.variances[k], eigenvalues.flip(0)[:2])
+        top = eigenvectors[:, -2:]
+        torch.testing.assert_close(mix.bases[k] @ mix.bases[k].T, top @ top.T)
+    with pytest.raises(ValueError, match="rank must be below every class count"):
+        LowRankMixture.fit(x[:10], labels[:10], rank=4)

@@ -88,3 +88,29 @@ def test_features_of_the_unet_blocks():
     widths = [feats[n].shape for n in names]
     assert widths == [(2, 5, 8), (2, 5, 16), (2, 5, 16), (2, 5, 16), (2, 5, 8)], widths
     assert not torch.equal(feats["mid_block"][0], feats["mid_block"][1])
+
+
+class _Constant(UNetDenoiser):
+    """x_hat = c whatever the input; records the noise levels and inputs it is called with."""
+
+    def forward(self, x_t, sigma):
+        self.calls.append((float(sigma), x_t.clone()))
+        return torch.full_like(x_t, 0.25)
+
+
+def test_sampler_follows_the_probability_flow_ode_exactly_for_a_constant_denoiser():
+    torch.manual_seed(0)
+    den = _Constant(_tiny().unet)
+    den.calls = []
+    out = den.sample(3, torch.Generator().manual_seed(1), steps=6)
+    assert out.shape == (3, 1, 8, 8) and bool((out == 0.25).all())
+    levels = [s for s, _ in den.calls]
+    sigma_min, sigma_max = den.log_sigmas[[0, -1]].exp().tolist()
+    assert len(levels) == 6
+    assert levels[0] == pytest.approx(sigma_max) and levels[-1] == pytest.approx(sigma_min)
+    # dx/dsigma = (x - c) / sigma: Euler is exact, x - c scales with sigma
+    x0 = den.calls[0][1]
+    noise = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(x0, sigma_max * noise)
+    for sigma, x in den.calls[1:]:
+        torch.testing.assert_close(x - 0.25, (x0 - 0.25) * sigma / sigma_max, rtol=1e-4, atol=1e-4)

@@ -91,11 +91,34 @@ def _check_04(v):
     assert v["t7_snr_first"] == pytest.approx(limit, rel=0.03)
 
 
+def _check_05(v):
+    assert v["probe_train"] == QUICK["probe_train_images"]  # the profile reached the notebook
+    assert v["probe_test"] == QUICK["probe_test_images"]
+    # the linear schedule's smallest level, sqrt(beta_1 / (1 - beta_1)), and the grid points below
+    assert v["sigma_schedule_min"] == pytest.approx(math.sqrt(1e-4 / (1 - 1e-4)), rel=1e-9)
+    assert v["below_schedule"] == 2  # 0.002 and 0.0075
+    for key in ("acc_first", "acc_peak", "acc_last", "pixels_first", "untrained_first"):
+        assert 10 < v[key] <= 100, (key, v[key])  # above chance (10 classes)
+    assert v["acc_peak"] >= max(v["acc_first"], v["acc_last"])
+    # the verdict follows from the margins, as the test defines it (z = 3)
+    expected = {(True, True): "unimodal", (False, True): "decreasing",
+                (True, False): "increasing", (False, False): "flat"}  # fmt: skip
+    assert v["acc_verdict"] == expected[(v["acc_rise"] > 3, v["acc_fall"] > 3)]
+    assert v["peaks_coincide"] == ("coincide" if v["peaks_apart"] <= 1 else "do not coincide")
+    assert v["snr_first"] > 0 and v["snr_peak"] >= v["snr_first"]
+    for size in QUICK["few_labels"]:
+        assert v[f"bump_trained_{size}"] >= 0 and v[f"bump_trained_{size}_half"] > 0
+    row = paper.TABLE9["CIFAR-10", "logistic"].values
+    assert v["paper_c10_rise"] == pytest.approx(max(row) - row[0])
+    assert v["paper_c10_peak_sigma"] == 0.06
+
+
 CHECKS = {
     "01_data_model": _check_01,
     "02_proposition_1": _check_02,
     "03_theorem_1": _check_03,
     "04_molrg_experiments": _check_04,
+    "05_real_data": _check_05,
 }
 
 

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import lowrank as lr
 from lowrank import metrics, probes
 from lowrank.mixtures import _random_orthonormal
 
@@ -137,3 +138,68 @@ def test_probe_across_sigma_orders_noise_levels():
     assert proj.accuracy.shape == (3,) and proj.accuracy[0] > 0.5
     with pytest.raises(ValueError, match="one train and one test feature set per sigma"):
         probes.probe_across_sigma(sigmas, noisy[:2], labels, noisy, labels)
+
+
+def _layers(gen, N, signal):
+    """Features of two 'layers' at 3 noise levels: 'signal' carries the class in one-hot
+    directions with the given strengths, 'noise' does not."""
+    y = torch.arange(N) % 10
+    onehot = torch.nn.functional.one_hot(y, 10).float()
+    signal_f = torch.stack([s * onehot + torch.randn(N, 10, generator=gen) for s in signal])
+    noise_f = torch.randn(len(signal), N, 10, generator=gen)
+    return {"signal": signal_f, "noise": noise_f}, y
+
+
+def test_probe_layers_and_best_layer_on_validation():
+    gen = torch.Generator().manual_seed(0)
+    train, y = _layers(gen, 600, [4.0, 2.0, 0.0])
+    test, y_test = _layers(gen, 300, [4.0, 2.0, 0.0])
+    sigmas = [0.01, 0.1, 1.0]
+    curves = probes.probe_layers(sigmas, train, y, test, y_test)
+    one = probes.probe_across_sigma(sigmas, list(train["signal"]), y, list(test["signal"]), y_test)
+    assert torch.equal(curves["signal"].accuracy, one.accuracy)
+    assert curves["signal"].accuracy[0] > 0.9 and curves["noise"].accuracy.max() < 0.25
+    name, validation = probes.best_layer(sigmas, train, y)
+    assert name == "signal"
+    # the validation curves use a fifth of the training rows, never the test rows
+    assert validation["signal"].accuracy.shape == (3,)
+    assert all(
+        (c.accuracy * 120).round().sub(c.accuracy * 120).abs().max() < 1e-9
+        for c in validation.values()
+    )
+    with pytest.raises(ValueError, match="validation must lie in"):
+        probes.best_layer(sigmas, train, y, validation=1.0)
+
+
+def test_probe_subsets_uses_the_same_subsets_for_every_feature_set():
+    gen = torch.Generator().manual_seed(1)
+    train, y = _layers(gen, 400, [6.0, 0.0, 0.0])
+    test, y_test = _layers(gen, 200, [6.0, 0.0, 0.0])
+    acc = probes.probe_subsets(list(train["signal"]), y, list(test["signal"]), y_test, 20,
+                               seeds=[0, 1, 2, 3])  # fmt: skip
+    assert acc.shape == (4, 3)
+    assert bool((acc[:, 0] > 0.9).all()) and bool((acc[:, 1:] < 0.3).all())
+    again = probes.probe_subsets(list(train["signal"]), y, list(test["signal"]), y_test, 20,
+                                 seeds=[0, 1, 2, 3])  # fmt: skip
+    assert torch.equal(acc, again)
+    # seed 0's subset, by hand
+    keep = lr.data.balanced_subset(y, 20, torch.Generator().manual_seed(0))
+    by_hand = probes.logistic_probe(train["signal"][1][keep], y[keep], test["signal"][1], y_test)
+    assert acc[0, 1].item() == by_hand.item()
+
+
+@pytest.mark.parametrize(
+    "df, quantile", [(1, 12.706204736), (2, 4.302652730), (4, 2.776445105), (30, 2.042272456)]
+)
+def test_t_quantile_matches_tables(df, quantile):
+    assert probes.t_quantile(0.975, df) == pytest.approx(quantile, abs=1e-6)
+
+
+def test_seed_interval_is_the_t_interval():
+    values = torch.tensor([[1.0, 10.0], [2.0, 10.0], [4.0, 13.0]])
+    mean, half = probes.seed_interval(values)
+    assert mean.tolist() == pytest.approx([7 / 3, 11.0])
+    s = values.double().std(0)
+    assert half.tolist() == pytest.approx((4.302652730 * s / 3**0.5).tolist(), rel=1e-6)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        probes.seed_interval(values[:1])

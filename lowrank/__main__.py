@@ -1,0 +1,77 @@
+"""``python -m lowrank train ...``: train a UNet into the model cache (see :mod:`lowrank.models`).
+
+Example: ``python -m lowrank train --epochs 15 --snapshots 1`` trains the 16x16 Fashion-MNIST
+model of chapter 05's standard profile; the chapter then loads it instead of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from .models import DATASETS, UNetRun, is_cached, load_unet
+
+
+def _size(text: str) -> int | None:
+    return None if text == "native" else int(text)
+
+
+def _count(text: str) -> int | None:
+    return None if text == "all" else int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = UNetRun()
+    parser = argparse.ArgumentParser(prog="python -m lowrank")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a UNet into the model cache")
+    train.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
+    train.add_argument(
+        "--size",
+        type=_size,
+        default=defaults.size,
+        help="image side after downsampling, or 'native' (default %(default)s)",
+    )
+    train.add_argument(
+        "--train-images",
+        type=_count,
+        default=defaults.train_images,
+        help="class-balanced training subset, or 'all' (default)",
+    )
+    train.add_argument("--channels", type=int, nargs="+", default=list(defaults.channels))
+    train.add_argument("--layers-per-block", type=int, default=defaults.layers_per_block)
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument(
+        "--snapshots",
+        type=int,
+        nargs="*",
+        default=[],
+        help="epochs after which the EMA weights are also kept",
+    )
+    train.add_argument(
+        "--cache", help="cache folder (default: $LOWRANK_CACHE, else ~/.cache/lowrank/models)"
+    )
+    train.add_argument(
+        "--data",
+        help="folder of the data set (default: $LOWRANK_DATA, else "
+        "the Debian package's folder for Fashion-MNIST)",
+    )
+    args = parser.parse_args(argv)
+    fields = {f.name for f in dataclasses.fields(UNetRun)}
+    run = UNetRun(**{k: v for k, v in vars(args).items() if k in fields})
+    cached = is_cached(run, args.cache)
+    _, record = load_unet(run, cache=args.cache, data_root=args.data)
+    speed = record["images_per_second"]
+    print(f"{run.folder(args.cache)}")
+    done = "loaded from the cache" if cached or not speed else f"{speed:.0f} training images/s"
+    print(f"final loss {record['losses'][-1]:.4f} after {len(record['losses'])} epochs; {done}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Trained diffusion models, cached by configuration: a model is trained once and every chapter
+(and every re-rendering) loads it.
+
+A :class:`UNetRun` names everything that defines a trained network: data set, resolution,
+widths, epochs, optimizer settings, seed, and the epochs at which an EMA snapshot is kept. Its
+:meth:`UNetRun.key` (a SHA-256 of that configuration) names the folder::
+
+    <cache>/unet-<dataset>-<size>px-<key>/
+        run.json          configuration, loss per epoch, wall time, images/s, environment
+        ema/              final EMA weights, diffusers format (config.json + safetensors)
+        ema-epoch<e>/     EMA weights after e epochs, for each snapshot epoch
+        train.pt          fit's checkpoint: an interrupted run resumes from its last epoch
+
+``<cache>`` is ``cache`` when given, else ``$LOWRANK_CACHE`` (the Makefile sets
+``_build/models``), else ``~/.cache/lowrank/models``. Weights are read from safetensors and the
+record from JSON, so loading a cached model never unpickles anything. ``python -m lowrank train``
+trains one from the shell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from . import data as datasets
+from ._checks import check_count
+from .nets import UNetDenoiser
+from .train import fingerprint, fit
+
+__all__ = [
+    "UNetRun",
+    "cache_root",
+    "training_images",
+    "train_unet",
+    "load_unet",
+    "is_cached",
+]
+
+DATASETS = ("fashion-mnist", "cifar10")
+_FORMAT = 1  # bump when the folder layout or the training recipe changes meaning
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetRun:
+    """Everything that defines one trained ``UNetDenoiser.small`` (DDPM epsilon loss, Adam,
+    EMA of the weights).
+
+    Attributes:
+        dataset: ``"fashion-mnist"`` or ``"cifar10"``.
+        size: image side after :func:`lowrank.data.to_model_range` (``None``: native).
+        train_images: a seeded class-balanced subset of the training split of this size
+            (``None``: all of it).
+        channels, layers_per_block: the UNet's widths and depth (see ``UNetDenoiser.small``).
+        epochs, lr, batch_size, ema_decay: the optimization.
+        seed: seeds the initialization (``seed``), the subset (``seed + 1``) and the training
+            draws (``seed + 2``).
+        snapshots: epochs after which the EMA weights are also kept (an early checkpoint).
+    """
+
+    dataset: str = "fashion-mnist"
+    size: int | None = 16
+    train_images: int | None = None
+    channels: tuple[int, ...] = (32, 64)
+    layers_per_block: int = 1
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    ema_decay: float = 0.999
+    seed: int = 0
+    snapshots: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "snapshots", tuple(sorted({int(e) for e in self.snapshots})))
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels must be positive widths, got {self.channels}")
+        check_count(self.epochs, "epochs")
+        bad = [e for e in self.snapshots if not 1 <= e < self.epochs]
+        if bad:
+            raise ValueError(
+                f"snapshots must lie in [1, epochs - 1 = {self.epochs - 1}], got {bad}"
+            )
+
+    def config(self) -> dict:
+        """The configuration as JSON-ready values (with the cache format)."""
+        return {**dataclasses.asdict(self), "channels": list(self.channels),
+                "snapshots": list(self.snapshots), "format": _FORMAT}  # fmt: skip
+
+    def key(self) -> str:
+        """First 12 hex digits of the SHA-256 of :meth:`config` as sorted JSON."""
+        text = json.dumps(self.config(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def folder(self, cache: str | Path | None = None) -> Path:
+        return cache_root(cache) / f"unet-{self.dataset}-{self.size or 'native'}px-{self.key()}"
+
+
+def cache_root(cache: str | Path | None = None) -> Path:
+    """``cache``, else ``$LOWRANK_CACHE``, else ``~/.cache/lowrank/models``."""
+    if cache is not None:
+        return Path(cache)
+    if os.environ.get("LOWRANK_CACHE"):
+        return Path(os.environ["LOWRANK_CACHE"])
+    return Path.home() / ".cache" / "lowrank" / "models"
+
+
+def training_images(
+    run: UNetRun, split: str = "train", root: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of ``run`` in the model's range, and their labels: ``(N, C, H, W)`` float32
+    in [-1, 1] and ``(N,)``. ``split="train"`` gives the training subset the run trains on;
+    ``"test"`` the whole test split. ``root`` as in :mod:`lowrank.data`."""
+    load = datasets.load_fashion_mnist if run.dataset == "fashion-mnist" else datasets.load_cifar10
+    images, labels = load(split, root=root)
+    if split == "train" and run.train_images is not None:
+        gen = torch.Generator().manual_seed(run.seed + 1)
+        keep = datasets.balanced_subset(labels, run.train_images, gen)
+        images, labels = images[keep], labels[keep]
+    return datasets.to_model_range(images, run.size), labels
+
+
+def _write_json(record: dict, path: Path) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_record(folder: Path) -> dict | None:
+    path = folder / "run.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete {folder} to retrain") from e
+
+
+def train_unet(
+    run: UNetRun,
+    cache: str | Path | None = None,
+    data_root: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``run`` into its cache folder unless it is there already; return the folder.
+
+    The training stops at every snapshot epoch to store the EMA weights, then resumes
+    (bitwise: :func:`lowrank.train.fit` resumes exactly), so the final weights do not depend on
+    the snapshots. An interrupted run resumes from ``train.pt``. The record gets the wall time
+    and images/s of the epochs this call trained.
+    """
+    folder = run.folder(cache)
+    record = _read_record(folder)
+    if record is not None and record.get("complete"):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    x0, _ = training_images(run, "train", data_root)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.seed)
+        model = UNetDenoiser.small(run.size or x0.shape[-1], x0.shape[1], run.channels,
+                                   run.layers_per_block)  # fmt: skip
+    ema = UNetDenoiser.small(run.size or x0.shape[-1], x0.shape[1], run.channels,
+                             run.layers_per_block)  # fmt: skip
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    config = {"model": f"UNetDenoiser.small {run.config()}", "x0": fingerprint(x0)}
+    generator = torch.Generator().manual_seed(run.seed + 2)
+    losses: list[float] = []
+    trained, seconds = 0, 0.0
+    for stop in (*run.snapshots, run.epochs):
+        done = _epochs_in(folder / "train.pt")
+        start = time.perf_counter()
+        losses = fit(model, lambda m, b, g: m.loss(b, g), x0, stop, config, lr=run.lr,
+                     batch_size=run.batch_size, generator=generator,
+                     checkpoint=folder / "train.pt", ema=ema, ema_decay=run.ema_decay,
+                     progress=progress, desc=f"UNet epochs (to {stop})")  # fmt: skip
+        if stop > done:
+            seconds += time.perf_counter() - start
+            trained += (stop - done) * len(x0)
+        name = "ema" if stop == run.epochs else f"ema-epoch{stop}"
+        ema.save_pretrained(folder / name)
+    from .profiles import environment
+
+    record = {
+        "config": run.config(),
+        "complete": True,
+        "losses": losses,
+        "train_images": len(x0),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds_this_call": seconds,
+        "images_per_second": trained / seconds if seconds > 0 else None,
+        "environment": environment(),
+    }
+    _write_json(record, folder / "run.json")
+    return folder
+
+
+def is_cached(run: UNetRun, cache: str | Path | None = None) -> bool:
+    """Whether the cache holds the finished run ``run``."""
+    record = _read_record(run.folder(cache))
+    return bool(record and record.get("complete"))
+
+
+def _epochs_in(checkpoint: Path) -> int:
+    """Epochs a fit checkpoint holds (0 when there is none), read without the weights' check."""
+    if not checkpoint.exists():
+        return 0
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return int(state["epoch"])
+
+
+def load_unet(
+    run: UNetRun,
+    epoch: int | None = None,
+    cache: str | Path | None = None,
+    train: bool = True,
+    data_root: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[UNetDenoiser, dict]:
+    """The EMA network of ``run`` (after ``epoch``, a snapshot epoch, or the last) in eval mode,
+    and its record (``run.json``); trained first when missing and ``train`` is true."""
+    folder = run.folder(cache)
+    record = _read_record(folder)
+    if record is None or not record.get("complete"):
+        if not train:
+            raise FileNotFoundError(
+                f"{folder} holds no finished run: train it with train_unet(run) or "
+                f"`python -m lowrank train {_cli_args(run)}`"
+            )
+        folder = train_unet(run, cache, data_root, progress)
+        record = _read_record(folder)
+    if epoch is None or epoch == run.epochs:
+        name = "ema"
+    elif epoch in run.snapshots:
+        name = f"ema-epoch{epoch}"
+    else:
+        raise ValueError(f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}")
+    return UNetDenoiser.from_pretrained(folder / name).eval(), record
+
+
+def _cli_args(run: UNetRun) -> str:
+    """The command-line arguments of ``python -m lowrank train`` that give ``run``."""
+    parts = []
+    for field in dataclasses.fields(run):
+        value = getattr(run, field.name)
+        if value == field.default:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
+        shown = "native" if value is None else shown
+        parts.append(f"{flag} {shown}")
+    return " ".join(parts)

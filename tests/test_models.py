@@ -1,0 +1,104 @@
+"""The model cache: configuration keys, training into the cache once, snapshots that do not
+change the final weights, loading without training, and the command line."""
+
+import json
+
+import pytest
+import torch
+
+import lowrank.models as models
+from lowrank.__main__ import main
+from lowrank.models import UNetRun, load_unet, train_unet
+
+
+@pytest.fixture
+def tiny_data(monkeypatch):
+    """40 random 8x8 'Fashion-MNIST' images (4 per class) instead of the real files."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 8, 8), generator=gen, dtype=torch.uint8)
+    labels = torch.arange(40) % 10
+    monkeypatch.setattr(
+        models.datasets, "load_fashion_mnist", lambda split, root=None: (images, labels)
+    )
+    return images
+
+
+def _run(**changes):
+    base = dict(size=8, channels=(8, 16), epochs=3, batch_size=16)
+    return UNetRun(**{**base, **changes})
+
+
+def test_key_names_the_configuration():
+    assert _run().key() == _run().key()
+    assert len({_run().key(), _run(epochs=4).key(), _run(seed=1).key(), _run(lr=2e-3).key(),
+                _run(snapshots=(1,)).key()}) == 5  # fmt: skip
+    assert _run(channels=[8, 16]) == _run()  # lists become tuples
+    assert _run(snapshots=(2, 1, 1)).snapshots == (1, 2)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        UNetRun(dataset="mnist")
+    with pytest.raises(ValueError, match="snapshots must lie in"):
+        _run(snapshots=(3,))
+
+
+def test_cache_root_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOWRANK_CACHE", str(tmp_path / "env"))
+    assert models.cache_root() == tmp_path / "env"
+    assert models.cache_root(tmp_path / "given") == tmp_path / "given"
+    monkeypatch.delenv("LOWRANK_CACHE")
+    assert models.cache_root().parts[-3:] == (".cache", "lowrank", "models")
+
+
+def test_training_once_then_loading(tiny_data, tmp_path, monkeypatch):
+    run = _run(snapshots=(1,))
+    folder = train_unet(run, tmp_path, progress=False)
+    assert folder.name.startswith("unet-fashion-mnist-8px-") and run.key() in folder.name
+    for name in ("run.json", "ema/config.json", "ema/diffusion_pytorch_model.safetensors",
+                 "ema-epoch1/diffusion_pytorch_model.safetensors", "train.pt"):  # fmt: skip
+        assert (folder / name).exists(), name
+    record = json.loads((folder / "run.json").read_text())
+    assert record["complete"] and len(record["losses"]) == 3 and record["train_images"] == 40
+    assert record["config"]["snapshots"] == [1] and record["images_per_second"] > 0
+    final, _ = load_unet(run, cache=tmp_path)
+    early, _ = load_unet(run, epoch=1, cache=tmp_path)
+    assert not final.training
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert not torch.equal(final(x, 0.5), early(x, 0.5))
+    # a finished run is loaded, never retrained
+    monkeypatch.setattr(models, "fit", lambda *a, **k: pytest.fail("retrained a cached run"))
+    assert train_unet(run, tmp_path, progress=False) == folder
+    load_unet(run, cache=tmp_path)
+    with pytest.raises(ValueError, match="a snapshot"):
+        load_unet(run, epoch=2, cache=tmp_path)
+
+
+def test_snapshots_do_not_change_the_final_weights(tiny_data, tmp_path):
+    with_snapshots, _ = load_unet(_run(snapshots=(1, 2)), cache=tmp_path, progress=False)
+    without, _ = load_unet(_run(), cache=tmp_path, progress=False)
+    for a, b in zip(with_snapshots.state_dict().values(), without.state_dict().values(),
+                    strict=True):  # fmt: skip
+        assert torch.equal(a, b)
+
+
+def test_missing_and_corrupt_runs(tiny_data, tmp_path):
+    run = _run(epochs=2, lr=2e-3)
+    with pytest.raises(FileNotFoundError, match="python -m lowrank train .*--lr 0.002"):
+        load_unet(run, cache=tmp_path, train=False)
+    folder = run.folder(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON.*delete"):
+        load_unet(run, cache=tmp_path)
+
+
+def test_command_line_trains_into_the_cache(tiny_data, tmp_path, capsys):
+    argv = ["train", "--size", "8", "--channels", "8", "16", "--epochs", "2", "--batch-size",
+            "16", "--cache", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    folder = _run(epochs=2).folder(tmp_path)
+    assert str(folder) in out and "training images/s" in out
+    assert main(argv) == 0
+    assert "loaded from the cache" in capsys.readouterr().out
+    assert models.is_cached(_run(epochs=2), tmp_path)
+    assert not models.is_cached(_run(epochs=3), tmp_path)
