@@ -1,6 +1,6 @@
 """``python -m lowrank train ...``: train a UNet into the model cache (see :mod:`lowrank.models`).
 
-Example: ``python -m lowrank train --epochs 15 --snapshots 1`` trains the 16x16 Fashion-MNIST
+Example: ``python -m lowrank train --epochs 6 --snapshots 1`` trains the 16x16 Fashion-MNIST
 model of chapter 05's standard profile; the chapter then loads it instead of training.
 """
 

@@ -148,20 +148,27 @@ def train_unet(
     cache: str | Path | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> Path:
     """Train ``run`` into its cache folder unless it is there already; return the folder.
 
     The training stops at every snapshot epoch to store the EMA weights, then resumes
     (bitwise: :func:`lowrank.train.fit` resumes exactly), so the final weights do not depend on
     the snapshots. An interrupted run resumes from ``train.pt``. The record gets the wall time
-    and images/s of the epochs this call trained.
+    and images/s of the epochs this call trained, the device and the number of processes.
+
+    Trains on ``device`` (default: CUDA when available). Under ``torchrun`` every rank trains
+    (see :func:`lowrank.train.fit`) and rank 0 writes the folder.
     """
     folder = run.folder(cache)
     record = _read_record(folder)
     if record is not None and record.get("complete"):
         return folder
+    rank = _rank()
     folder.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x0, _ = training_images(run, "train", data_root)
+    x0 = x0.to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run.seed)
         model = UNetDenoiser.small(run.size or x0.shape[-1], x0.shape[1], run.channels,
@@ -170,12 +177,21 @@ def train_unet(
                              run.layers_per_block)  # fmt: skip
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
+    model, ema = model.to(device), ema.to(device)
     config = {"model": f"UNetDenoiser.small {run.config()}", "x0": fingerprint(x0)}
     generator = torch.Generator().manual_seed(run.seed + 2)
     losses: list[float] = []
     trained, seconds = 0, 0.0
     for stop in (*run.snapshots, run.epochs):
         done = _epochs_in(folder / "train.pt")
+        name = "ema" if stop == run.epochs else f"ema-epoch{stop}"
+        if stop < done:  # interrupted after this snapshot: it must have been saved then
+            if not (folder / name / "config.json").exists():
+                raise ValueError(
+                    f"{folder / 'train.pt'} holds {done} epochs but the snapshot {name} was "
+                    f"never saved; delete {folder} to retrain"
+                )
+            continue
         start = time.perf_counter()
         losses = fit(model, lambda m, b, g: m.loss(b, g), x0, stop, config, lr=run.lr,
                      batch_size=run.batch_size, generator=generator,
@@ -184,8 +200,8 @@ def train_unet(
         if stop > done:
             seconds += time.perf_counter() - start
             trained += (stop - done) * len(x0)
-        name = "ema" if stop == run.epochs else f"ema-epoch{stop}"
-        ema.save_pretrained(folder / name)
+        if rank == 0:
+            ema.save_pretrained(folder / name)
     from .profiles import environment
 
     record = {
@@ -196,10 +212,24 @@ def train_unet(
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds_this_call": seconds,
         "images_per_second": trained / seconds if seconds > 0 else None,
+        "device": str(device),
+        "world_size": torch.distributed.get_world_size() if _distributed_initialized() else 1,
         "environment": environment(),
     }
-    _write_json(record, folder / "run.json")
+    if rank == 0:
+        _write_json(record, folder / "run.json")
+    if _distributed_initialized():
+        torch.distributed.barrier()  # every rank returns a finished folder
     return folder
+
+
+def _distributed_initialized() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized()
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if _distributed_initialized() else 0
 
 
 def is_cached(run: UNetRun, cache: str | Path | None = None) -> bool:
@@ -226,6 +256,8 @@ def load_unet(
 ) -> tuple[UNetDenoiser, dict]:
     """The EMA network of ``run`` (after ``epoch``, a snapshot epoch, or the last) in eval mode,
     and its record (``run.json``); trained first when missing and ``train`` is true."""
+    if epoch is not None and epoch != run.epochs and epoch not in run.snapshots:
+        raise ValueError(f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}")
     folder = run.folder(cache)
     record = _read_record(folder)
     if record is None or not record.get("complete"):
@@ -236,12 +268,7 @@ def load_unet(
             )
         folder = train_unet(run, cache, data_root, progress)
         record = _read_record(folder)
-    if epoch is None or epoch == run.epochs:
-        name = "ema"
-    elif epoch in run.snapshots:
-        name = f"ema-epoch{epoch}"
-    else:
-        raise ValueError(f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}")
+    name = "ema" if epoch is None or epoch == run.epochs else f"ema-epoch{epoch}"
     return UNetDenoiser.from_pretrained(folder / name).eval(), record
 
 

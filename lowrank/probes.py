@@ -363,7 +363,7 @@ class CurveShape:
         verdict: ``"unimodal"`` (the peak stands above both ends), ``"decreasing"`` (only above
             the last end: the curve falls from a start within noise of its peak),
             ``"increasing"`` (only above the first end) or ``"flat"`` (above neither).
-        peak: index of the largest value.
+        peak: index of the peak (the largest value, unless given).
         rise, fall: the peak's margin over the first and the last value, in standard errors
             of the difference (0 when the peak is that end).
     """
@@ -378,10 +378,15 @@ def curve_shape(
     values: Sequence[float] | torch.Tensor,
     stderr: Sequence[float] | torch.Tensor | None = None,
     z: float = 3.0,
+    peak: int | None = None,
 ) -> CurveShape:
     """The book's unimodality test (see the module docstring): compare the peak of ``values``
     with both ends in units of the standard error of the difference, ``z`` the margin.
-    ``stderr=None`` is for exact curves: any positive difference counts."""
+    ``stderr=None`` is for exact curves: any positive difference counts.
+
+    ``peak``: the index of the peak when it was chosen on other data (a validation split). The
+    argmax of the tested curve itself favours a noisy high point, which inflates both margins;
+    a peak chosen elsewhere does not, and may sit below an end (a negative margin)."""
     a = torch.as_tensor(values, dtype=torch.float64)
     s = torch.zeros_like(a) if stderr is None else torch.as_tensor(stderr, dtype=torch.float64)
     if a.ndim != 1 or a.numel() < 3 or s.shape != a.shape:
@@ -391,7 +396,11 @@ def curve_shape(
         )
     if not bool(torch.all(torch.isfinite(a))) or not bool(torch.all(torch.isfinite(s) & (s >= 0))):
         raise ValueError("values must be finite and stderr finite and >= 0")
-    peak = int(a.argmax())
+    if peak is None:
+        peak = int(a.argmax())
+    elif not 0 <= peak < len(a):
+        raise ValueError(f"peak must be an index in [0, {len(a) - 1}], got {peak}")
+    peak = int(peak)
 
     def margin(end: int) -> float:
         if end == peak:
@@ -399,7 +408,7 @@ def curve_shape(
         gap, spread = (a[peak] - a[end]).item(), math.hypot(s[peak].item(), s[end].item())
         if spread > 0:
             return gap / spread
-        return math.inf if gap > 0 else 0.0  # exact values: any positive gap counts
+        return math.copysign(math.inf, gap) if gap != 0 else 0.0  # exact: any gap counts
 
     rise, fall = margin(0), margin(len(a) - 1)
     verdicts = {

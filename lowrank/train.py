@@ -219,6 +219,9 @@ def fit(
     if reserved:
         raise ValueError(f"config must not hold {sorted(reserved)}: fit records them itself")
     config = {**config, "lr": float(lr), "batch_size": batch_size}
+    rank, world = _distributed()
+    if world > 1:  # each rank draws its own noise: a run's weights depend on the world size
+        config["world_size"] = world
     if ema is not None:
         config["ema_decay"] = float(ema_decay)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -239,7 +242,6 @@ def fit(
             ema.load_state_dict(state["ema"])
         losses, start = state["losses"], state["epoch"]
     N = len(data)
-    rank, world = _distributed()
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress or rank > 0, initial=start,
                total=epochs)  # fmt: skip
     for epoch in bar:
@@ -261,7 +263,7 @@ def fit(
             optimizer.step()
             if ema is not None:
                 _update_ema(ema, model, ema_decay)
-        losses.append(_sum_over_ranks(total, world) / N)
+        losses.append(_sum_over_ranks(total, world, data.device) / N)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if path is not None and rank == 0:
             state = {
@@ -308,10 +310,11 @@ def _average_gradients(model: torch.nn.Module, rows: int, batch: int) -> None:
         p.grad = piece.view_as(p).clone()
 
 
-def _sum_over_ranks(value: float, world: int) -> float:
+def _sum_over_ranks(value: float, world: int, device: torch.device) -> float:
     if world == 1:
         return value
-    total = torch.tensor([value], dtype=torch.float64)
+    # on the parameters' device: NCCL reduces CUDA tensors only
+    total = torch.tensor([value], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(total)
     return total.item()
 

@@ -102,3 +102,26 @@ def test_command_line_trains_into_the_cache(tiny_data, tmp_path, capsys):
     assert "loaded from the cache" in capsys.readouterr().out
     assert models.is_cached(_run(epochs=2), tmp_path)
     assert not models.is_cached(_run(epochs=3), tmp_path)
+
+
+def test_an_interrupted_run_resumes_past_its_snapshots(tiny_data, tmp_path):
+    run = _run(snapshots=(1,))
+    folder = train_unet(run, tmp_path, progress=False)
+    finished = (folder / "ema" / "diffusion_pytorch_model.safetensors").read_bytes()
+    # killed after the last epoch's checkpoint, before the record was written
+    (folder / "run.json").unlink()
+    assert train_unet(run, tmp_path, progress=False) == folder
+    assert (folder / "ema" / "diffusion_pytorch_model.safetensors").read_bytes() == finished
+    # a checkpoint past a snapshot that was never saved cannot be completed
+    (folder / "run.json").unlink()
+    import shutil
+
+    shutil.rmtree(folder / "ema-epoch1")
+    with pytest.raises(ValueError, match="snapshot ema-epoch1 was never saved"):
+        train_unet(run, tmp_path, progress=False)
+
+
+def test_an_unknown_epoch_is_refused_before_training(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "fit", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(ValueError, match="a snapshot"):
+        load_unet(_run(snapshots=(1,)), epoch=2, cache=tmp_path)

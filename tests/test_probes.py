@@ -147,7 +147,7 @@ def _layers(gen, N, signal):
     onehot = torch.nn.functional.one_hot(y, 10).float()
     signal_f = torch.stack([s * onehot + torch.randn(N, 10, generator=gen) for s in signal])
     noise_f = torch.randn(len(signal), N, 10, generator=gen)
-    return {"signal": signal_f, "noise": noise_f}, y
+    return {"noise": noise_f, "signal": signal_f}, y  # the right answer is not the first key
 
 
 def test_probe_layers_and_best_layer_on_validation():
@@ -167,6 +167,15 @@ def test_probe_layers_and_best_layer_on_validation():
         (c.accuracy * 120).round().sub(c.accuracy * 120).abs().max() < 1e-9
         for c in validation.values()
     )
+    # the highest peak wins, not the highest mean: "late" is better on average, "sharp" peaks
+    gen = torch.Generator().manual_seed(2)
+    sharp, y2 = _layers(gen, 600, [5.0, 0.0, 0.0])
+    late, _ = _layers(torch.Generator().manual_seed(3), 600, [1.5, 1.5, 1.5])
+    chosen, curves_2 = probes.best_layer(
+        sigmas, {"late": late["signal"], "sharp": sharp["signal"]}, y2
+    )
+    assert curves_2["late"].accuracy.mean() > curves_2["sharp"].accuracy.mean()
+    assert chosen == "sharp"
     with pytest.raises(ValueError, match="validation must lie in"):
         probes.best_layer(sigmas, train, y, validation=1.0)
 
@@ -203,3 +212,16 @@ def test_seed_interval_is_the_t_interval():
     assert half.tolist() == pytest.approx((4.302652730 * s / 3**0.5).tolist(), rel=1e-6)
     with pytest.raises(ValueError, match="at least 2 seeds"):
         probes.seed_interval(values[:1])
+
+
+def test_curve_shape_at_a_peak_chosen_elsewhere():
+    values, stderr = [0.50, 0.60, 0.62, 0.40], [0.01] * 4
+    assert probes.curve_shape(values, stderr).peak == 2
+    at_1 = probes.curve_shape(values, stderr, peak=1)
+    assert at_1.peak == 1 and at_1.verdict == "unimodal"
+    assert at_1.rise == pytest.approx(0.10 / math.hypot(0.01, 0.01))
+    # a chosen peak below an end has a negative margin
+    at_0 = probes.curve_shape([0.5, 0.7, 0.6], None, peak=0)
+    assert at_0.rise == 0.0 and at_0.fall == -math.inf and at_0.verdict == "flat"
+    with pytest.raises(ValueError, match="peak must be an index"):
+        probes.curve_shape(values, stderr, peak=4)
