@@ -119,7 +119,8 @@ def _check_05(v):
         for key in ("bump_trained", "bump_pixels", "lead_pixels", "lead_untrained"):
             assert math.isfinite(v[f"few{i}_{key}"]) and v[f"few{i}_{key}_half"] > 0, key
     row = paper.TABLE9["CIFAR-10", "logistic"].values
-    assert v["paper_c10_rise"] == pytest.approx(max(row) - row[0])
+    # the notebook subtracts in float32 (torch's default), about 4e-6 from the float64 value
+    assert v["paper_c10_rise"] == pytest.approx(max(row) - row[0], abs=1e-5)
     assert v["paper_c10_peak_sigma"] == 0.06
 
 
