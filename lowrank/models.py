@@ -31,7 +31,7 @@ import torch
 from . import data as datasets
 from ._checks import check_count
 from .nets import UNetDenoiser
-from .train import fingerprint, fit
+from .train import _distributed, fingerprint, fit
 
 __all__ = [
     "UNetRun",
@@ -164,7 +164,7 @@ def train_unet(
     record = _read_record(folder)
     if record is not None and record.get("complete"):
         return folder
-    rank = _rank()
+    rank, world = _distributed()  # the same test fit uses
     folder.mkdir(parents=True, exist_ok=True)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x0, _ = training_images(run, "train", data_root)
@@ -213,23 +213,14 @@ def train_unet(
         "seconds_this_call": seconds,
         "images_per_second": trained / seconds if seconds > 0 else None,
         "device": str(device),
-        "world_size": torch.distributed.get_world_size() if _distributed_initialized() else 1,
+        "world_size": world,
         "environment": environment(),
     }
     if rank == 0:
         _write_json(record, folder / "run.json")
-    if _distributed_initialized():
+    if world > 1:
         torch.distributed.barrier()  # every rank returns a finished folder
     return folder
-
-
-def _distributed_initialized() -> bool:
-    dist = torch.distributed
-    return dist.is_available() and dist.is_initialized()
-
-
-def _rank() -> int:
-    return torch.distributed.get_rank() if _distributed_initialized() else 0
 
 
 def is_cached(run: UNetRun, cache: str | Path | None = None) -> bool:
