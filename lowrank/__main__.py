@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         help="epochs after which the EMA weights are also kept",
     )
     train.add_argument(
+        "--noise-levels",
+        type=float,
+        nargs="+",
+        help="train a denoising autoencoder at these noise levels only (default: a diffusion "
+        "model, every timestep)",
+    )
+    train.add_argument(
         "--cache", help="cache folder (default: $LOWRANK_CACHE, else ~/.cache/lowrank/models)"
     )
     train.add_argument(

@@ -5,7 +5,8 @@
   a folder named by ``root`` or ``$LOWRANK_DATA``;
 * CIFAR-10 from the python version of its archive (``cifar-10-python.tar.gz``) or that archive
   unpacked, found the same way;
-* seeded class-balanced subsets, for the memorization experiments' training sets of size 2^k.
+* seeded class-balanced subsets, for the memorization experiments' training sets of size 2^k;
+* seeded label noise (:func:`flip_labels`), for the ensemble's robustness to wrong labels.
 
 Nothing is downloaded: where the data are missing the error says how to get them.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_cifar10",
     "balanced_subset",
+    "flip_labels",
     "to_model_range",
     "FASHION_MNIST_DEBIAN",
 ]
@@ -228,6 +230,32 @@ def balanced_subset(
             raise ValueError(f"class {k} has {len(members)} examples, {int(counts[k])} needed")
         chosen.append(members[torch.randperm(len(members), generator=generator)[: counts[k]]])
     return torch.cat(chosen).sort().values
+
+
+def flip_labels(
+    labels: torch.Tensor, rate: float, generator: torch.Generator, K: int | None = None
+) -> torch.Tensor:
+    """A copy of ``labels`` with ``round(rate * N)`` of them, chosen at random, replaced by a
+    class drawn uniformly from the ``K - 1`` other classes (symmetric label noise: every wrong
+    label is equally likely, none is flipped back to itself).
+
+    Arguments:
+        labels: ``(N,)`` int64 labels in ``0 .. K-1``.
+        rate: the share of labels to flip, in [0, 1].
+        generator: seeds which labels flip and to what.
+        K: the number of classes (default: ``max + 1``).
+    """
+    K = check_labels(labels, K=K)
+    if K < 2:
+        raise ValueError("flipping a label needs at least 2 classes")
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must lie in [0, 1], got {rate}")
+    flipped = labels.clone()
+    rows = torch.randperm(len(labels), generator=generator)[: round(rate * len(labels))]
+    # adding 1 .. K-1 modulo K lands on each other class with probability 1 / (K - 1)
+    shift = torch.randint(1, K, (len(rows),), generator=generator)
+    flipped[rows] = (labels[rows] + shift) % K
+    return flipped
 
 
 def to_model_range(images: torch.Tensor, size: int | None = None) -> torch.Tensor:

@@ -5,7 +5,8 @@ A :class:`UNetRun` names everything that defines a trained network: data set, re
 widths, epochs, optimizer settings, seed, and the epochs at which an EMA snapshot is kept. Its
 :meth:`UNetRun.key` (a SHA-256 of that configuration) names the folder::
 
-    <cache>/unet-<dataset>-<size>px-<key>/
+    <cache>/unet-<dataset>-<size>px-<key>/            (a diffusion model)
+    <cache>/dae-<dataset>-<size>px-<key>/             (noise_levels given: a denoising autoencoder)
         run.json          configuration, loss per epoch, wall time, images/s, environment
         ema/              final EMA weights, diffusers format (config.json + safetensors)
         ema-epoch<e>/     EMA weights after e epochs, for each snapshot epoch
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -51,6 +53,11 @@ class UNetRun:
     """Everything that defines one trained ``UNetDenoiser.small`` (DDPM epsilon loss, Adam,
     EMA of the weights).
 
+    With ``noise_levels`` the same network and loss are trained at those noise levels only, one
+    drawn uniformly per image: a denoising autoencoder (DAE) at one level, or the paper's
+    multi-level DAE (Fig. 13, Table 3) at a few. Without it (``None``), the diffusion model:
+    a timestep uniform in ``0 .. T-1`` per image.
+
     Attributes:
         dataset: ``"fashion-mnist"`` or ``"cifar10"``.
         size: image side after :func:`lowrank.data.to_model_range` (``None``: native).
@@ -61,6 +68,7 @@ class UNetRun:
         seed: seeds the initialization (``seed``), the subset (``seed + 1``) and the training
             draws (``seed + 2``).
         snapshots: epochs after which the EMA weights are also kept (an early checkpoint).
+        noise_levels: noise levels (the book's sigma, > 0) of a DAE, or ``None``.
     """
 
     dataset: str = "fashion-mnist"
@@ -74,12 +82,20 @@ class UNetRun:
     ema_decay: float = 0.999
     seed: int = 0
     snapshots: tuple[int, ...] = ()
+    noise_levels: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "snapshots", tuple(sorted({int(e) for e in self.snapshots})))
+        if self.noise_levels is not None:
+            levels = tuple(sorted({float(s) for s in self.noise_levels}))
+            if not levels or not all(math.isfinite(s) and s > 0 for s in levels):
+                raise ValueError(
+                    f"noise_levels must be finite levels > 0 (or None), got {self.noise_levels}"
+                )
+            object.__setattr__(self, "noise_levels", levels)
         if not self.channels or min(self.channels) < 1:
             raise ValueError(f"channels must be positive widths, got {self.channels}")
         check_count(self.epochs, "epochs")
@@ -90,9 +106,16 @@ class UNetRun:
             )
 
     def config(self) -> dict:
-        """The configuration as JSON-ready values (with the cache format)."""
-        return {**dataclasses.asdict(self), "channels": list(self.channels),
-                "snapshots": list(self.snapshots), "format": _FORMAT}  # fmt: skip
+        """The configuration as JSON-ready values (with the cache format). ``noise_levels``
+        enters only when given, so a diffusion model's key (and cache folder) is the one it had
+        before DAEs existed."""
+        config = {**dataclasses.asdict(self), "channels": list(self.channels),
+                  "snapshots": list(self.snapshots), "format": _FORMAT}  # fmt: skip
+        if self.noise_levels is None:
+            del config["noise_levels"]
+        else:
+            config["noise_levels"] = list(self.noise_levels)
+        return config
 
     def key(self) -> str:
         """First 12 hex digits of the SHA-256 of :meth:`config` as sorted JSON."""
@@ -100,7 +123,21 @@ class UNetRun:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def folder(self, cache: str | Path | None = None) -> Path:
-        return cache_root(cache) / f"unet-{self.dataset}-{self.size or 'native'}px-{self.key()}"
+        kind = self.kind().lower()
+        return cache_root(cache) / f"{kind}-{self.dataset}-{self.size or 'native'}px-{self.key()}"
+
+    def kind(self) -> str:
+        """``"UNet"`` (a diffusion model) or ``"DAE"`` (trained at ``noise_levels`` only)."""
+        return "UNet" if self.noise_levels is None else "DAE"
+
+    def loss(self, model: UNetDenoiser, x0: torch.Tensor, generator: torch.Generator):
+        """The training loss of a batch: DDPM's epsilon loss at uniform timesteps, or at
+        ``noise_levels`` drawn uniformly per image (a DAE)."""
+        if self.noise_levels is None:
+            return model.loss(x0, generator)
+        levels = torch.tensor(self.noise_levels)
+        pick = torch.randint(0, len(levels), (x0.shape[0],), generator=generator)
+        return model.loss(x0, generator, sigma=levels[pick])
 
 
 def cache_root(cache: str | Path | None = None) -> Path:
@@ -193,10 +230,10 @@ def train_unet(
                 )
             continue
         start = time.perf_counter()
-        losses = fit(model, lambda m, b, g: m.loss(b, g), x0, stop, config, lr=run.lr,
+        losses = fit(model, run.loss, x0, stop, config, lr=run.lr,
                      batch_size=run.batch_size, generator=generator,
                      checkpoint=folder / "train.pt", ema=ema, ema_decay=run.ema_decay,
-                     progress=progress, desc=f"UNet epochs (to {stop})")  # fmt: skip
+                     progress=progress, desc=f"{run.kind()} epochs (to {stop})")  # fmt: skip
         if stop > done:
             seconds += time.perf_counter() - start
             trained += (stop - done) * len(x0)

@@ -2,6 +2,8 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
 
 * :func:`logistic_probe`: the paper's linear probe, multinomial logistic regression on
   standardized features, trained on the training split and scored on the test split;
+* :func:`logistic_logits`: that probe's logits, for :func:`ensemble_probe`, the paper's soft
+  vote of probes at neighbouring noise levels (:func:`ensemble_window`);
 * :func:`projection_classifier`: the paper's "projection" classifier
   :math:`\arg\max_k \|V_k^\top h\|^2` with per-class principal subspaces :math:`V_k`;
 * :func:`probe_across_sigma`: either probe at every noise level of a grid, with a 95% interval
@@ -40,6 +42,9 @@ from .data import balanced_subset
 
 __all__ = [
     "logistic_probe",
+    "logistic_logits",
+    "ensemble_window",
+    "ensemble_probe",
     "projection_classifier",
     "accuracy_interval",
     "probe_across_sigma",
@@ -65,7 +70,8 @@ def logistic_probe(
     """Test accuracy of a multinomial logistic-regression probe (the paper's linear probe).
 
     Features are standardized with the training mean and scale, then a linear classifier is
-    fitted by L-BFGS on the cross-entropy plus ``weight_decay * ||A||^2 / 2`` in float64.
+    fitted by L-BFGS on the cross-entropy plus ``weight_decay * ||A||^2 / 2`` in float64
+    (:func:`logistic_logits`).
 
     Arguments:
         train_features: ``(N, p)``; train_labels: ``(N,)`` int64 in ``0 .. K-1``.
@@ -74,15 +80,42 @@ def logistic_probe(
     Returns:
         ``(T,)`` accuracies in [0, 1], one per test set.
     """
+    if isinstance(test_features, torch.Tensor):
+        test_features, test_labels = [test_features], [test_labels]
+    if len(test_features) != len(test_labels):
+        raise ValueError("need one label tensor per test feature set")
+    K = check_labels(train_labels, "train_labels")
+    for i, labels in enumerate(test_labels):
+        check_labels(labels, f"test_labels[{i}]", K=K)
+    logits = logistic_logits(train_features, train_labels, test_features, weight_decay, max_iter)
+    return torch.stack(
+        [(z.argmax(1) == y).double().mean() for z, y in zip(logits, test_labels, strict=True)]
+    )
+
+
+def logistic_logits(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor | list[torch.Tensor],
+    weight_decay: float = 1e-4,
+    max_iter: int = 200,
+) -> list[torch.Tensor]:
+    """Logits of :func:`logistic_probe`'s classifier on each test set: ``(M, K)`` float64 each.
+
+    Standardizing with the training statistics and then applying a linear map is the paper's
+    "BatchNorm then linear" probe at evaluation time (BatchNorm's affine part folds into the
+    linear map); here it is fitted to convergence by L-BFGS instead of by SGD.
+    """
     X = train_features.detach().to(torch.float64)
     K = check_labels(train_labels, "train_labels")
     y = train_labels.to(torch.long)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError("train_features must be (N, p) and train_labels (N,)")
     if isinstance(test_features, torch.Tensor):
-        test_features, test_labels = [test_features], [test_labels]
-    for i, labels in enumerate(test_labels):
-        check_labels(labels, f"test_labels[{i}]", K=K)
+        test_features = [test_features]
+    for i, F in enumerate(test_features):
+        if F.ndim != 2 or F.shape[1] != X.shape[1]:
+            raise ValueError(f"test_features[{i}] must be (M, {X.shape[1]}), got {tuple(F.shape)}")
     mean, scale = X.mean(0), X.std(0).clamp_min(1e-12)
     Z = (X - mean) / scale
     A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
@@ -97,13 +130,61 @@ def logistic_probe(
         return loss
 
     opt.step(closure)
-    accuracies = []
+    logits = []
     with torch.no_grad():
-        for F, labels in zip(test_features, test_labels, strict=True):
+        for F in test_features:
             Zt = (F.detach().to(torch.float64) - mean) / scale
-            logits = torch.cat([Zt, torch.ones(len(Zt), 1, dtype=torch.float64)], 1) @ A
-            accuracies.append((logits.argmax(1) == labels).double().mean())
-    return torch.stack(accuracies)
+            logits.append(torch.cat([Zt, torch.ones(len(Zt), 1, dtype=torch.float64)], 1) @ A)
+    return logits
+
+
+def ensemble_window(center: int, levels: int, width: int = 2) -> list[int]:
+    """The ``2 width + 1`` consecutive grid indices around ``center`` (the paper's ensemble:
+    the best level and ``width`` neighbours on each side), shifted to stay inside a grid of
+    ``levels`` points, so that a peak at an end still gets ``2 width + 1`` members."""
+    levels = check_count(levels, "levels")
+    width = check_count(width, "width", minimum=0)
+    if not 0 <= center < levels:
+        raise ValueError(f"center must be an index in [0, {levels - 1}], got {center}")
+    if 2 * width + 1 > levels:
+        raise ValueError(f"a window of {2 * width + 1} levels does not fit a grid of {levels}")
+    start = min(max(center - width, 0), levels - (2 * width + 1))
+    return list(range(start, start + 2 * width + 1))
+
+
+def ensemble_probe(
+    train_features: Sequence[torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: Sequence[torch.Tensor],
+    test_labels: torch.Tensor,
+    members: Sequence[int],
+    weight_decay: float = 1e-4,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft voting across noise levels (the paper's ensemble, appendix Tables 1-2): one logistic
+    probe per level in ``members``, their test logits averaged.
+
+    Arguments:
+        train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``, one per level.
+        members: the levels (indices into the grid) that vote, e.g. :func:`ensemble_window`.
+
+    Returns:
+        ``(len(members),)`` accuracies of each member alone and the accuracy of the averaged
+        logits (a 0-d tensor), both in [0, 1].
+    """
+    if len(train_features) != len(test_features):
+        raise ValueError("need one test feature set per train feature set")
+    members = [int(i) for i in members]
+    if not members or not all(0 <= i < len(train_features) for i in members):
+        raise ValueError(f"members must be indices in [0, {len(train_features) - 1}]")
+    K = check_labels(train_labels, "train_labels")
+    check_labels(test_labels, "test_labels", K=K)
+    logits = [
+        logistic_logits(train_features[i], train_labels, test_features[i], weight_decay)[0]
+        for i in members
+    ]
+    single = torch.stack([(z.argmax(1) == test_labels).double().mean() for z in logits])
+    vote = torch.stack(logits).mean(0)
+    return single, (vote.argmax(1) == test_labels).double().mean()
 
 
 def projection_classifier(

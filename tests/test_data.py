@@ -108,3 +108,28 @@ def test_to_model_range_scales_and_pools():
         to_model_range(images.float())
     with pytest.raises(ValueError, match="at most the native"):
         to_model_range(images, size=3)
+
+
+def test_flip_labels_flips_the_share_asked_to_other_classes_uniformly():
+    K, N = 10, 20_000
+    labels = torch.arange(N) % K
+    for rate in (0.0, 0.2, 0.8, 1.0):
+        flipped = data.flip_labels(labels, rate, torch.Generator().manual_seed(1))
+        changed = flipped != labels
+        # exactly round(rate N) rows change and none is "flipped" to its own class
+        assert int(changed.sum()) == round(rate * N)
+    flipped = data.flip_labels(labels, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(flipped, data.flip_labels(labels, 0.5, torch.Generator().manual_seed(1)))
+    # every wrong class equally likely: offsets 1 .. K-1 each about 1/(K-1) of the flips
+    offsets = ((flipped - labels) % K)[flipped != labels]
+    counts = torch.bincount(offsets, minlength=K).double()
+    assert counts[0] == 0
+    expected = len(offsets) / (K - 1)
+    assert float(((counts[1:] - expected).abs() / expected**0.5).max()) < 4  # binomial z
+    # and the flipped rows are spread over the classes, not taken from a few
+    per_class = torch.bincount(labels[flipped != labels], minlength=K).double()
+    assert float(per_class.min()) > 0.8 * len(offsets) / K
+    with pytest.raises(ValueError, match="rate must lie in"):
+        data.flip_labels(labels, 1.5, torch.Generator())
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        data.flip_labels(torch.zeros(5, dtype=torch.long), 0.5, torch.Generator())

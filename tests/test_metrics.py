@@ -13,7 +13,7 @@ from lowrank import (
     snr_exact,
     theory,
 )
-from lowrank.metrics import block_angles, principal_angles
+from lowrank.metrics import block_angles, principal_angles, sliced_wasserstein
 from lowrank.probes import logistic_probe, projection_classifier
 
 # Table 4 of the paper, orthogonal binary MoLRG (n=50, d=5, delta=0.2), Karras grid from 0.008.
@@ -138,3 +138,38 @@ def test_snr_does_not_depend_on_the_ambient_dimension():
         ambient, se = snr_estimate(MixtureDenoiser(mix), mix, [0.3], 12_000, gen)
         gap = (ambient - exact).abs().item()
         assert gap < 4 * math.hypot(se.item(), exact_se.item()), (n, ambient, exact)
+
+
+def test_sliced_wasserstein_of_a_shift_is_the_mean_squared_projected_shift():
+    """Y = X + c with N = M = quantiles: every projection matches sorted samples exactly, so
+    SW^2 = mean over directions of (theta . c)^2, with the same directions drawn by hand."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(256, 5, generator=g, dtype=torch.float64)
+    c = torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0], dtype=torch.float64)
+    value = sliced_wasserstein(X, X + c, 64, torch.Generator().manual_seed(7), 256)
+    theta = torch.randn(5, 64, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    theta = theta / theta.norm(dim=0)
+    assert value == pytest.approx((c @ theta).square().mean().item(), rel=1e-12)
+    assert sliced_wasserstein(X, X[torch.randperm(256, generator=g)], 16, g, 256) < 1e-24
+
+
+def test_sliced_wasserstein_in_one_dimension_is_the_sorted_matching():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(300, 1, generator=g), 2 * torch.rand(300, 1, generator=g)
+    exact = (x.double().sort(0).values - y.double().sort(0).values).square().mean().item()
+    assert sliced_wasserstein(x, y, 3, g, 300) == pytest.approx(exact, rel=1e-12)
+
+
+def test_sliced_wasserstein_of_two_isotropic_gaussians():
+    """Same isotropic covariance: SW_2^2 = |mu_X - mu_Y|^2 / p (the expectation over directions
+    of (theta . dmu)^2), up to sampling error; unequal sample sizes go through quantiles."""
+    p = 8
+    g = torch.Generator().manual_seed(2)
+    mu = torch.zeros(p, dtype=torch.float64)
+    mu[0], mu[3] = 2.0, -2.0
+    X = torch.randn(20_000, p, generator=g, dtype=torch.float64)
+    Y = mu + torch.randn(15_000, p, generator=g, dtype=torch.float64)
+    value = sliced_wasserstein(X, Y, 2000, g)
+    assert value == pytest.approx(mu.square().sum().item() / p, rel=0.05)  # 1.0
+    with pytest.raises(ValueError, match="X and Y must be"):
+        sliced_wasserstein(X, Y[:, :3])

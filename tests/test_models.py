@@ -125,3 +125,58 @@ def test_an_unknown_epoch_is_refused_before_training(tiny_data, tmp_path, monkey
     monkeypatch.setattr(models, "fit", lambda *a, **k: pytest.fail("trained before checking"))
     with pytest.raises(ValueError, match="a snapshot"):
         load_unet(_run(snapshots=(1,)), epoch=2, cache=tmp_path)
+
+
+def test_a_diffusion_models_key_does_not_change_when_daes_exist():
+    """The standard profile's network was cached under this key before noise_levels existed:
+    leaving the field out of a diffusion model's configuration keeps that cache valid."""
+    assert UNetRun(epochs=6, snapshots=(1,)).key() == "0fe945b31da9"
+    assert "noise_levels" not in UNetRun().config()
+    dae = _run(noise_levels=(0.06, 0.002, 0.06))
+    assert dae.noise_levels == (0.002, 0.06) and dae.config()["noise_levels"] == [0.002, 0.06]
+    assert dae.kind() == "DAE" and _run().kind() == "UNet"
+    assert dae.key() not in {_run().key(), _run(noise_levels=(0.002,)).key()}
+    assert dae.folder().name.startswith("dae-fashion-mnist-8px-")
+    with pytest.raises(ValueError, match="noise_levels must be"):
+        _run(noise_levels=(0.0,))
+    with pytest.raises(ValueError, match="noise_levels must be"):
+        _run(noise_levels=())
+
+
+class _Recorder:
+    """Stands in for the network: records the noise levels the run's loss asks for."""
+
+    def __init__(self):
+        self.sigmas = []
+
+    def loss(self, x0, generator, sigma=None):
+        self.sigmas.append(sigma)
+        return torch.zeros(())
+
+
+def test_a_dae_trains_at_its_noise_levels_only():
+    x0, gen = torch.zeros(4000, 1, 2, 2), torch.Generator().manual_seed(0)
+    recorder = _Recorder()
+    _run().loss(recorder, x0, gen)
+    assert recorder.sigmas == [None]  # the diffusion model: UNetDenoiser.loss's timesteps
+    _run(noise_levels=(0.5,)).loss(recorder, x0, gen)
+    assert torch.equal(recorder.sigmas[-1], torch.full((4000,), 0.5))
+    _run(noise_levels=(0.002, 0.06, 0.585)).loss(recorder, x0, gen)
+    counts = torch.stack([(recorder.sigmas[-1] == s).sum() for s in (0.002, 0.06, 0.585)])
+    assert int(counts.sum()) == 4000 and int((counts - 4000 / 3).abs().max()) < 4 * 30
+
+
+def test_a_dae_is_cached_apart_from_the_diffusion_model(tiny_data, tmp_path, capsys):
+    diffusion, dae = _run(epochs=1), _run(epochs=1, noise_levels=(0.1,))
+    dae_net, record = load_unet(dae, cache=tmp_path, progress=False)
+    assert record["config"]["noise_levels"] == [0.1] and not models.is_cached(diffusion, tmp_path)
+    diffusion_net, _ = load_unet(diffusion, cache=tmp_path, progress=False)
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # same initialization (seed), different training
+        assert not torch.equal(dae_net(x, 0.1), diffusion_net(x, 0.1))
+    argv = ["train", "--size", "8", "--channels", "8", "16", "--epochs", "1", "--batch-size",
+            "16", "--noise-levels", "0.1", "--cache", str(tmp_path)]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 0  # the command line names the same DAE: loaded, not retrained
+    out = capsys.readouterr().out
+    assert str(dae.folder(tmp_path)) in out and "loaded from the cache" in out

@@ -225,3 +225,62 @@ def test_curve_shape_at_a_peak_chosen_elsewhere():
     assert at_0.rise == 0.0 and at_0.fall == -math.inf and at_0.verdict == "flat"
     with pytest.raises(ValueError, match="peak must be an index"):
         probes.curve_shape(values, stderr, peak=4)
+
+
+def _noisy_views(levels, N, p, noise, seed):
+    """One class signal seen at ``levels`` views, each with its own independent noise: the
+    views' errors are independent, so averaging their probes' logits should beat each alone."""
+    g = torch.Generator().manual_seed(seed)
+    K = 4
+    labels = torch.arange(N) % K
+    means = 1.0 * torch.randn(K, p, generator=g, dtype=torch.float64)
+    return [
+        means[labels] + noise * torch.randn(N, p, generator=g, dtype=torch.float64)
+        for _ in range(levels)
+    ], labels
+
+
+def test_logistic_logits_are_the_probes_decisions():
+    views, labels = _noisy_views(1, 600, 6, 2.0, seed=0)
+    test, test_labels = _noisy_views(1, 400, 6, 2.0, seed=0)  # same class means, new noise
+    logits = probes.logistic_logits(views[0], labels, [test[0], test[0][:10]])
+    assert logits[0].shape == (400, 4) and logits[1].shape == (10, 4)
+    assert torch.allclose(logits[1], logits[0][:10])
+    accuracy = probes.logistic_probe(views[0], labels, test[0], test_labels)
+    assert accuracy.item() == (logits[0].argmax(1) == test_labels).double().mean().item()
+    with pytest.raises(ValueError, match=r"test_features\[0\] must be"):
+        probes.logistic_logits(views[0], labels, test[0][:, :3])
+
+
+@pytest.mark.parametrize(
+    "center, levels, width, window",
+    [(4, 9, 2, [2, 3, 4, 5, 6]), (0, 9, 2, [0, 1, 2, 3, 4]), (1, 9, 2, [0, 1, 2, 3, 4]),
+     (8, 9, 2, [4, 5, 6, 7, 8]), (3, 9, 0, [3]), (2, 5, 2, [0, 1, 2, 3, 4])],
+)  # fmt: skip
+def test_ensemble_window_keeps_its_size_inside_the_grid(center, levels, width, window):
+    assert probes.ensemble_window(center, levels, width) == window
+
+
+def test_ensemble_window_errors():
+    with pytest.raises(ValueError, match="center must be an index"):
+        probes.ensemble_window(9, 9)
+    with pytest.raises(ValueError, match="does not fit"):
+        probes.ensemble_window(1, 4, 2)
+
+
+def test_ensemble_probe_averages_the_members_logits():
+    train, labels = _noisy_views(5, 800, 8, 3.0, seed=1)
+    test, test_labels = _noisy_views(5, 2000, 8, 3.0, seed=1)
+    test = [t + 0 for t in test]
+    single, vote = probes.ensemble_probe(train, labels, test, test_labels, [0, 2, 4])
+    for j, i in enumerate([0, 2, 4]):  # each member alone is the plain probe
+        assert single[j].item() == probes.logistic_probe(train[i], labels, test[i], test_labels)
+    logits = [probes.logistic_logits(train[i], labels, test[i])[0] for i in (0, 2, 4)]
+    by_hand = (torch.stack(logits).mean(0).argmax(1) == test_labels).double().mean()
+    assert vote.item() == by_hand.item()
+    # independent errors: the soft vote of five views beats the best view by many std errors
+    single5, vote5 = probes.ensemble_probe(train, labels, test, test_labels, range(5))
+    se = (single5.max() * (1 - single5.max()) / len(test_labels)).sqrt()
+    assert vote5 - single5.max() > 5 * se, (single5, vote5)
+    with pytest.raises(ValueError, match="members must be indices"):
+        probes.ensemble_probe(train, labels, test, test_labels, [5])
