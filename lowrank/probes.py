@@ -3,7 +3,8 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
 * :func:`logistic_probe`: the paper's linear probe, multinomial logistic regression on
   standardized features, trained on the training split and scored on the test split;
 * :func:`logistic_logits`: that probe's logits, for :func:`ensemble_probe`, the paper's soft
-  vote of probes at neighbouring noise levels (:func:`ensemble_window`);
+  vote of probes at neighbouring noise levels (:func:`ensemble_window`), and
+  :func:`label_noise_sweep`, both against the single best probe under label noise;
 * :func:`projection_classifier`: the paper's "projection" classifier
   :math:`\arg\max_k \|V_k^\top h\|^2` with per-class principal subspaces :math:`V_k`;
 * :func:`probe_across_sigma`: either probe at every noise level of a grid, with a 95% interval
@@ -36,15 +37,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.std import tqdm
 
 from ._checks import check_count, check_labels
-from .data import balanced_subset
+from .data import balanced_subset, flip_labels
 
 __all__ = [
     "logistic_probe",
     "logistic_logits",
     "ensemble_window",
     "ensemble_probe",
+    "label_noise_sweep",
+    "LabelNoiseSweep",
     "projection_classifier",
     "accuracy_interval",
     "probe_across_sigma",
@@ -185,6 +189,78 @@ def ensemble_probe(
     single = torch.stack([(z.argmax(1) == test_labels).double().mean() for z in logits])
     vote = torch.stack(logits).mean(0)
     return single, (vote.argmax(1) == test_labels).double().mean()
+
+
+@dataclass(frozen=True)
+class LabelNoiseSweep:
+    """Result of :func:`label_noise_sweep`.
+
+    Attributes:
+        rates: ``(R,)`` shares of flipped training labels.
+        single: ``(R, seeds)`` test accuracy of the probe at the level chosen on validation.
+        ensemble: ``(R, seeds)`` test accuracy of the soft vote over its window.
+        center: ``(R, seeds)`` the chosen level (index into the grid).
+    """
+
+    rates: torch.Tensor
+    single: torch.Tensor
+    ensemble: torch.Tensor
+    center: torch.Tensor
+
+
+def label_noise_sweep(
+    train_features: Sequence[torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: Sequence[torch.Tensor],
+    test_labels: torch.Tensor,
+    rates: Sequence[float],
+    seeds: Sequence[int],
+    width: int = 2,
+    validation: float = 0.2,
+    weight_decay: float = 1e-4,
+    progress: bool = False,
+) -> LabelNoiseSweep:
+    """The single best probe against the ensemble (:func:`ensemble_probe`) when a share of the
+    training labels is wrong (the paper's appendix Table 1).
+
+    For each rate and seed: ``rate`` of the training labels are flipped to another class
+    (:func:`lowrank.data.flip_labels`, generator seeded with the seed); the level is chosen
+    where a probe trained on the other ``1 - validation`` of the training rows does best on the
+    held-out ``validation`` rows, **with their flipped labels** (clean labels are what the
+    experiment says one does not have; for symmetric noise the noisy validation accuracy is an
+    increasing function of the clean one, so its argmax is the same in expectation); then the
+    probe at that level and the soft vote over :func:`ensemble_window` of it are trained on all
+    the training rows and scored on the clean test labels.
+
+    Arguments:
+        train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``, one per level.
+        rates: shares of flipped labels in [0, 1]; seeds: one flip (and split) per seed.
+    """
+    S = len(train_features)
+    if S != len(test_features):
+        raise ValueError("need one test feature set per train feature set")
+    K = check_labels(train_labels, "train_labels")
+    stacked = torch.stack(list(train_features))
+    sigmas = torch.arange(S, dtype=torch.float64)  # best_layer only records them
+    seeds = [int(seed) for seed in seeds]
+    shape = (len(rates), len(seeds))
+    single, ensemble = (
+        torch.zeros(shape, dtype=torch.float64),
+        torch.zeros(shape, dtype=torch.float64),
+    )
+    center = torch.zeros(shape, dtype=torch.long)
+    steps = [(r, j) for r in range(len(rates)) for j in range(len(seeds))]
+    for r, j in tqdm(steps, desc="label noise", disable=not progress):
+        noisy = flip_labels(train_labels, rates[r], torch.Generator().manual_seed(seeds[j]), K)
+        _, curves = best_layer(sigmas, {"": stacked}, noisy, validation, seeds[j])
+        best = int(curves[""].accuracy.argmax())
+        window = ensemble_window(best, S, width)
+        members, vote = ensemble_probe(
+            train_features, noisy, test_features, test_labels, window, weight_decay
+        )
+        single[r, j], ensemble[r, j] = members[window.index(best)], vote
+        center[r, j] = best
+    return LabelNoiseSweep(torch.as_tensor(rates, dtype=torch.float64), single, ensemble, center)
 
 
 def projection_classifier(

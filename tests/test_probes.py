@@ -284,3 +284,31 @@ def test_ensemble_probe_averages_the_members_logits():
     assert vote5 - single5.max() > 5 * se, (single5, vote5)
     with pytest.raises(ValueError, match="members must be indices"):
         probes.ensemble_probe(train, labels, test, test_labels, [5])
+
+
+def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
+    g = torch.Generator().manual_seed(3)
+    K, p = 4, 6
+    means = torch.randn(K, p, generator=g, dtype=torch.float64)
+
+    def views(N):  # view 3 is the clearest, so rate 0 must choose it
+        labels = torch.arange(N) % K
+        return [
+            means[labels] + s * torch.randn(N, p, generator=g, dtype=torch.float64)
+            for s in (4.0, 3.0, 2.0, 0.7, 2.0, 3.0, 4.0)
+        ], labels
+
+    (train, y), (test, y_test) = views(800), views(1000)
+    sweep = probes.label_noise_sweep(train, y, test, y_test, [0.0, 0.6], [5, 6])
+    assert sweep.single.shape == sweep.ensemble.shape == (2, 2)
+    assert sweep.center[0].tolist() == [3, 3]
+    for r, rate in enumerate((0.0, 0.6)):
+        for j, seed in enumerate((5, 6)):  # by hand, from the same flips
+            noisy = lr.data.flip_labels(y, rate, torch.Generator().manual_seed(seed))
+            c = int(sweep.center[r, j])
+            window = probes.ensemble_window(c, 7)
+            single, vote = probes.ensemble_probe(train, noisy, test, y_test, window)
+            assert sweep.single[r, j] == single[window.index(c)] and sweep.ensemble[r, j] == vote
+    # wrong labels cost accuracy, and the clean test labels are what it is scored on
+    assert bool((sweep.single[1] < sweep.single[0]).all())
+    assert bool((sweep.single[0] > 0.8).all())
