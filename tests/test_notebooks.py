@@ -124,12 +124,40 @@ def _check_05(v):
     assert v["paper_c10_peak_sigma"] == 0.06
 
 
+def _check_06(v):
+    assert v["probe_train"] == QUICK["probe_train_images"]  # the profile reached the notebook
+    assert v["noise_seeds"] == QUICK["label_noise_seeds"]
+    assert v["n_daes"] == len(QUICK["dae_sigmas"]) + 1  # one per level and one on all
+    assert v["dae_small_sigma"] == QUICK["dae_sigmas"][0]
+    for rate in (0, 80):
+        assert 10 < v[f"single_{rate}"] <= 100 and 0 < v[f"ensemble_{rate}"] <= 100
+        # the gain is the paired difference: its mean is ensemble minus single (to rounding)
+        gap = v[f"ensemble_{rate}"] - v[f"single_{rate}"]
+        assert v[f"gain_{rate}"] == pytest.approx(gap, abs=1e-9)
+        assert v[f"gain_{rate}_half"] >= 0
+    assert v["single_0"] > v["single_80"]  # wrong labels cost accuracy
+    pairs = zip(paper.TABLE1_EDM_ENSEMBLE, paper.TABLE1_EDM_SINGLE, strict=True)
+    paper_gain = [e - s for e, s in pairs]
+    assert v["paper_gain_min"] == pytest.approx(min(paper_gain))
+    assert v["paper_gain_max"] == pytest.approx(max(paper_gain))
+    for key in ("diff_at_peak", "early_at_peak", "dae_small_at_peak", "multi_at_peak"):
+        assert 10 < v[key] <= 100, (key, v[key])
+    # distances to the diffusion model's features are distances: positive for other networks
+    for key in ("early_swd", "dae_small_swd", "multi_swd", "untrained_swd"):
+        assert v[key] > 0, key
+    grid = lr.schedules.edm_probe_sigmas().tolist()
+    assert min(abs(v["diff_peak_sigma"] - s) for s in grid) < 1e-12
+    assert v["layer"] in ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0",
+                          "up_blocks.1"]  # fmt: skip
+
+
 CHECKS = {
     "01_data_model": _check_01,
     "02_proposition_1": _check_02,
     "03_theorem_1": _check_03,
     "04_molrg_experiments": _check_04,
     "05_real_data": _check_05,
+    "06_ensembles_and_daes": _check_06,
 }
 
 

@@ -312,3 +312,19 @@ def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
     # wrong labels cost accuracy, and the clean test labels are what it is scored on
     assert bool((sweep.single[1] < sweep.single[0]).all())
     assert bool((sweep.single[0] > 0.8).all())
+
+
+def test_logistic_logits_minimize_the_regularized_cross_entropy():
+    """The closed-form gradient fits the same model as autograd would: at the returned
+    classifier the autograd gradient of the objective vanishes (a strongly convex problem, so
+    that is the minimizer)."""
+    views, labels = _noisy_views(1, 300, 5, 1.5, seed=4)
+    X, decay = views[0], 0.05
+    Z = (X - X.mean(0)) / X.std(0)
+    Z1 = torch.cat([Z, torch.ones(len(Z), 1, dtype=torch.float64)], 1)
+    # the logits on the training rows themselves recover the classifier A (Z1 has full rank)
+    logits = probes.logistic_logits(X, labels, X, weight_decay=decay)[0]
+    A = torch.linalg.lstsq(Z1, logits).solution.requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(Z1 @ A, labels) + 0.5 * decay * A[:-1].square().sum()
+    (grad,) = torch.autograd.grad(loss, A)
+    assert grad.abs().max().item() < 2e-5, grad.abs().max()  # L-BFGS stops near 4e-6
