@@ -74,7 +74,8 @@ def logistic_probe(
     """Test accuracy of a multinomial logistic-regression probe (the paper's linear probe).
 
     Features are standardized with the training mean and scale, then a linear classifier is
-    fitted by L-BFGS on the cross-entropy plus ``weight_decay * ||A||^2 / 2`` in float64
+    fitted by L-BFGS on the mean cross-entropy plus ``weight_decay * ||A||^2 / 2`` (the bias
+    not penalized) in float64
     (:func:`logistic_logits`).
 
     Arguments:
@@ -196,6 +197,11 @@ def ensemble_probe(
     return single, (vote.argmax(1) == test_labels).double().mean()
 
 
+_SPLIT_SEED_OFFSET = (
+    1_000_003  # label_noise_sweep's validation split: a stream apart from the flips
+)
+
+
 @dataclass(frozen=True)
 class LabelNoiseSweep:
     """Result of :func:`label_noise_sweep`.
@@ -257,7 +263,10 @@ def label_noise_sweep(
     steps = [(r, j) for r in range(len(rates)) for j in range(len(seeds))]
     for r, j in tqdm(steps, desc="label noise", disable=not progress):
         noisy = flip_labels(train_labels, rates[r], torch.Generator().manual_seed(seeds[j]), K)
-        _, curves = best_layer(sigmas, {"": stacked}, noisy, validation, seeds[j])
+        # the split needs its own stream: seeded like the flips, randperm would hold out exactly
+        # the rows that were flipped first, all of them wrong at any rate above `validation`
+        split_seed = seeds[j] + _SPLIT_SEED_OFFSET
+        _, curves = best_layer(sigmas, {"": stacked}, noisy, validation, split_seed)
         best = int(curves[""].accuracy.argmax())
         window = ensemble_window(best, S, width)
         members, vote = ensemble_probe(

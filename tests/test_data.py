@@ -123,7 +123,6 @@ def test_flip_labels_flips_the_share_asked_to_other_classes_uniformly():
     # every wrong class equally likely: offsets 1 .. K-1 each about 1/(K-1) of the flips
     offsets = ((flipped - labels) % K)[flipped != labels]
     counts = torch.bincount(offsets, minlength=K).double()
-    assert counts[0] == 0
     expected = len(offsets) / (K - 1)
     assert float(((counts[1:] - expected).abs() / expected**0.5).max()) < 4  # binomial z
     # and the flipped rows are spread over the classes, not taken from a few

@@ -140,11 +140,17 @@ def _check_06(v):
     paper_gain = [e - s for e, s in pairs]
     assert v["paper_gain_min"] == pytest.approx(min(paper_gain))
     assert v["paper_gain_max"] == pytest.approx(max(paper_gain))
+    for key, verdict in (("diffusion_lead_se", "dae_verdict"), ("multi_lead_se", "multi_verdict")):
+        lead = v[key]  # the verdict follows from the margin as the chapter defines it
+        assert ("ahead" in v[verdict]) == (abs(lead) > 3), (key, lead, v[verdict])
     for key in ("diff_at_peak", "early_at_peak", "dae_small_at_peak", "multi_at_peak"):
         assert 10 < v[key] <= 100, (key, v[key])
     # distances to the diffusion model's features are distances: positive for other networks
     for key in ("early_swd", "dae_small_swd", "multi_swd", "untrained_swd"):
         assert v[key] > 0, key
+    # the verdict names exactly the rates whose gain interval lies above zero
+    assert v["ensemble_verdict"] == ("no gain beyond noise" if v["gain_significant"] == "none"
+                                     else f"gains at {v['gain_significant']} flipped")  # fmt: skip
     grid = lr.schedules.edm_probe_sigmas().tolist()
     assert min(abs(v["diff_peak_sigma"] - s) for s in grid) < 1e-12
     assert v["layer"] in ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0",

@@ -298,11 +298,14 @@ def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
             for s in (4.0, 3.0, 2.0, 0.7, 2.0, 3.0, 4.0)
         ], labels
 
-    (train, y), (test, y_test) = views(800), views(1000)
-    sweep = probes.label_noise_sweep(train, y, test, y_test, [0.0, 0.6], [5, 6])
+    (train, y), (test, y_test) = views(1600), views(1000)
+    sweep = probes.label_noise_sweep(train, y, test, y_test, [0.0, 0.3], [5, 6])
     assert sweep.single.shape == sweep.ensemble.shape == (2, 2)
-    assert sweep.center[0].tolist() == [3, 3]
-    for r, rate in enumerate((0.0, 0.6)):
+    # K = 4, 30% flipped: accuracy against the noisy labels is 0.1 + 0.6 x the clean one, so with
+    # the flips spread over the validation rows the clearest view still wins (were every
+    # validation label wrong, the clearest view would lose)
+    assert sweep.center.tolist() == [[3, 3], [3, 3]]
+    for r, rate in enumerate((0.0, 0.3)):
         for j, seed in enumerate((5, 6)):  # by hand, from the same flips
             noisy = lr.data.flip_labels(y, rate, torch.Generator().manual_seed(seed))
             c = int(sweep.center[r, j])
@@ -328,3 +331,16 @@ def test_logistic_logits_minimize_the_regularized_cross_entropy():
     loss = torch.nn.functional.cross_entropy(Z1 @ A, labels) + 0.5 * decay * A[:-1].square().sum()
     (grad,) = torch.autograd.grad(loss, A)
     assert grad.abs().max().item() < 2e-5, grad.abs().max()  # L-BFGS stops near 4e-6
+
+
+def test_label_noise_sweeps_validation_rows_are_flipped_at_the_rate():
+    """The validation split and the flips are drawn apart: the held-out rows carry about
+    ``rate`` wrong labels, like the rest (seeded alike, they would all be wrong)."""
+    N, rate, seed = 2000, 0.4, 7
+    labels = torch.arange(N) % 10
+    noisy = lr.data.flip_labels(labels, rate, torch.Generator().manual_seed(seed))
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(
+        seed + probes._SPLIT_SEED_OFFSET))  # fmt: skip
+    held = order[: round(0.2 * N)]  # best_layer's validation rows
+    wrong = (noisy[held] != labels[held]).double().mean().item()
+    assert abs(wrong - rate) < 4 * (rate * (1 - rate) / len(held)) ** 0.5, wrong
