@@ -135,6 +135,9 @@ def _check_06(v):
         gap = v[f"ensemble_{rate}"] - v[f"single_{rate}"]
         assert v[f"gain_{rate}"] == pytest.approx(gap, abs=1e-9)
         assert v[f"gain_{rate}_half"] >= 0
+    # a zero-width interval (identical repeats) never counts as a gain above zero
+    identical = v["repeats_identical"].split(", ")
+    assert not set(identical) & set(v["gain_significant"].split(", ")) - {"none"}
     assert v["single_0"] > v["single_80"]  # wrong labels cost accuracy
     pairs = zip(paper.TABLE1_EDM_ENSEMBLE, paper.TABLE1_EDM_SINGLE, strict=True)
     paper_gain = [e - s for e, s in pairs]
