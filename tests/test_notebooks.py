@@ -117,7 +117,9 @@ def _check_05(v):
     for i, size in enumerate(QUICK["few_labels"][:2]):
         assert v[f"few{i}_size"] == size
         for key in ("bump_trained", "bump_pixels", "lead_pixels", "lead_untrained"):
-            assert math.isfinite(v[f"few{i}_{key}"]) and v[f"few{i}_{key}_half"] > 0, key
+            value, half = v[f"few{i}_{key}"], v[f"few{i}_{key}_half"]
+            # a bump is exactly 0 on every subset when the feature set's peak is the first level
+            assert math.isfinite(value) and (half > 0 or value == 0) and half >= 0, key
     row = paper.TABLE9["CIFAR-10", "logistic"].values
     # the notebook subtracts in float32 (torch's default), about 4e-6 from the float64 value
     assert v["paper_c10_rise"] == pytest.approx(max(row) - row[0], abs=1e-5)
