@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         "model, every timestep)",
     )
     train.add_argument(
+        "--epoch-images",
+        type=int,
+        help="repeat a smaller training subset to at least this many images per epoch "
+        "(default: one pass over the subset)",
+    )
+    train.add_argument(
         "--cache", help="cache folder (default: $LOWRANK_CACHE, else ~/.cache/lowrank/models)"
     )
     train.add_argument(

@@ -69,6 +69,12 @@ class UNetRun:
             draws (``seed + 2``).
         snapshots: epochs after which the EMA weights are also kept (an early checkpoint).
         noise_levels: noise levels (the book's sigma, > 0) of a DAE, or ``None``.
+        epoch_images: images per epoch when the training subset is smaller: the subset is
+            repeated ``ceil(epoch_images / train_images)`` times and each epoch passes over
+            the repeats in one random order, so a budget of ``epochs * epoch_images`` images
+            seen is the same for every subset size (the data-size sweep's fixed budget) and a
+            tiny subset does not write a checkpoint after every few steps. ``None``: one pass
+            over the subset per epoch.
     """
 
     dataset: str = "fashion-mnist"
@@ -83,6 +89,7 @@ class UNetRun:
     seed: int = 0
     snapshots: tuple[int, ...] = ()
     noise_levels: tuple[float, ...] | None = None
+    epoch_images: int | None = None
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -99,6 +106,8 @@ class UNetRun:
         if not self.channels or min(self.channels) < 1:
             raise ValueError(f"channels must be positive widths, got {self.channels}")
         check_count(self.epochs, "epochs")
+        if self.epoch_images is not None:
+            check_count(self.epoch_images, "epoch_images")
         bad = [e for e in self.snapshots if not 1 <= e < self.epochs]
         if bad:
             raise ValueError(
@@ -107,14 +116,16 @@ class UNetRun:
 
     def config(self) -> dict:
         """The configuration as JSON-ready values (with the cache format). ``noise_levels``
-        enters only when given, so a diffusion model's key (and cache folder) is the one it had
-        before DAEs existed."""
+        and ``epoch_images`` enter only when given, so a diffusion model's key (and cache
+        folder) is the one it had before those fields existed."""
         config = {**dataclasses.asdict(self), "channels": list(self.channels),
                   "snapshots": list(self.snapshots), "format": _FORMAT}  # fmt: skip
         if self.noise_levels is None:
             del config["noise_levels"]
         else:
             config["noise_levels"] = list(self.noise_levels)
+        if self.epoch_images is None:
+            del config["epoch_images"]
         return config
 
     def key(self) -> str:
@@ -205,6 +216,9 @@ def train_unet(
     folder.mkdir(parents=True, exist_ok=True)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x0, _ = training_images(run, "train", data_root)
+    subset = len(x0)
+    if run.epoch_images is not None:
+        x0 = x0.repeat(math.ceil(run.epoch_images / subset), *[1] * (x0.ndim - 1))
     x0 = x0.to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run.seed)
@@ -245,7 +259,8 @@ def train_unet(
         "config": run.config(),
         "complete": True,
         "losses": losses,
-        "train_images": len(x0),
+        "train_images": subset,
+        "images_per_epoch": len(x0),
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds_this_call": seconds,
         "images_per_second": trained / seconds if seconds > 0 else None,

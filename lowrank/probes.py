@@ -10,8 +10,8 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
 * :func:`probe_across_sigma`: either probe at every noise level of a grid, with a 95% interval
   for every accuracy;
 * :func:`probe_layers`: :func:`probe_across_sigma` for every layer of a network;
-* :func:`best_layer`: the layer to report, chosen on a validation split carved from the
-  training features (never on the test split);
+* :func:`best_layer`: the layer to report, and :func:`best_level`, the noise level, chosen on
+  a validation split carved from the training features (never on the test split);
 * :func:`probe_subsets`: the logistic probe trained on a few labelled images (seeded
   class-balanced subsets), at every noise level, one row per seed;
 * :func:`seed_interval`: mean and Student-t 95% half-width over seeds;
@@ -55,6 +55,7 @@ __all__ = [
     "probe_subsets",
     "probe_layers",
     "best_layer",
+    "best_level",
     "seed_interval",
     "t_quantile",
     "ProbeCurve",
@@ -251,8 +252,6 @@ def label_noise_sweep(
     if S != len(test_features):
         raise ValueError("need one test feature set per train feature set")
     K = check_labels(train_labels, "train_labels")
-    stacked = torch.stack(list(train_features))
-    sigmas = torch.arange(S, dtype=torch.float64)  # best_layer only records them
     seeds = [int(seed) for seed in seeds]
     shape = (len(rates), len(seeds))
     single, ensemble = (
@@ -266,8 +265,7 @@ def label_noise_sweep(
         # the split needs its own stream: seeded like the flips, randperm would hold out exactly
         # the rows that were flipped first, all of them wrong at any rate above `validation`
         split_seed = seeds[j] + _SPLIT_SEED_OFFSET
-        _, curves = best_layer(sigmas, {"": stacked}, noisy, validation, split_seed)
-        best = int(curves[""].accuracy.argmax())
+        best, _ = best_level(train_features, noisy, validation, split_seed)
         window = ensemble_window(best, S, width)
         members, vote = ensemble_probe(
             train_features, noisy, test_features, test_labels, window, weight_decay
@@ -415,6 +413,15 @@ def probe_layers(
     }
 
 
+def _validation_split(N: int, validation: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows to fit on and rows to validate on: a seeded ``validation`` share held out."""
+    if not 0 < validation < 1:
+        raise ValueError(f"validation must lie in (0, 1), got {validation}")
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+    held = max(1, round(validation * N))
+    return order[held:], order[:held]
+
+
 def best_layer(
     sigmas: Sequence[float] | torch.Tensor,
     train_features: dict[str, torch.Tensor],
@@ -429,12 +436,7 @@ def best_layer(
     Arguments:
         train_features: ``{name: (S, N, p)}``.
     """
-    if not 0 < validation < 1:
-        raise ValueError(f"validation must lie in (0, 1), got {validation}")
-    N = len(train_labels)
-    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
-    held = max(1, round(validation * N))
-    fit_rows, val_rows = order[held:], order[:held]
+    fit_rows, val_rows = _validation_split(len(train_labels), validation, seed)
     curves = probe_layers(
         sigmas,
         {name: F[:, fit_rows] for name, F in train_features.items()},
@@ -443,6 +445,29 @@ def best_layer(
         train_labels[val_rows],
     )
     return max(curves, key=lambda name: curves[name].accuracy.max().item()), curves
+
+
+def best_level(
+    train_features: Sequence[torch.Tensor] | torch.Tensor,
+    train_labels: torch.Tensor,
+    validation: float = 0.2,
+    seed: int = 0,
+    sigmas: Sequence[float] | torch.Tensor | None = None,
+) -> tuple[int, ProbeCurve]:
+    """The noise level (an index into the grid) where the logistic probe does best on a
+    held-out part of the **training** features, and the validation curve: the split and the
+    probes of :func:`best_layer` for one layer, so the test split is never looked at.
+
+    Arguments:
+        train_features: ``S`` tensors ``(N, p)`` (or one ``(S, N, p)`` tensor).
+        sigmas: recorded in the curve (default: the indices ``0 .. S-1``).
+    """
+    stacked = torch.stack(list(train_features))
+    fit_rows, val_rows = _validation_split(len(train_labels), validation, seed)
+    grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
+    curve = probe_across_sigma(grid, list(stacked[:, fit_rows]), train_labels[fit_rows],
+                               list(stacked[:, val_rows]), train_labels[val_rows])  # fmt: skip
+    return int(curve.accuracy.argmax()), curve
 
 
 def t_quantile(probability: float, df: int) -> float:

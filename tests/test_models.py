@@ -180,3 +180,23 @@ def test_a_dae_is_cached_apart_from_the_diffusion_model(tiny_data, tmp_path, cap
     assert main(argv) == 0  # the command line names the same DAE: loaded, not retrained
     out = capsys.readouterr().out
     assert str(dae.folder(tmp_path)) in out and "loaded from the cache" in out
+
+
+def test_a_small_subset_is_repeated_to_the_epoch_budget(tiny_data, tmp_path, monkeypatch, capsys):
+    assert "epoch_images" not in UNetRun().config()  # absent: the old keys stay valid
+    run = _run(train_images=10, epochs=1, epoch_images=25)
+    assert run.key() != _run(train_images=10, epochs=1).key()
+    seen = []
+    real_fit = models.fit
+    monkeypatch.setattr(models, "fit", lambda model, loss, x0, *a, **k:
+                        seen.append(x0.clone()) or real_fit(model, loss, x0, *a, **k))  # fmt: skip
+    _, record = load_unet(run, cache=tmp_path, progress=False)
+    subset, _ = models.training_images(run)
+    assert record["train_images"] == 10 and record["images_per_epoch"] == 30  # ceil(25/10) = 3
+    assert torch.equal(seen[0], subset.repeat(3, 1, 1, 1))
+    argv = ["train", "--size", "8", "--channels", "8", "16", "--epochs", "1", "--batch-size", "16",
+            "--train-images", "10", "--epoch-images", "25", "--cache", str(tmp_path)]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 0 and "loaded from the cache" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="epoch_images"):
+        _run(epoch_images=0)

@@ -180,6 +180,20 @@ def test_probe_layers_and_best_layer_on_validation():
         probes.best_layer(sigmas, train, y, validation=1.0)
 
 
+def test_best_level_is_best_layers_choice_along_the_grid():
+    gen = torch.Generator().manual_seed(4)
+    train, y = _layers(gen, 600, [0.0, 3.0, 1.0])  # the signal is strongest at the middle level
+    level, curve = probes.best_level(train["signal"], y, seed=5)
+    _, by_layer = probes.best_layer([0.01, 0.1, 1.0], {"signal": train["signal"]}, y, seed=5)
+    assert level == 1 == int(by_layer["signal"].accuracy.argmax())
+    assert torch.equal(curve.accuracy, by_layer["signal"].accuracy)  # the same split and probes
+    assert torch.equal(curve.sigmas, torch.arange(3, dtype=torch.float64))
+    _, named = probes.best_level(list(train["signal"]), y, seed=5, sigmas=[0.01, 0.1, 1.0])
+    assert named.sigmas.tolist() == [0.01, 0.1, 1.0]
+    with pytest.raises(ValueError, match="validation must lie in"):
+        probes.best_level(train["signal"], y, validation=0.0)
+
+
 def test_probe_subsets_uses_the_same_subsets_for_every_feature_set():
     gen = torch.Generator().manual_seed(1)
     train, y = _layers(gen, 400, [6.0, 0.0, 0.0])
@@ -341,6 +355,6 @@ def test_label_noise_sweeps_validation_rows_are_flipped_at_the_rate():
     noisy = lr.data.flip_labels(labels, rate, torch.Generator().manual_seed(seed))
     order = torch.randperm(N, generator=torch.Generator().manual_seed(
         seed + probes._SPLIT_SEED_OFFSET))  # fmt: skip
-    held = order[: round(0.2 * N)]  # best_layer's validation rows
+    held = order[: round(0.2 * N)]  # best_level's validation rows
     wrong = (noisy[held] != labels[held]).double().mean().item()
     assert abs(wrong - rate) < 4 * (rate * (1 - rate) / len(held)) ** 0.5, wrong
