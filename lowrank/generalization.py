@@ -19,7 +19,10 @@ downloaded weights.
 * :func:`frechet_distance`: the Frechet distance between Gaussians fitted to two sets of
   embeddings, computed by ``torchmetrics`` (an FID stand-in: not comparable to Inception FID);
 * :func:`assess`: all of the above, and the probe curves across noise levels, for one trained
-  network (a row of the data-size sweep, a checkpoint of the training dynamics).
+  network (a row of the data-size sweep, a checkpoint of the training dynamics);
+* :func:`rank_correlation`: Spearman's correlation with a bootstrap interval (Frechet distance
+  against peak probe accuracy over checkpoints);
+* :func:`stopping_checkpoint`: where to stop training, read from the probe curves alone.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ __all__ = [
     "frechet_distance",
     "Assessment",
     "assess",
+    "rank_correlation",
+    "stopping_checkpoint",
+    "STOPPING_RULES",
 ]
 
 COPY_RATIO = 1 / 3  # d1 / d2 below this: a copy (Yoon et al. 2023; Bonnaire et al. 2025)
@@ -174,7 +180,7 @@ class ClassifierRun:
     dataset: str = "fashion-mnist"
     size: int | None = 16
     width: int = 32
-    epochs: int = 4
+    epochs: int = 2
     lr: float = 1e-3
     batch_size: int = 128
     seed: int = 0
@@ -312,7 +318,8 @@ class Assessment:
     """What :func:`assess` measures of one network.
 
     Attributes:
-        samples: ``(B, C, H, W)`` samples (:func:`lowrank.sampling.heun_sample`).
+        samples: ``(B, C, H, W)`` samples (:func:`lowrank.sampling.heun_sample`), clipped to
+            the data's range [-1, 1].
         copy_ratios: ``(B,)`` :func:`copy_ratio` of each sample against the training set.
         nearest: ``(B,)`` the row of each sample's nearest training image (pixels, L2).
         memorized: share of copies (:data:`COPY_RATIO`).
@@ -320,7 +327,8 @@ class Assessment:
         threshold: the similarity of :func:`similarity_threshold` for this training set.
         frechet: :func:`frechet_distance` of the samples' embeddings to the reference's.
         curves: ``{probe set: ProbeCurve}`` test accuracy against sigma.
-        peaks: ``{probe set: level}`` chosen on a validation share of the probe set.
+        peak: the level (index into the grid) chosen on a validation fifth of the first probe
+            set, for every probe set (a probe set of a few images cannot spare a fifth).
         shapes: ``{probe set: CurveShape}`` at that peak.
     """
 
@@ -332,7 +340,7 @@ class Assessment:
     threshold: float
     frechet: float
     curves: dict
-    peaks: dict
+    peak: int
     shapes: dict
 
 
@@ -362,7 +370,8 @@ def assess(
         classifier: the embedding of the generalization score and the Frechet distance.
         reference: ``(M, p)`` embeddings of real test images, the Frechet distance's other side.
         heldout: ``(M', p)`` embeddings of other real test images, to calibrate the threshold.
-        probe_sets: ``{name: (images, labels)}`` labelled images each probe is trained on.
+        probe_sets: ``{name: (images, labels)}`` labelled images each probe is trained on; the
+            first chooses the level on a validation fifth of its images.
         test: ``(images, labels)`` every probe is scored on.
         sigmas: the probing grid.
         seeds: one sample per seed (the same seeds for every network: comparable samples).
@@ -376,6 +385,7 @@ def assess(
     sigma_min, sigma_max = denoiser.log_sigmas[[0, -1]].exp().tolist()
     samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]), sigma_min,
                           sigma_max, steps, device=device, progress=False)  # fmt: skip
+    samples = samples.clamp(-1, 1)  # the data's range, as a sample saved as an image is
     distances, nearest = nearest_neighbours(samples, train_images, k=2)
     ratios = distances[:, 0] / distances[:, 1].clamp_min(1e-30)
     train_embedding = embed(classifier, train_images)
@@ -386,16 +396,17 @@ def assess(
     x_all = torch.cat([probe_sets[n][0] for n in names] + [x_test]).to(device)
     F = features_across_sigma(denoiser.unet, denoiser, [layer], x_all, sigmas, seed=seed,
                               progress=False)[layer]  # fmt: skip
-    curves, peaks, shapes, start = {}, {}, {}, 0
+    curves, shapes, start = {}, {}, 0
     for name in names:
         images, labels = probe_sets[name]
         part = F[:, start : start + len(images)]
         start += len(images)
-        peaks[name], _ = best_level(part, labels, seed=seed)
+        if name == names[0]:
+            peak, _ = best_level(part, labels, seed=seed)
         curves[name] = probe_across_sigma(sigmas, list(part), labels,
                                           list(F[:, -len(x_test):]), y_test)  # fmt: skip
         c = curves[name]
-        shapes[name] = curve_shape(c.accuracy, c.stderr, peak=peaks[name])
+        shapes[name] = curve_shape(c.accuracy, c.stderr, peak=peak)
     return Assessment(
         samples=samples,
         copy_ratios=ratios,
@@ -405,6 +416,90 @@ def assess(
         threshold=threshold,
         frechet=frechet_distance(reference, sample_embedding),
         curves=curves,
-        peaks=peaks,
+        peak=peak,
         shapes=shapes,
     )
+
+
+def rank_correlation(
+    x, y, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Spearman's rank correlation of two paired sequences and a bootstrap percentile interval
+    at ``level`` (pairs resampled with replacement, ``resamples`` times, seeded).
+
+    Ties get their average rank. Returns ``(rho, low, high)``; a resample whose ranks are all
+    tied in ``x`` or ``y`` has no correlation and is left out of the interval.
+    """
+    a = torch.as_tensor(x, dtype=torch.float64).flatten()
+    b = torch.as_tensor(y, dtype=torch.float64).flatten()
+    if a.shape != b.shape or len(a) < 3:
+        raise ValueError(f"need two paired sequences of >= 3 values, got {len(a)} and {len(b)}")
+    if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
+        raise ValueError("x and y must be finite")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    rho = _spearman(a[None], b[None])[0].item()
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randint(0, len(a), (check_count(resamples, "resamples"), len(a)), generator=gen)
+    boot = _spearman(a[rows], b[rows])
+    boot = boot[torch.isfinite(boot)]
+    tail = (1 - level) / 2
+    if len(boot) == 0:
+        return rho, math.nan, math.nan
+    low, high = torch.quantile(boot, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return rho, low.item(), high.item()
+
+
+def _ranks(v: torch.Tensor) -> torch.Tensor:
+    """Average ranks along the last dimension (ties share the mean of their positions)."""
+    order = v.argsort(-1)
+    position = torch.empty_like(v)
+    position.scatter_(-1, order, torch.arange(v.shape[-1], dtype=v.dtype).expand_as(v))
+    # average over ties: for each value, the mean position of the values equal to it
+    equal = (v[..., :, None] == v[..., None, :]).to(v.dtype)
+    return (equal @ position[..., None])[..., 0] / equal.sum(-1)
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise Pearson correlation of the ranks; NaN where a row's ranks are all tied."""
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(-1, keepdim=True), rb - rb.mean(-1, keepdim=True)
+    den = (ra.square().sum(-1) * rb.square().sum(-1)).sqrt()
+    return torch.where(den > 0, (ra * rb).sum(-1) / den.clamp_min(1e-300), math.nan)
+
+
+STOPPING_RULES = ("last-unimodal", "best-peak")
+
+
+def stopping_checkpoint(
+    verdicts: list[str], peak_accuracy, rule: str = "last-unimodal"
+) -> int | None:
+    """Where to stop training, from the probe curves of checkpoints in training order.
+
+    Rules:
+        ``"last-unimodal"``: the paper's suggestion made precise. The curve is expected to be
+            unimodal while the model generalizes and to turn decreasing when it memorizes:
+            stop at the last unimodal checkpoint before the first decreasing one that follows
+            a unimodal one (the last unimodal checkpoint if none follows). ``None`` when no
+            curve is unimodal: the rule has no signal.
+        ``"best-peak"``: the checkpoint whose probe does best at its chosen level,
+            ``peak_accuracy`` (measured on validation data, never on the test split): the
+            quality of the features themselves, with no shape test.
+
+    Arguments:
+        verdicts: :class:`lowrank.probes.CurveShape` verdicts, one per checkpoint.
+        peak_accuracy: one accuracy per checkpoint (used by ``"best-peak"``).
+    """
+    if rule not in STOPPING_RULES:
+        raise ValueError(f"rule must be one of {STOPPING_RULES}, got {rule!r}")
+    accuracy = torch.as_tensor(peak_accuracy, dtype=torch.float64)
+    if len(verdicts) == 0 or accuracy.shape != (len(verdicts),):
+        raise ValueError("need one verdict and one peak accuracy per checkpoint, at least one")
+    if rule == "best-peak":
+        return int(accuracy.argmax())
+    unimodal = [i for i, v in enumerate(verdicts) if v == "unimodal"]
+    if not unimodal:
+        return None
+    turn = next((i for i in range(unimodal[0], len(verdicts)) if verdicts[i] == "decreasing"),
+                len(verdicts))  # fmt: skip
+    return max(i for i in unimodal if i < turn)

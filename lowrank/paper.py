@@ -31,6 +31,10 @@ __all__ = [
     "TABLE1_EDM_SINGLE",
     "TABLE1_EDM_ENSEMBLE",
     "EDM_CIFAR10_PARAMETERS",
+    "FIG6_SUBSET_SIZES",
+    "FIG6_TRAINING_IMAGES",
+    "FIG6_SSCD_THRESHOLD",
+    "FIG6_SAMPLES",
 ]
 
 
@@ -178,3 +182,14 @@ TABLE1_EDM_SINGLE = PaperValues(
 TABLE1_EDM_ENSEMBLE = PaperValues(
     (72.0, 67.8, 64.7, 60.0, 48.2), "Table 1 (appendix, v1): EDM, ensemble of five timesteps (%)"
 )
+
+# Fig. 6-8: generalization against memorization. DDPM++ "UNet-32/64" trained on class-balanced
+# CIFAR-10 subsets of 2^8 .. 2^15 images, 50 million training images seen each; the
+# generalization score is the share of 10,000 samples whose nearest training image has an SSCD
+# cosine similarity of at most 0.6 (Zhang et al., ICML 2024). The paper reports it as curves, not
+# numbers: large subsets score high and give unimodal probe curves, small ones score low and
+# give monotonically decreasing curves.
+FIG6_SUBSET_SIZES = tuple(2**k for k in range(8, 16))
+FIG6_TRAINING_IMAGES = 50_000_000
+FIG6_SSCD_THRESHOLD = 0.6
+FIG6_SAMPLES = 10_000

@@ -152,6 +152,40 @@ def test_assess_finds_that_a_memorizer_copies(tiny_fashion, tmp_path):
     torch.testing.assert_close(result.samples, train[result.nearest], atol=1e-3, rtol=0)
     torch.testing.assert_close(result.copy_ratios, copy_ratio(result.samples, train))
     assert set(result.curves) == {"own", "other"} and result.frechet > 0
+    # the level is chosen on the first probe set's validation fifth, as best_level chooses it
     for name, curve in result.curves.items():
-        assert curve.accuracy.shape == (3,) and 0 <= result.peaks[name] < 3
-        assert result.shapes[name].peak == result.peaks[name]
+        assert curve.accuracy.shape == (3,) and result.shapes[name].peak == result.peak
+
+
+def test_rank_correlation_matches_spearmans_formula_and_handles_ties():
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(30, generator=gen, dtype=torch.float64)
+    y = x + 0.8 * torch.randn(30, generator=gen, dtype=torch.float64)
+    rank = lambda v: v.argsort().argsort().double()  # noqa: E731 (no ties here)
+    d = rank(x) - rank(y)
+    formula = 1 - 6 * d.square().sum().item() / (30 * (30**2 - 1))
+    rho, low, high = gz.rank_correlation(x, y, resamples=500)
+    assert rho == pytest.approx(formula, abs=1e-12)
+    assert low < rho < high and -1 <= low and high <= 1
+    # monotone maps leave it unchanged; reversing one side flips its sign
+    assert gz.rank_correlation(x.exp(), y**3)[0] == pytest.approx(rho, abs=1e-12)
+    assert gz.rank_correlation(x, -y)[0] == pytest.approx(-rho, abs=1e-12)
+    # ties: average ranks, as scipy.stats.spearmanr (hand-computed: ranks 1, 2.5, 2.5, 4)
+    tied = gz.rank_correlation([1.0, 2.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0], resamples=10)[0]
+    a = torch.tensor([1, 2.5, 2.5, 4], dtype=torch.float64)
+    b = torch.tensor([1.0, 2, 3, 4], dtype=torch.float64)
+    a, b = a - a.mean(), b - b.mean()
+    assert tied == pytest.approx(((a * b).sum() / (a.norm() * b.norm())).item(), abs=1e-12)
+
+
+def test_stopping_rules():
+    stop = gz.stopping_checkpoint
+    accuracy = [0.5, 0.7, 0.8, 0.75, 0.6]
+    verdicts = ["flat", "unimodal", "unimodal", "decreasing", "unimodal"]
+    assert stop(verdicts, accuracy) == 2  # the last unimodal before the turn, not the late one
+    assert stop(verdicts, accuracy, "best-peak") == 2
+    assert stop(["unimodal", "flat", "unimodal"], [0.1, 0.2, 0.3]) == 2  # never turns
+    assert stop(["decreasing", "flat"], [0.1, 0.2]) is None  # no unimodal curve: no signal
+    assert stop(["decreasing", "unimodal"], [0.3, 0.2], "best-peak") == 0
+    with pytest.raises(ValueError, match="rule must be"):
+        stop(verdicts, accuracy, "patience")
