@@ -155,6 +155,8 @@ def test_assess_finds_that_a_memorizer_copies(tiny_fashion, tmp_path):
     # the level is chosen on the first probe set's validation fifth, as best_level chooses it
     for name, curve in result.curves.items():
         assert curve.accuracy.shape == (3,) and result.shapes[name].peak == result.peak
+    assert result.peak == int(result.validation.accuracy.argmax())
+    assert result.validation.sigmas.tolist() == pytest.approx([0.01, 0.1, 1.0])
 
 
 def test_rank_correlation_matches_spearmans_formula_and_handles_ties():

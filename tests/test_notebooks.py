@@ -162,6 +162,49 @@ def _check_06(v):
                           "up_blocks.1"]  # fmt: skip
 
 
+def _check_07(v):
+    assert v["n_networks"] == len(QUICK["sweep_sizes"])  # the profile reached the notebook
+    assert v["n_samples"] == QUICK["generated_samples"]
+    assert v["probe_fixed"] == QUICK["probe_fixed_images"]
+    # the budget: every subset repeated whole to at least the epoch's images, for every epoch
+    smallest = min(QUICK["sweep_sizes"])
+    per_epoch = math.ceil(QUICK["sweep_epoch_images"] / smallest) * smallest
+    assert v["budget"] == per_epoch * QUICK["sweep_epochs"]
+    assert v["steps"] == QUICK["sweep_epochs"] * math.ceil(per_epoch / 128)
+    assert v["ema_left"] == pytest.approx(QUICK["sweep_ema_decay"] ** v["steps"])
+    assert v["passes_small"] == pytest.approx(v["budget"] / smallest)
+    for key in ("copies_smallest", "copies_largest", "score_smallest", "score_largest"):
+        assert 0 <= v[key] <= 100, key
+    assert 0.1 < v["classifier_accuracy"] <= 1  # better than chance (10 classes)
+    # the two lists partition the sizes, and the agreement count is at most their number
+    named = (v["copying_sizes"] + ", " + v["generalizing_sizes"]).replace(",", " ").split()
+    assert sorted(int(n) for n in named if n != "none") == sorted(QUICK["sweep_sizes"])
+    assert 0 <= v["n_agree"] <= v["n_networks"]
+    verdicts = {"unimodal", "decreasing", "increasing", "flat"}
+    for key in ("shapes_fixed", "shapes_own"):
+        assert {part.split(": ")[1] for part in v[key].split(", ")} <= verdicts
+    assert v["paper_budget_m"] == paper.FIG6_TRAINING_IMAGES / 1e6
+    assert v["layer"] in ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0",
+                          "up_blocks.1"]  # fmt: skip
+
+
+def _check_08(v):
+    sizes, epochs = QUICK["sweep_sizes"], QUICK["sweep_epochs"]
+    followed = sorted({*QUICK["sweep_snapshots"], epochs})
+    assert v["n_checkpoints"] == len(sizes) * len(followed)  # every checkpoint of every size
+    assert v["n_followed"] == len(followed) and v["n_sizes"] == len(sizes)
+    # images seen at each checkpoint: the epoch times the smallest subset's repeated epoch
+    per_epoch = math.ceil(QUICK["sweep_epoch_images"] / min(sizes)) * min(sizes)
+    assert v["checkpoints_text"] == ", ".join(f"{e * per_epoch:,}" for e in followed)
+    assert -1 <= v["rho_low"] <= v["rho"] <= v["rho_high"] <= 1
+    verdict = ("negative, as in the paper" if v["rho_high"] < 0 else "positive, against the paper"
+               if v["rho_low"] > 0 else "not distinguishable from 0")  # fmt: skip
+    assert v["rho_verdict"] == verdict
+    assert 0 <= v["n_signal"] <= v["n_sizes"] and 0 <= v["match_unimodal"] <= v["n_signal"]
+    assert 0 <= v["match_peak"] <= v["n_sizes"]
+    assert len(v["rho_within"].split(", ")) == len(sizes)
+
+
 CHECKS = {
     "01_data_model": _check_01,
     "02_proposition_1": _check_02,
@@ -169,6 +212,8 @@ CHECKS = {
     "04_molrg_experiments": _check_04,
     "05_real_data": _check_05,
     "06_ensembles_and_daes": _check_06,
+    "07_memorization_vs_generalization": _check_07,
+    "08_training_dynamics": _check_08,
 }
 
 
