@@ -329,6 +329,8 @@ class Assessment:
         curves: ``{probe set: ProbeCurve}`` test accuracy against sigma.
         peak: the level (index into the grid) chosen on a validation fifth of the first probe
             set, for every probe set (a probe set of a few images cannot spare a fifth).
+        validation: that validation curve (:func:`lowrank.probes.best_level`): accuracies that
+            may steer a choice, such as when to stop training, without the test split.
         shapes: ``{probe set: CurveShape}`` at that peak.
     """
 
@@ -341,6 +343,7 @@ class Assessment:
     frechet: float
     curves: dict
     peak: int
+    validation: object
     shapes: dict
 
 
@@ -402,7 +405,7 @@ def assess(
         part = F[:, start : start + len(images)]
         start += len(images)
         if name == names[0]:
-            peak, _ = best_level(part, labels, seed=seed)
+            peak, validation = best_level(part, labels, seed=seed, sigmas=sigmas)
         curves[name] = probe_across_sigma(sigmas, list(part), labels,
                                           list(F[:, -len(x_test):]), y_test)  # fmt: skip
         c = curves[name]
@@ -417,6 +420,7 @@ def assess(
         frechet=frechet_distance(reference, sample_embedding),
         curves=curves,
         peak=peak,
+        validation=validation,
         shapes=shapes,
     )
 
