@@ -20,6 +20,8 @@ downloaded weights.
   embeddings, computed by ``torchmetrics`` (an FID stand-in: not comparable to Inception FID);
 * :func:`assess`: all of the above, and the probe curves across noise levels, for one trained
   network (a row of the data-size sweep, a checkpoint of the training dynamics);
+* :func:`size_sweep` -> :class:`SizeSweep`: the classifier, real embeddings, probe sets and
+  sample seeds that every network of the data-size sweep is assessed with (chapters 7 and 8);
 * :func:`rank_correlation`: Spearman's correlation with a bootstrap interval (Frechet distance
   against peak probe accuracy over checkpoints);
 * :func:`stopping_checkpoint`: where to stop training, read from the probe curves alone.
@@ -56,6 +58,8 @@ __all__ = [
     "frechet_distance",
     "Assessment",
     "assess",
+    "SizeSweep",
+    "size_sweep",
     "rank_correlation",
     "stopping_checkpoint",
     "STOPPING_RULES",
@@ -507,3 +511,121 @@ def stopping_checkpoint(
     turn = next((i for i in range(unimodal[0], len(verdicts)) if verdicts[i] == "decreasing"),
                 len(verdicts))  # fmt: skip
     return max(i for i in unimodal if i < turn)
+
+
+@dataclasses.dataclass
+class SizeSweep:
+    """What every network of the data-size sweep is measured against, built once by
+    :func:`size_sweep`: the networks' configurations, the classifier and its embeddings of real
+    test images, the probe sets and the sample seeds. Chapter 7 assesses the final networks,
+    chapter 8 their snapshots, with the same objects.
+
+    Attributes:
+        runs: ``{N: UNetRun}`` one network per subset size.
+        classifier: the embedding of the scores; ``classifier_record`` its ``run.json``.
+        reference, heldout: embeddings of two disjoint sets of test images (the Frechet
+            distance's reference; the generalization score's calibration).
+        fixed, test: ``(images, labels)`` of the fixed probe set (the same for every size) and
+            of the test images every probe is scored on.
+        seeds: one per sample, the same for every network.
+        own_images: the most of a subset's own images its own probe is trained on.
+    """
+
+    runs: dict
+    classifier: ImageClassifier
+    classifier_record: dict
+    reference: torch.Tensor
+    heldout: torch.Tensor
+    fixed: tuple
+    test: tuple
+    seeds: list
+    own_images: int
+    seed: int
+
+    def subset(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training subset of the network of size ``n``, and its labels."""
+        from .models import training_images
+
+        return training_images(self.runs[n], "train")
+
+    def own_probe_set(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to ``own_images`` of the subset's own images (a seeded class-balanced choice when
+        the subset is larger), and their labels."""
+        x, y = self.subset(n)
+        if len(y) > self.own_images:
+            gen = torch.Generator().manual_seed(self.seed + 4)
+            keep = datasets.balanced_subset(y, self.own_images, gen)
+            x, y = x[keep], y[keep]
+        return x, y
+
+    def choose_layer(self, denoiser, sigmas, device="cpu") -> str:
+        """The block of ``denoiser`` whose probe peaks highest on a validation fifth of the
+        fixed probe set (:func:`lowrank.probes.best_layer`)."""
+        from .features import features_across_sigma
+        from .probes import best_layer
+
+        x, y = self.fixed
+        F = features_across_sigma(denoiser.unet, denoiser, denoiser.block_names(), x.to(device),
+                                  sigmas, seed=self.seed, progress=False)  # fmt: skip
+        return best_layer(sigmas, F, y, seed=self.seed)[0]
+
+    def assess(self, denoiser, n: int, sigmas, layer: str, steps: int = 18, device="cpu"):
+        """:func:`assess` of a network trained on the subset of size ``n`` (its final weights
+        or a snapshot), probed on the fixed set (which chooses the level) and its own."""
+        return assess(denoiser.to(device), self.subset(n)[0], self.classifier, self.reference,
+                      self.heldout, {"fixed": self.fixed, "own": self.own_probe_set(n)},
+                      self.test, sigmas, layer, self.seeds, steps=steps, seed=self.seed,
+                      device=device)  # fmt: skip
+
+
+def size_sweep(
+    sizes,
+    common: dict,
+    classifier_epochs: int,
+    samples: int,
+    probe_fixed_images: int,
+    probe_own_images: int,
+    probe_test_images: int,
+    reference_images: int,
+    calibration_images: int,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> SizeSweep:
+    """Build the :class:`SizeSweep` of the networks ``UNetRun(**common, train_images=N)`` for
+    ``N`` in ``sizes``: load (or train once) the classifier of ``common``'s data set, embed
+    two disjoint random sets of test images, draw the probe sets (class-balanced, seeded with
+    ``seed + 3`` as chapter 5 draws its own) and the sample seeds."""
+    from .models import UNetRun, training_images
+
+    runs = {int(n): UNetRun(**common, train_images=int(n)) for n in sorted(sizes)}
+    whole = UNetRun(**common)
+    x_train, y_train = training_images(whole, "train")
+    x_test, y_test = training_images(whole, "test")
+    if reference_images + calibration_images > len(x_test):
+        raise ValueError(
+            f"reference_images + calibration_images must be at most the {len(x_test)} test "
+            f"images, got {reference_images} + {calibration_images}"
+        )
+    classifier, record = load_classifier(
+        ClassifierRun(dataset=whole.dataset, size=whole.size, epochs=classifier_epochs),
+        progress=False,
+    )
+    classifier = classifier.to(device)
+    order = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed + 7))
+    reference = embed(classifier, x_test[order[:reference_images]])
+    heldout = embed(classifier, x_test[order[reference_images:][:calibration_images]])
+    gen = torch.Generator().manual_seed(seed + 3)
+    fixed_rows = datasets.balanced_subset(y_train, probe_fixed_images, gen)
+    test_rows = datasets.balanced_subset(y_test, probe_test_images, gen)
+    return SizeSweep(
+        runs=runs,
+        classifier=classifier,
+        classifier_record=record,
+        reference=reference,
+        heldout=heldout,
+        fixed=(x_train[fixed_rows], y_train[fixed_rows]),
+        test=(x_test[test_rows], y_test[test_rows]),
+        seeds=[seed * 1_000_003 + i for i in range(check_count(samples, "samples"))],
+        own_images=check_count(probe_own_images, "probe_own_images"),
+        seed=seed,
+    )

@@ -191,3 +191,32 @@ def test_stopping_rules():
     assert stop(["decreasing", "unimodal"], [0.3, 0.2], "best-peak") == 0
     with pytest.raises(ValueError, match="rule must be"):
         stop(verdicts, accuracy, "patience")
+
+
+def test_size_sweep_builds_what_every_network_is_assessed_with(
+    tiny_fashion, tmp_path, monkeypatch
+):
+    from lowrank.models import load_unet
+
+    monkeypatch.setenv("LOWRANK_CACHE", str(tmp_path))
+    common = dict(size=8, channels=(8, 16), epochs=1, batch_size=16, epoch_images=40)
+    sizes = dict(classifier_epochs=1, samples=4, probe_fixed_images=60, probe_own_images=10,
+                 probe_test_images=30)  # fmt: skip
+    sweep = gz.size_sweep([20, 10], common, **sizes, reference_images=50, calibration_images=60)
+    assert list(sweep.runs) == [10, 20] and sweep.runs[10].train_images == 10
+    assert sweep.reference.shape == (50, 128) and sweep.heldout.shape == (60, 128)
+    assert len(sweep.seeds) == len(set(sweep.seeds)) == 4
+    assert torch.bincount(sweep.fixed[1]).tolist() == [6] * 10  # class-balanced
+    x10, y10 = sweep.subset(10)
+    assert torch.equal(sweep.own_probe_set(10)[0], x10)  # a small subset: all of it
+    x20, _ = sweep.subset(20)
+    own, _ = sweep.own_probe_set(20)
+    assert len(own) == 10 and all(any(torch.equal(o, x) for x in x20) for o in own)
+    net, _ = load_unet(sweep.runs[10], progress=False)
+    layer = sweep.choose_layer(net, [0.01, 0.1, 1.0])
+    assert layer in net.block_names()
+    result = sweep.assess(net, 10, [0.01, 0.1, 1.0], layer, steps=4)
+    assert result.samples.shape == (4, 1, 8, 8) and set(result.curves) == {"fixed", "own"}
+    torch.testing.assert_close(result.copy_ratios, copy_ratio(result.samples, x10))
+    with pytest.raises(ValueError, match="reference_images \\+ calibration_images"):
+        gz.size_sweep([10], common, **sizes, reference_images=150, calibration_images=60)
