@@ -203,6 +203,8 @@ def _check_08(v):
     assert 0 <= v["n_signal"] <= v["n_sizes"] and 0 <= v["match_unimodal"] <= v["n_signal"]
     assert 0 <= v["match_peak"] <= v["n_sizes"]
     assert len(v["rho_within"].split(", ")) == len(sizes)
+    assert v["n_samples"] == QUICK["dynamics_samples"]
+    assert v["probe_test"] == QUICK["dynamics_test_images"]
 
 
 CHECKS = {
