@@ -184,6 +184,15 @@ def _check_07(v):
     for key in ("shapes_fixed", "shapes_own"):
         assert {part.split(": ")[1] for part in v[key].split(", ")} <= verdicts
     assert v["paper_budget_m"] == paper.FIG6_TRAINING_IMAGES / 1e6
+    assert 10 < v["fixed_min"] <= v["fixed_max"] <= 100
+    # the page's reading follows from the verdicts it quotes
+    shapes = {part.split(": ")[1] for part in v["shapes_fixed"].split(", ")}
+    controls = {v["untrained_shape"], v["pixels_shape"]}
+    all_fall = shapes == {"decreasing"} and controls == {"decreasing"}
+    assert v["shape_reading"].startswith("every curve falls") == all_fall
+    assert (v["fd_reading"] == "the largest subset also gives the closest samples") == (
+        v["fd_best_size"] == v["size_largest"]
+    )
     assert v["layer"] in ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0",
                           "up_blocks.1"]  # fmt: skip
 
