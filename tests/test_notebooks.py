@@ -197,25 +197,6 @@ def _check_07(v):
                           "up_blocks.1"]  # fmt: skip
 
 
-def _check_08(v):
-    sizes, epochs = QUICK["sweep_sizes"], QUICK["sweep_epochs"]
-    followed = sorted({*QUICK["sweep_snapshots"], epochs})
-    assert v["n_checkpoints"] == len(sizes) * len(followed)  # every checkpoint of every size
-    assert v["n_followed"] == len(followed) and v["n_sizes"] == len(sizes)
-    # images seen at each checkpoint: the epoch times the smallest subset's repeated epoch
-    per_epoch = math.ceil(QUICK["sweep_epoch_images"] / min(sizes)) * min(sizes)
-    assert v["checkpoints_text"] == ", ".join(f"{e * per_epoch:,}" for e in followed)
-    assert -1 <= v["rho_low"] <= v["rho"] <= v["rho_high"] <= 1
-    verdict = ("negative, as in the paper" if v["rho_high"] < 0 else "positive, against the paper"
-               if v["rho_low"] > 0 else "not distinguishable from 0")  # fmt: skip
-    assert v["rho_verdict"] == verdict
-    assert 0 <= v["n_signal"] <= v["n_sizes"] and 0 <= v["match_unimodal"] <= v["n_signal"]
-    assert 0 <= v["match_peak"] <= v["n_sizes"]
-    assert len(v["rho_within"].split(", ")) == len(sizes)
-    assert v["n_samples"] == QUICK["dynamics_samples"]
-    assert v["probe_test"] == QUICK["dynamics_test_images"]
-
-
 CHECKS = {
     "01_data_model": _check_01,
     "02_proposition_1": _check_02,
@@ -224,7 +205,6 @@ CHECKS = {
     "05_real_data": _check_05,
     "06_ensembles_and_daes": _check_06,
     "07_memorization_vs_generalization": _check_07,
-    "08_training_dynamics": _check_08,
 }
 
 
