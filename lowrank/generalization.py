@@ -134,10 +134,15 @@ def copy_ratio(samples: torch.Tensor, train: torch.Tensor, chunk_size: int = 819
     """``(B,)`` ratios :math:`d_1 / d_2` of every sample's distances to its nearest and second
     nearest training image (pixels, L2). Near 0: a copy of one training image; near 1: as close
     to two of them, which a copy never is."""
+    return _ratios_and_nearest(samples, train, chunk_size)[0]
+
+
+def _ratios_and_nearest(samples, train, chunk_size=8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`copy_ratio` and the row of every sample's nearest training image."""
     if len(train) < 2:
         raise ValueError(f"a copy ratio needs at least 2 training images, got {len(train)}")
-    d, _ = nearest_neighbours(samples, train, k=2, chunk_size=chunk_size)
-    return d[:, 0] / d[:, 1].clamp_min(1e-30)
+    d, where = nearest_neighbours(samples, train, k=2, chunk_size=chunk_size)
+    return d[:, 0] / d[:, 1].clamp_min(1e-30), where[:, 0]
 
 
 def memorized_fraction(
@@ -393,8 +398,7 @@ def assess(
     samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]), sigma_min,
                           sigma_max, steps, device=device, progress=False)  # fmt: skip
     samples = samples.clamp(-1, 1)  # the data's range, as a sample saved as an image is
-    distances, nearest = nearest_neighbours(samples, train_images, k=2)
-    ratios = distances[:, 0] / distances[:, 1].clamp_min(1e-30)
+    ratios, nearest = _ratios_and_nearest(samples, train_images)
     train_embedding = embed(classifier, train_images)
     sample_embedding = embed(classifier, samples)
     threshold = similarity_threshold(heldout, train_embedding, quantile)
@@ -417,7 +421,7 @@ def assess(
     return Assessment(
         samples=samples,
         copy_ratios=ratios,
-        nearest=nearest[:, 0],
+        nearest=nearest,
         memorized=(ratios < COPY_RATIO).double().mean().item(),
         generalization=generalization_score(sample_embedding, train_embedding, threshold),
         threshold=threshold,

@@ -197,6 +197,41 @@ def _check_07(v):
                           "up_blocks.1"]  # fmt: skip
 
 
+def _check_08(v):
+    sizes, epochs = QUICK["sweep_sizes"], QUICK["sweep_epochs"]
+    followed = sorted({*QUICK["sweep_snapshots"], epochs})
+    assert v["n_checkpoints"] == len(sizes) * len(followed)  # every checkpoint of every size
+    assert v["n_followed"] == len(followed) and v["n_sizes"] == len(sizes)
+    # images seen at each checkpoint: the epoch times the smallest subset's repeated epoch
+    per_epoch = math.ceil(QUICK["sweep_epoch_images"] / min(sizes)) * min(sizes)
+    assert v["checkpoints_text"] == ", ".join(f"{e * per_epoch:,}" for e in followed)
+    assert -1 <= v["rho_low"] <= v["rho"] <= v["rho_high"] <= 1
+    verdict = ("negative, as in the paper" if v["rho_high"] < 0 else "positive, against the paper"
+               if v["rho_low"] > 0 else "not distinguishable from 0")  # fmt: skip
+    assert v["rho_verdict"] == verdict
+    assert v["n_stopping"] == len(sizes) + 1  # chapter 7's networks and the long run
+    assert 0 <= v["n_signal"] <= v["n_stopping"] and 0 <= v["match_unimodal"] <= v["n_signal"]
+    assert 0 <= v["match_peak"] <= v["n_stopping"]
+    assert len(v["rho_within"].split(", ")) == len(sizes)
+    assert v["n_samples"] == QUICK["dynamics_samples"]
+    assert v["probe_test"] == QUICK["dynamics_test_images"]
+    # the long run: its own budget and checkpoints, and the readings that follow from them
+    long_size, long_epochs = QUICK["long_size"], QUICK["long_epochs"]
+    assert v["long_followed"] == len({*QUICK["long_snapshots"], long_epochs})
+    per_epoch = math.ceil(QUICK["sweep_epoch_images"] / long_size) * long_size
+    assert v["long_max_seen"] == long_epochs * per_epoch
+    assert len(v["long_shapes"].split(", ")) == v["long_followed"]
+    assert 0 <= v["long_copies_first"] <= 100 and 0 <= v["long_copies_last"] <= 100
+    assert v["long_fd_best"] <= v["long_fd_last"]
+    ends_lowest = v["long_fd_best_seen"] == v["long_max_seen"]
+    assert (v["long_fd_reading"] == "the budget ends before it rises") == ends_lowest
+    assert -1 <= v["rho_long_low"] <= v["rho_long_high"] <= 1
+    assert v["rho_long_verdict"] == (
+        "negative, as in the paper" if v["rho_long_high"] < 0 else "positive, against the paper"
+        if v["rho_long_low"] > 0 else "not distinguishable from 0")  # fmt: skip
+    assert v["long_train_minutes"] > 0
+
+
 CHECKS = {
     "01_data_model": _check_01,
     "02_proposition_1": _check_02,
@@ -205,6 +240,7 @@ CHECKS = {
     "05_real_data": _check_05,
     "06_ensembles_and_daes": _check_06,
     "07_memorization_vs_generalization": _check_07,
+    "08_training_dynamics": _check_08,
 }
 
 
