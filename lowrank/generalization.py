@@ -498,6 +498,9 @@ def stopping_checkpoint(
             ``peak_accuracy`` (measured on validation data, never on the test split): the
             quality of the features themselves, with no shape test.
 
+    Both rules choose, so their inputs must come from training data (the probes' validation
+    curves), never from the test split.
+
     Arguments:
         verdicts: :class:`lowrank.probes.CurveShape` verdicts, one per checkpoint.
         peak_accuracy: one accuracy per checkpoint (used by ``"best-peak"``).
