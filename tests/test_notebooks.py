@@ -197,6 +197,13 @@ def _check_07(v):
                           "up_blocks.1"]  # fmt: skip
 
 
+def _direction(low, high):
+    """The verdict chapter 08 prints for a rank correlation's 95% interval."""
+    if high < 0:
+        return "negative, as in the paper"
+    return "positive, against the paper" if low > 0 else "not distinguishable from 0"
+
+
 def _check_08(v):
     sizes, epochs = QUICK["dynamics_sizes"], QUICK["sweep_epochs"]
     followed = sorted({*QUICK["sweep_snapshots"], epochs})
@@ -207,9 +214,7 @@ def _check_08(v):
     assert v["checkpoints_text"] == ", ".join(f"{e * per_epoch:,}" for e in followed)
     # a percentile bootstrap interval need not contain its point estimate
     assert -1 <= v["rho_low"] <= v["rho_high"] <= 1 and -1 <= v["rho"] <= 1
-    verdict = ("negative, as in the paper" if v["rho_high"] < 0 else "positive, against the paper"
-               if v["rho_low"] > 0 else "not distinguishable from 0")  # fmt: skip
-    assert v["rho_verdict"] == verdict
+    assert v["rho_verdict"] == _direction(v["rho_low"], v["rho_high"])
     assert v["n_stopping"] == len(sizes) + 1  # chapter 7's networks and the long run
     assert 0 <= v["n_signal"] <= v["n_stopping"] and 0 <= v["match_unimodal"] <= v["n_signal"]
     assert 0 <= v["match_peak"] <= v["n_stopping"]
@@ -241,9 +246,7 @@ def _check_08(v):
     )
     assert v["cache_reading"] in cache
     assert -1 <= v["rho_long_low"] <= v["rho_long_high"] <= 1
-    assert v["rho_long_verdict"] == (
-        "negative, as in the paper" if v["rho_long_high"] < 0 else "positive, against the paper"
-        if v["rho_long_low"] > 0 else "not distinguishable from 0")  # fmt: skip
+    assert v["rho_long_verdict"] == _direction(v["rho_long_low"], v["rho_long_high"])
     assert v["long_train_minutes"] >= 0  # 0 when the last call only saved a resumed run
 
 
