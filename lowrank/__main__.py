@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import sys
 
-from .models import DATASETS, UNetRun, is_cached, load_unet
+from .models import DATASETS, PARAMETERIZATIONS, UNetRun, is_cached, load_unet
 
 
 def _size(text: str) -> int | None:
@@ -65,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="repeat a smaller training subset to at least this many images per epoch "
         "(default: one pass over the subset)",
+    )
+    train.add_argument(
+        "--parameterization",
+        choices=list(PARAMETERIZATIONS),
+        default=defaults.parameterization,
+        help="ddpm: epsilon prediction on the T = 1000 schedule; edm: EDM's preconditioning "
+        "and log-normal noise levels (default %(default)s)",
     )
     train.add_argument(
         "--cache", help="cache folder (default: $LOWRANK_CACHE, else ~/.cache/lowrank/models)"

@@ -30,6 +30,7 @@ from .mixtures import LowRankMixture
 __all__ = [
     "snr",
     "real_data_snr",
+    "real_data_features",
     "snr_exact",
     "snr_estimate",
     "principal_angles",
@@ -141,6 +142,20 @@ def snr(
     return _over_classes(ratios, variances, w)
 
 
+def real_data_features(
+    train_features: torch.Tensor, *other_features: torch.Tensor
+) -> list[torch.Tensor]:
+    """The paper's preprocessing of a network's features for the SNR (Section 5), in float64:
+    every row divided by its norm, then all centred with the mean of the normalized
+    **training** rows. Returns the training features first, then each of ``other_features``
+    (a test split) under the same centring."""
+    tiny = torch.finfo(torch.float64).tiny
+    rows = [F.detach().to(torch.float64) for F in (train_features, *other_features)]
+    rows = [F / F.norm(dim=1, keepdim=True).clamp_min(tiny) for F in rows]
+    mean = rows[0].mean(0)
+    return [F - mean for F in rows]
+
+
 def real_data_snr(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
@@ -176,9 +191,7 @@ def real_data_snr(
             f"every class needs more than rank = {rank} samples to have energy outside its "
             f"top-{rank} directions, got counts {counts.tolist()}"
         )
-    h = train_features.detach().to(torch.float64)
-    h = h / h.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
-    h = h - h.mean(0)
+    (h,) = real_data_features(train_features)
     bases = [
         torch.linalg.svd(h[train_labels == k], full_matrices=False).Vh[:rank].T for k in range(K)
     ]

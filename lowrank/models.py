@@ -32,7 +32,7 @@ import torch
 
 from . import data as datasets
 from ._checks import check_count
-from .nets import UNetDenoiser
+from .nets import EDMUNetDenoiser, UNetDenoiser
 from .train import _distributed, fingerprint, fit
 
 __all__ = [
@@ -42,9 +42,12 @@ __all__ = [
     "train_unet",
     "load_unet",
     "is_cached",
+    "initial_network",
+    "ema_init_weight",
 ]
 
 DATASETS = ("fashion-mnist", "cifar10")
+PARAMETERIZATIONS = {"ddpm": UNetDenoiser, "edm": EDMUNetDenoiser}
 _FORMAT = 1  # bump when the folder layout or the training recipe changes meaning
 
 
@@ -75,6 +78,10 @@ class UNetRun:
             seen is the same for every subset size (the data-size sweep's fixed budget) and a
             tiny subset does not write a checkpoint after every few steps. ``None``: one pass
             over the subset per epoch.
+        parameterization: ``"ddpm"`` (:class:`lowrank.nets.UNetDenoiser`: epsilon prediction,
+            timesteps of the linear ``T = 1000`` schedule) or ``"edm"``
+            (:class:`lowrank.nets.EDMUNetDenoiser`: EDM's preconditioning and log-normal
+            levels).
     """
 
     dataset: str = "fashion-mnist"
@@ -90,10 +97,16 @@ class UNetRun:
     snapshots: tuple[int, ...] = ()
     noise_levels: tuple[float, ...] | None = None
     epoch_images: int | None = None
+    parameterization: str = "ddpm"
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"parameterization must be one of {list(PARAMETERIZATIONS)}, "
+                f"got {self.parameterization!r}"
+            )
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "snapshots", tuple(sorted({int(e) for e in self.snapshots})))
         if self.noise_levels is not None:
@@ -115,9 +128,10 @@ class UNetRun:
             )
 
     def config(self) -> dict:
-        """The configuration as JSON-ready values (with the cache format). ``noise_levels``
-        and ``epoch_images`` enter only when given, so a diffusion model's key (and cache
-        folder) is the one it had before those fields existed."""
+        """The configuration as JSON-ready values (with the cache format). ``noise_levels``,
+        ``epoch_images`` and ``parameterization`` enter only when given (not ``"ddpm"``), so a
+        diffusion model's key (and cache folder) is the one it had before those fields
+        existed."""
         config = {**dataclasses.asdict(self), "channels": list(self.channels),
                   "snapshots": list(self.snapshots), "format": _FORMAT}  # fmt: skip
         if self.noise_levels is None:
@@ -126,6 +140,8 @@ class UNetRun:
             config["noise_levels"] = list(self.noise_levels)
         if self.epoch_images is None:
             del config["epoch_images"]
+        if self.parameterization == "ddpm":
+            del config["parameterization"]
         return config
 
     def key(self) -> str:
@@ -136,6 +152,10 @@ class UNetRun:
     def folder(self, cache: str | Path | None = None) -> Path:
         kind = self.kind().lower()
         return cache_root(cache) / f"{kind}-{self.dataset}-{self.size or 'native'}px-{self.key()}"
+
+    def denoiser_class(self) -> type[UNetDenoiser]:
+        """The class of the network: :class:`lowrank.nets.UNetDenoiser` or its EDM form."""
+        return PARAMETERIZATIONS[self.parameterization]
 
     def kind(self) -> str:
         """``"UNet"`` (a diffusion model) or ``"DAE"`` (trained at ``noise_levels`` only)."""
@@ -173,6 +193,17 @@ def training_images(
         keep = datasets.balanced_subset(labels, run.train_images, gen)
         images, labels = images[keep], labels[keep]
     return datasets.to_model_range(images, run.size), labels
+
+
+def initial_network(run: UNetRun, sample_size: int, in_channels: int) -> UNetDenoiser:
+    """The network ``run`` starts its training from (seeded with ``run.seed``), for images of
+    side ``sample_size`` with ``in_channels`` channels; the global random state is left as it
+    was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.seed)
+        return run.denoiser_class().small(
+            sample_size, in_channels, run.channels, run.layers_per_block
+        )
 
 
 def _write_json(record: dict, path: Path) -> None:
@@ -220,13 +251,8 @@ def train_unet(
     if run.epoch_images is not None:
         x0 = x0.repeat(math.ceil(run.epoch_images / subset), *[1] * (x0.ndim - 1))
     x0 = x0.to(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(run.seed)
-        model = UNetDenoiser.small(run.size or x0.shape[-1], x0.shape[1], run.channels,
-                                   run.layers_per_block)  # fmt: skip
-    ema = UNetDenoiser.small(run.size or x0.shape[-1], x0.shape[1], run.channels,
-                             run.layers_per_block)  # fmt: skip
-    ema.load_state_dict(model.state_dict())
+    model = initial_network(run, x0.shape[-1], x0.shape[1])
+    ema = initial_network(run, x0.shape[-1], x0.shape[1])
     ema.requires_grad_(False)
     model, ema = model.to(device), ema.to(device)
     config = {"model": f"UNetDenoiser.small {run.config()}", "x0": fingerprint(x0)}
@@ -296,9 +322,16 @@ def load_unet(
     train: bool = True,
     data_root: str | Path | None = None,
     progress: bool = True,
+    debias: bool = False,
 ) -> tuple[UNetDenoiser, dict]:
-    """The EMA network of ``run`` (after ``epoch``, a snapshot epoch, or the last) in eval mode,
-    and its record (``run.json``); trained first when missing and ``train`` is true."""
+    r"""The EMA network of ``run`` (after ``epoch``, a snapshot epoch, or the last) in eval mode,
+    and its record (``run.json``); trained first when missing and ``train`` is true.
+
+    The EMA starts at the initial weights :math:`\theta_0`, which keep the weight
+    :math:`d^n` after :math:`n` steps of decay :math:`d` (0.63 after one epoch of 469 steps at
+    0.999). With ``debias`` that share is taken out, as Adam corrects its moments:
+    :math:`(\bar\theta_n - d^n\theta_0)/(1 - d^n)`, the average of the trained weights alone
+    with the same relative weights (:func:`ema_init_weight` gives :math:`d^n`)."""
     if epoch is not None and epoch != run.epochs and epoch not in run.snapshots:
         raise ValueError(f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}")
     folder = run.folder(cache)
@@ -312,7 +345,25 @@ def load_unet(
         folder = train_unet(run, cache, data_root, progress)
         record = _read_record(folder)
     name = "ema" if epoch is None or epoch == run.epochs else f"ema-epoch{epoch}"
-    return UNetDenoiser.from_pretrained(folder / name).eval(), record
+    network = run.denoiser_class().from_pretrained(folder / name).eval()
+    if debias:
+        config = network.unet.config
+        start = initial_network(run, config.sample_size, config.in_channels)
+        init = ema_init_weight(run, record, epoch or run.epochs)
+        with torch.no_grad():
+            for average, first in zip(network.parameters(), start.parameters(), strict=True):
+                average.sub_(init * first).div_(1 - init)
+    return network, record
+
+
+def ema_init_weight(run: UNetRun, record: dict, epoch: int) -> float:
+    """The weight :math:`d^n` the initial weights keep in ``run``'s EMA after ``epoch`` epochs
+    (``record``: its ``run.json``, which holds the training subset's size)."""
+    images = record["train_images"]
+    if run.epoch_images is not None:
+        images *= math.ceil(run.epoch_images / images)
+    steps = epoch * math.ceil(images / run.batch_size)
+    return run.ema_decay**steps
 
 
 def _cli_args(run: UNetRun) -> str:

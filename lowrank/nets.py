@@ -16,6 +16,10 @@ time embedding of ``UNet2DModel`` accepts fractional timesteps). The paper's pro
 (:math:`\sigma_0 \approx 0.010`): there the network gets its ``t = 0`` conditioning, and
 :meth:`UNetDenoiser.below_schedule` says which levels that concerns.
 
+:class:`EDMUNetDenoiser` is the same network in the EDM parameterization of the paper's own
+models (Karras et al. 2022): preconditioned, trained on a log-normal continuum of levels, so it
+has no level below its schedule.
+
 The same class loads a checkpoint in diffusers' ``save_pretrained`` format (a local folder, or a
 hub id such as ``google/ddpm-cifar10-32`` where the internet is reachable) and trains a small
 network from scratch with :func:`lowrank.train.fit` and :meth:`UNetDenoiser.loss`.
@@ -31,7 +35,7 @@ from torch import nn
 from ._checks import check_count, row_sigma
 from .schedules import karras_sigmas, linear_alpha_bar, sigma_from_alpha_bar
 
-__all__ = ["UNetDenoiser"]
+__all__ = ["UNetDenoiser", "EDMUNetDenoiser"]
 
 
 def _unet2d():
@@ -74,10 +78,11 @@ class UNetDenoiser(nn.Module):
         in_channels: int = 1,
         channels: tuple[int, ...] = (32, 64),
         layers_per_block: int = 1,
-        T: int = 1000,
-    ) -> UNetDenoiser:
+        **schedule,
+    ):
         """A freshly initialized ``UNet2DModel`` of the given widths (one down and one up block
-        per width, no attention), seeded by the global torch seed."""
+        per width, no attention), seeded by the global torch seed; ``schedule``: the class's
+        own arguments (``T`` here)."""
         UNet2DModel = _unet2d()
 
         groups = min(8, channels[0])
@@ -91,12 +96,13 @@ class UNetDenoiser(nn.Module):
             up_block_types=("UpBlock2D",) * len(channels),
             norm_num_groups=groups,
         )
-        return cls(unet, T)
+        return cls(unet, **schedule)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, T: int = 1000, **kwargs) -> UNetDenoiser:
+    def from_pretrained(cls, source: str | Path, **kwargs):
         """Load a ``UNet2DModel`` saved with ``save_pretrained``: a folder (its ``unet``
-        subfolder for a whole pipeline) or a hub id (needs the internet)."""
+        subfolder for a whole pipeline) or a hub id (needs the internet). ``kwargs`` go to
+        diffusers' ``from_pretrained``; the class's own schedule is its default."""
         UNet2DModel = _unet2d()
 
         path = Path(source)
@@ -110,7 +116,7 @@ class UNetDenoiser(nn.Module):
         # without accelerate installed, diffusers warns unless the plain loading path is asked for
         kwargs.setdefault("low_cpu_mem_usage", False)
         unet = UNet2DModel.from_pretrained(str(path) if path.exists() else str(source), **kwargs)
-        return cls(unet, T)
+        return cls(unet)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Save the network in diffusers' format (``config.json`` + safetensors weights)."""
@@ -142,6 +148,10 @@ class UNetDenoiser(nn.Module):
                 f"x_t must be a (B, C, H, W) tensor, got {getattr(x_t, 'shape', x_t)}"
             )
         s = row_sigma(sigma, x_t.flatten(1))[:, 0].to(x_t.dtype)[:, None, None, None]
+        return self._denoise(x_t, s)
+
+    def _denoise(self, x_t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Tweedie's formula for the epsilon-predictor, ``s`` of shape ``(B, 1, 1, 1)``."""
         return x_t - s * self._epsilon(x_t, s)
 
     def _epsilon(self, x_t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -156,10 +166,18 @@ class UNetDenoiser(nn.Module):
         ``0 .. T-1`` (or the given noise levels ``sigma`` ``(B,)``), noise from ``generator``.
         The signature fits :func:`lowrank.train.fit` as ``lambda m, b, g: m.loss(b, g)``."""
         if sigma is None:
-            t = torch.randint(0, self.T, (x0.shape[0],), generator=generator)
-            sigma = self.log_sigmas[t].exp()
+            sigma = self._training_sigmas(x0.shape[0], generator)
         s = sigma.to(device=x0.device, dtype=x0.dtype)[:, None, None, None]
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        return self._objective(x0, s, eps)
+
+    def _training_sigmas(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """``(count,)`` noise levels of a training batch: timesteps uniform in ``0 .. T-1``."""
+        t = torch.randint(0, self.T, (count,), generator=generator)
+        return self.log_sigmas[t].exp()
+
+    def _objective(self, x0: torch.Tensor, s: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """DDPM's epsilon loss of one batch at levels ``s`` ``(B, 1, 1, 1)``, noise ``eps``."""
         return (self._epsilon(x0 + s * eps, s) - eps).square().mean()
 
     @torch.no_grad()
@@ -184,3 +202,73 @@ class UNetDenoiser(nn.Module):
         for sigma, following in zip(levels[:-1], levels[1:], strict=True):
             x = x + (following - sigma) * (x - self(x, sigma)) / sigma
         return self(x, levels[-1])
+
+
+class EDMUNetDenoiser(UNetDenoiser):
+    r"""The same ``UNet2DModel`` in the EDM parameterization of Karras et al. (2022), the
+    paper's own models: trained on a continuum of noise levels, so every level of the probing
+    grid, 0.002 included, is one the network was trained at.
+
+    .. math:: \hat x_0 = c_\mathrm{skip}(\sigma)\, x_t
+              + c_\mathrm{out}(\sigma)\, F_\theta\big(c_\mathrm{in}(\sigma)\, x_t,\,
+              c_\mathrm{noise}(\sigma)\big),
+
+    with :math:`c_\mathrm{skip} = \sigma_d^2/(\sigma^2+\sigma_d^2)`,
+    :math:`c_\mathrm{out} = \sigma\sigma_d/\sqrt{\sigma^2+\sigma_d^2}`,
+    :math:`c_\mathrm{in} = 1/\sqrt{\sigma^2+\sigma_d^2}` and
+    :math:`c_\mathrm{noise} = \tfrac14 \ln\sigma` fed to the UNet as its (continuous) timestep.
+    The loss is EDM's: :math:`\ln\sigma \sim \mathcal N(P_\mathrm{mean}, P_\mathrm{std}^2)` per
+    image and the weighted squared error of :math:`\hat x_0`, which is the plain squared error
+    of :math:`F_\theta` against its target :math:`(x_0 - c_\mathrm{skip} x_t)/c_\mathrm{out}`.
+
+    Arguments:
+        unet: a diffusers ``UNet2DModel``.
+        sigma_data: the data's standard deviation in the preconditioning (EDM's 0.5 for images
+            in [-1, 1]).
+        sigma_min, sigma_max: the sampler's range (EDM's 0.002 and 80).
+        p_mean, p_std: the training distribution of ``ln sigma`` (EDM's -1.2 and 1.2).
+    """
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        sigma_data: float = 0.5,
+        sigma_min: float = 0.002,
+        sigma_max: float = 80.0,
+        p_mean: float = -1.2,
+        p_std: float = 1.2,
+    ):
+        nn.Module.__init__(self)
+        self.unet = unet
+        self.sigma_data, self.p_mean, self.p_std = float(sigma_data), float(p_mean), float(p_std)
+        # the sampler's range: sample() and below_schedule() read it as UNetDenoiser's schedule
+        levels = torch.tensor([sigma_min, sigma_max], dtype=torch.float64)
+        self.register_buffer("log_sigmas", levels.log(), persistent=False)
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` EDM's noise conditioning :math:`c_\\mathrm{noise} = \\ln(\\sigma) / 4`."""
+        return (sigma.log() / 4).float()
+
+    def below_schedule(self, sigmas) -> torch.Tensor:
+        """None: the network is trained on a continuum of levels."""
+        return torch.zeros(len(torch.as_tensor(sigmas)), dtype=torch.bool)
+
+    def _denoise(self, x_t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        c_skip, c_out, F = self._network(x_t, s)
+        return c_skip * x_t + c_out * F
+
+    def _network(self, x_t: torch.Tensor, s: torch.Tensor):
+        """``c_skip``, ``c_out`` and the UNet's output ``F`` at levels ``s`` ``(B, 1, 1, 1)``."""
+        total = s.square() + self.sigma_data**2
+        c_skip, c_out = self.sigma_data**2 / total, s * self.sigma_data / total.sqrt()
+        return c_skip, c_out, self.unet(x_t / total.sqrt(), self.timestep(s.flatten())).sample
+
+    def _training_sigmas(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """``(count,)`` levels with ``ln sigma ~ N(p_mean, p_std^2)``."""
+        return (self.p_mean + self.p_std * torch.randn(count, generator=generator)).exp()
+
+    def _objective(self, x0: torch.Tensor, s: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """EDM's weighted loss as the plain squared error of ``F`` against its target."""
+        x_t = x0 + s * eps
+        c_skip, c_out, F = self._network(x_t, s)
+        return (F - (x0 - c_skip * x_t) / c_out).square().mean()

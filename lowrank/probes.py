@@ -17,7 +17,9 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
 * :func:`seed_interval`: mean and Student-t 95% half-width over seeds;
 * :func:`accuracy_interval`: the Wilson score interval of an accuracy;
 * :func:`curve_shape`: the book's unimodality test, a named verdict on a curve with standard
-  errors.
+  errors;
+* :func:`probe_network`: all of it for one network: features of every block, the block chosen
+  on validation, its test curve and its shape.
 
 The unimodality test asks whether the peak of a curve stands above **both** ends by more than
 ``z`` standard errors of the difference (``z = 3`` by default: a chance bump of that size has
@@ -33,6 +35,7 @@ peak is not called unimodal, however its interior wiggles.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +44,7 @@ from tqdm.std import tqdm
 
 from ._checks import check_count, check_labels
 from .data import balanced_subset, flip_labels
+from .features import features_across_sigma
 
 __all__ = [
     "logistic_probe",
@@ -61,6 +65,8 @@ __all__ = [
     "ProbeCurve",
     "CurveShape",
     "curve_shape",
+    "NetworkProbe",
+    "probe_network",
 ]
 
 
@@ -615,3 +621,59 @@ def curve_shape(
     }
     verdict = verdicts[(rise > z, fall > z)]
     return CurveShape(verdict, peak, rise, fall)
+
+
+@dataclass(frozen=True)
+class NetworkProbe:
+    """What :func:`probe_network` finds for one network.
+
+    Attributes:
+        layer: the block chosen on the validation split.
+        curve: its test curve (:class:`ProbeCurve`).
+        validation: its validation curve, which chose the block and places the peak.
+        shape: :func:`curve_shape` of the test curve at the validation peak.
+        feature_seconds: wall time of the feature extraction.
+    """
+
+    layer: str
+    curve: ProbeCurve
+    validation: ProbeCurve
+    shape: CurveShape
+    feature_seconds: float
+
+
+def probe_network(
+    denoiser,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    seed: int = 0,
+    progress: bool = False,
+) -> NetworkProbe:
+    """The paper's probe of one trained network, as chapter 5 runs it: pooled features of
+    every block (``denoiser.block_names()`` of ``denoiser.unet``, noisy input, noise seeded by
+    ``seed``), the block whose validation curve peaks highest (:func:`best_layer`), its test
+    curve, and the verdict of :func:`curve_shape` at the validation peak.
+
+    Arguments:
+        denoiser: a :class:`lowrank.nets.UNetDenoiser` (or its EDM form), on ``x_train``'s
+            device.
+        x_train, y_train: labelled training images ``(N, C, H, W)`` and ``(N,)``.
+        x_test, y_test: the test images the curve is scored on.
+    """
+    names = denoiser.block_names()
+    start = time.perf_counter()
+    features = features_across_sigma(denoiser.unet, denoiser, names,
+                                     torch.cat([x_train, x_test]), sigmas, seed=seed,
+                                     progress=progress)  # fmt: skip
+    seconds = time.perf_counter() - start
+    N = len(x_train)
+    train = {name: F[:, :N] for name, F in features.items()}
+    layer, validation = best_layer(sigmas, train, y_train, seed=seed)
+    test = features[layer][:, N:]
+    curve = probe_across_sigma(sigmas, list(train[layer]), y_train, list(test), y_test)
+    peak = int(validation[layer].accuracy.argmax())
+    shape = curve_shape(curve.accuracy, curve.stderr, peak=peak)
+    return NetworkProbe(layer, curve, validation[layer], shape, seconds)

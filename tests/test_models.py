@@ -9,6 +9,7 @@ import torch
 import lowrank.models as models
 from lowrank.__main__ import main
 from lowrank.models import UNetRun, load_unet, train_unet
+from lowrank.nets import EDMUNetDenoiser
 
 
 @pytest.fixture
@@ -200,3 +201,46 @@ def test_a_small_subset_is_repeated_to_the_epoch_budget(tiny_data, tmp_path, mon
     assert main(argv) == 0 and "loaded from the cache" in capsys.readouterr().out
     with pytest.raises(ValueError, match="epoch_images"):
         _run(epoch_images=0)
+
+
+def test_an_edm_run_has_its_own_key_and_class(tiny_data, tmp_path):
+    assert "parameterization" not in UNetRun().config()  # "ddpm": the old keys stay valid
+    edm = _run(epochs=1, parameterization="edm")
+    assert edm.config()["parameterization"] == "edm" and edm.key() != _run(epochs=1).key()
+    with pytest.raises(ValueError, match="parameterization must be one of"):
+        _run(parameterization="vp")
+    net, record = load_unet(edm, cache=tmp_path, progress=False)
+    assert type(net) is EDMUNetDenoiser and record["complete"]
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    again, _ = load_unet(edm, cache=tmp_path, progress=False)
+    with torch.no_grad():
+        assert torch.equal(net(x, 0.002), again(x, 0.002))
+
+
+@pytest.mark.parametrize("parameterization", ["ddpm", "edm"])
+def test_the_debiased_ema_of_one_step_is_the_trained_weights(
+    tiny_data, tmp_path, parameterization
+):
+    """After one step the EMA is d * theta_0 + (1 - d) * theta_1: taking the initial weights'
+    share d out leaves theta_1, the weights fit stored in its checkpoint."""
+    run = _run(train_images=10, epochs=1, batch_size=16, parameterization=parameterization)
+    ema, record = load_unet(run, cache=tmp_path, progress=False)
+    assert models.ema_init_weight(run, record, 1) == run.ema_decay  # one step
+    debiased, _ = load_unet(run, cache=tmp_path, debias=True)
+    trained = torch.load(run.folder(tmp_path) / "train.pt", weights_only=True)["model"]
+    # float32 rounding of the EMA (about 1e-7 at these magnitudes) divided by 1 - d = 1e-3
+    for name, value in debiased.named_parameters():
+        torch.testing.assert_close(value, trained[name], rtol=0, atol=2e-4)
+    start = models.initial_network(run, 8, 1).parameters()
+    moved = max((a - b).abs().max().item() for a, b in zip(ema.parameters(), start, strict=True))
+    assert 0 < moved < 1e-2  # the plain EMA has barely left the initial weights
+
+
+def test_the_ema_init_weight_counts_the_steps_of_repeated_subsets():
+    record = {"train_images": 10}
+    run = _run(train_images=10, epochs=3, epoch_images=25, ema_decay=0.9)
+    # 30 images per epoch (3 repeats of 10) in batches of 16: 2 steps per epoch
+    assert models.ema_init_weight(run, record, 3) == pytest.approx(0.9**6, rel=1e-12)
+    assert models.ema_init_weight(_run(ema_decay=0.9), {"train_images": 40}, 2) == pytest.approx(
+        0.9**6, rel=1e-12
+    )  # 40 images: 3 steps per epoch

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lowrank.features import features_across_sigma
-from lowrank.nets import UNetDenoiser
+from lowrank.nets import EDMUNetDenoiser, UNetDenoiser
 from lowrank.train import fingerprint, fit
 
 
@@ -114,3 +114,42 @@ def test_sampler_follows_the_probability_flow_ode_exactly_for_a_constant_denoise
     torch.testing.assert_close(x0, sigma_max * noise)
     for sigma, x in den.calls[1:]:
         torch.testing.assert_close(x - 0.25, (x0 - 0.25) * sigma / sigma_max, rtol=1e-4, atol=1e-4)
+
+
+def _tiny_edm():
+    torch.manual_seed(0)
+    return EDMUNetDenoiser.small(8, in_channels=1, channels=(8, 16)).double().eval()
+
+
+def test_edm_denoiser_is_the_preconditioned_network():
+    den = _tiny_edm()
+    x_t = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    sigma = torch.tensor([0.002, 0.3, 5.0], dtype=torch.float64)
+    s, sd = sigma[:, None, None, None], 0.5
+    c_skip, c_out = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt()
+    c_in = 1 / (s**2 + sd**2).sqrt()
+    with torch.no_grad():
+        F = den.unet(c_in * x_t, (sigma.log() / 4).float()).sample
+        torch.testing.assert_close(den(x_t, sigma), c_skip * x_t + c_out * F)
+    # at sigma -> 0 the skip carries the input: the output is x_t up to O(sigma)
+    assert den.below_schedule([0.002, 0.008]).tolist() == [False, False]
+    assert den.log_sigmas.exp().tolist() == pytest.approx([0.002, 80.0])
+
+
+def test_edm_loss_is_the_weighted_error_of_the_denoised_image():
+    """EDM's loss: lambda(sigma) = (sigma^2 + sigma_d^2) / (sigma sigma_d)^2 times the squared
+    error of x_hat, which the class computes as the plain error of F against its target."""
+    den = _tiny_edm()
+    x0 = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    sigma = torch.tensor([0.01, 0.1, 1.0, 10.0], dtype=torch.float64)
+    loss = den.loss(x0, torch.Generator().manual_seed(3), sigma=sigma)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    s = sigma[:, None, None, None]
+    weight = (s**2 + 0.25) / (s * 0.5) ** 2
+    with torch.no_grad():
+        expected = (weight * (den(x0 + s * eps, sigma) - x0).square()).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
+    # without levels: ln sigma ~ N(-1.2, 1.2^2), drawn from the generator
+    levels = den._training_sigmas(200_000, torch.Generator().manual_seed(4)).log()
+    assert levels.mean().item() == pytest.approx(-1.2, abs=0.01)
+    assert levels.std().item() == pytest.approx(1.2, abs=0.01)

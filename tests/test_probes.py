@@ -358,3 +358,57 @@ def test_label_noise_sweeps_validation_rows_are_flipped_at_the_rate():
     held = order[: round(0.2 * N)]  # best_level's validation rows
     wrong = (noisy[held] != labels[held]).double().mean().item()
     assert abs(wrong - rate) < 4 * (rate * (1 - rate) / len(held)) ** 0.5, wrong
+
+
+class _Blocks(torch.nn.Module):
+    """Stands in for a denoiser: block "blind" sees only zeros, block "sees" the noisy input."""
+
+    def __init__(self):
+        super().__init__()
+        self.unet = torch.nn.ModuleDict(
+            {"blind": torch.nn.Identity(), "sees": torch.nn.Identity()}
+        )
+
+    def block_names(self):
+        return ["blind", "sees"]
+
+    def forward(self, x_t, sigma):
+        self.unet["blind"](torch.zeros_like(x_t))
+        return self.unet["sees"](x_t)
+
+
+def test_probe_network_chooses_the_informative_block_and_tests_it():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(600) % 10
+    # class k: a bump of height 1 on channel k, seen through unit noise per image
+    x = torch.nn.functional.one_hot(labels, 10).double()[:, :, None, None]
+    x = (x + 0.3 * torch.randn(x.shape, generator=gen, dtype=torch.float64)).float()
+    sigmas = [0.01, 0.3, 1.0, 3.0]
+    result = probes.probe_network(_Blocks(), x[:400], labels[:400], x[400:], labels[400:], sigmas)
+    assert result.layer == "sees"
+    # chance is 0.1; 320 rows fit the probe, so it stays below the Bayes accuracy (0.99)
+    assert result.validation.accuracy.max() > 0.8 and result.curve.accuracy[0] > 0.8
+    assert result.curve.accuracy[-1] < 0.5  # sigma = 3 drowns the bump
+    assert result.shape.verdict == "decreasing" and result.shape.peak == int(
+        result.validation.accuracy.argmax()
+    )
+    blocks = _Blocks()
+    features = lr.features.features_across_sigma(
+        blocks.unet, blocks, ["sees"], x, sigmas, progress=False
+    )["sees"]
+    manual = probes.probe_across_sigma(
+        sigmas, list(features[:, :400]), labels[:400], list(features[:, 400:]), labels[400:]
+    )
+    torch.testing.assert_close(result.curve.accuracy, manual.accuracy)
+
+
+def test_real_data_features_normalize_rows_then_centre_on_the_training_mean():
+    gen = torch.Generator().manual_seed(5)
+    train = torch.randn(50, 6, generator=gen) + 3
+    test = torch.randn(20, 6, generator=gen) - 1
+    h_train, h_test = metrics.real_data_features(train, test)
+    unit_train = train.double() / train.double().norm(dim=1, keepdim=True)
+    unit_test = test.double() / test.double().norm(dim=1, keepdim=True)
+    torch.testing.assert_close(h_train, unit_train - unit_train.mean(0))
+    torch.testing.assert_close(h_test, unit_test - unit_train.mean(0))  # the training mean
+    assert h_train.dtype == torch.float64 and h_train.mean(0).abs().max() < 1e-12
