@@ -252,6 +252,7 @@ def train_unet(
         x0 = x0.repeat(math.ceil(run.epoch_images / subset), *[1] * (x0.ndim - 1))
     x0 = x0.to(device)
     model = initial_network(run, x0.shape[-1], x0.shape[1])
+    init_fingerprint = _weights_fingerprint(model)
     ema = initial_network(run, x0.shape[-1], x0.shape[1])
     ema.requires_grad_(False)
     model, ema = model.to(device), ema.to(device)
@@ -288,6 +289,7 @@ def train_unet(
         "train_images": subset,
         "images_per_epoch": len(x0),
         "parameters": sum(p.numel() for p in model.parameters()),
+        "init_fingerprint": init_fingerprint,
         "seconds_this_call": seconds,
         "images_per_second": trained / seconds if seconds > 0 else None,
         "device": str(device),
@@ -349,11 +351,25 @@ def load_unet(
     if debias:
         config = network.unet.config
         start = initial_network(run, config.sample_size, config.in_channels)
+        recorded = record.get("init_fingerprint")  # absent in records written before it existed
+        if recorded is not None and recorded != _weights_fingerprint(start):
+            raise ValueError(
+                f"{folder}: the initial weights rebuilt from seed {run.seed} differ from those "
+                "the run started from (another torch or diffusers?), so the EMA cannot be "
+                "debiased; load it with debias=False or retrain the run"
+            )
         init = ema_init_weight(run, record, epoch or run.epochs)
         with torch.no_grad():
             for average, first in zip(network.parameters(), start.parameters(), strict=True):
                 average.sub_(init * first).div_(1 - init)
     return network, record
+
+
+def _weights_fingerprint(network: torch.nn.Module) -> str:
+    """SHA-256 of a network's parameters. The record keeps that of the initial weights, which
+    :func:`load_unet` rebuilds from the seed to debias the EMA: a torch or diffusers that draws
+    them differently is then an error, not silently wrong weights."""
+    return fingerprint(torch.cat([p.detach().flatten() for p in network.parameters()]))
 
 
 def ema_init_weight(run: UNetRun, record: dict, epoch: int) -> float:

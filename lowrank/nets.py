@@ -103,6 +103,11 @@ class UNetDenoiser(nn.Module):
         """Load a ``UNet2DModel`` saved with ``save_pretrained``: a folder (its ``unet``
         subfolder for a whole pipeline) or a hub id (needs the internet). ``kwargs`` go to
         diffusers' ``from_pretrained``; the class's own schedule is its default."""
+        if "T" in kwargs:
+            raise TypeError(
+                "from_pretrained loads with the class's default schedule (T = 1000); build "
+                "another with UNetDenoiser(unet, T=...) from the loaded network's .unet"
+            )
         UNet2DModel = _unet2d()
 
         path = Path(source)
@@ -207,7 +212,10 @@ class UNetDenoiser(nn.Module):
 class EDMUNetDenoiser(UNetDenoiser):
     r"""The same ``UNet2DModel`` in the EDM parameterization of Karras et al. (2022), the
     paper's own models: trained on a continuum of noise levels, so every level of the probing
-    grid, 0.002 included, is one the network was trained at.
+    grid, 0.002 included, lies inside the range it is trained on and gets its own conditioning
+    (none is clamped to a smallest timestep as in DDPM's schedule). The smallest levels are
+    rarely drawn, though: :math:`\ln\sigma \sim \mathcal N(-1.2, 1.2^2)` puts 0.2% of the
+    draws below 0.010 and 0.002 at 4.2 standard deviations.
 
     .. math:: \hat x_0 = c_\mathrm{skip}(\sigma)\, x_t
               + c_\mathrm{out}(\sigma)\, F_\theta\big(c_\mathrm{in}(\sigma)\, x_t,\,
@@ -224,7 +232,9 @@ class EDMUNetDenoiser(UNetDenoiser):
     Arguments:
         unet: a diffusers ``UNet2DModel``.
         sigma_data: the data's standard deviation in the preconditioning (EDM's 0.5 for images
-            in [-1, 1]).
+            in [-1, 1], kept for every data set).
+
+    These settings are not saved with the weights: :meth:`from_pretrained` gives the defaults.
         sigma_min, sigma_max: the sampler's range (EDM's 0.002 and 80).
         p_mean, p_std: the training distribution of ``ln sigma`` (EDM's -1.2 and 1.2).
     """

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import lowrank.models as models
+import lowrank.train as train_module
 from lowrank.__main__ import main
 from lowrank.models import UNetRun, load_unet, train_unet
 from lowrank.nets import EDMUNetDenoiser
@@ -211,10 +212,13 @@ def test_an_edm_run_has_its_own_key_and_class(tiny_data, tmp_path):
         _run(parameterization="vp")
     net, record = load_unet(edm, cache=tmp_path, progress=False)
     assert type(net) is EDMUNetDenoiser and record["complete"]
-    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    again, _ = load_unet(edm, cache=tmp_path, progress=False)
-    with torch.no_grad():
-        assert torch.equal(net(x, 0.002), again(x, 0.002))
+    ddpm, _ = load_unet(_run(epochs=1), cache=tmp_path, progress=False)
+    # the same initialization and data: the two trainings part only by their losses
+    start = models.initial_network(edm, 8, 1).state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in models.initial_network(_run(), 8, 1)
+               .state_dict().items())  # fmt: skip
+    assert any(not torch.equal(a, b) for a, b in zip(net.parameters(), ddpm.parameters(),
+                                                     strict=True))  # fmt: skip
 
 
 @pytest.mark.parametrize("parameterization", ["ddpm", "edm"])
@@ -234,6 +238,24 @@ def test_the_debiased_ema_of_one_step_is_the_trained_weights(
     start = models.initial_network(run, 8, 1).parameters()
     moved = max((a - b).abs().max().item() for a, b in zip(ema.parameters(), start, strict=True))
     assert 0 < moved < 1e-2  # the plain EMA has barely left the initial weights
+    record["init_fingerprint"] = "0" * 64  # as if torch drew the initialization differently
+    (run.folder(tmp_path) / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="cannot be debiased"):
+        load_unet(run, cache=tmp_path, debias=True)
+    load_unet(run, cache=tmp_path)  # the plain EMA still loads
+
+
+def test_the_ema_init_weight_counts_the_steps_fit_takes(tiny_data, tmp_path, monkeypatch):
+    """d^n with n the EMA updates fit makes: 10 images repeated to 30 per epoch, batches of 16
+    (the last one short), 2 epochs: 4 updates."""
+    updates = []
+    real_update = train_module._update_ema
+    monkeypatch.setattr(train_module, "_update_ema",
+                        lambda *a: updates.append(1) or real_update(*a))  # fmt: skip
+    run = _run(train_images=10, epochs=2, epoch_images=25, batch_size=16, ema_decay=0.9)
+    _, record = load_unet(run, cache=tmp_path, progress=False)
+    assert len(updates) == 4
+    assert models.ema_init_weight(run, record, 2) == pytest.approx(0.9 ** len(updates), rel=1e-12)
 
 
 def test_the_ema_init_weight_counts_the_steps_of_repeated_subsets():

@@ -54,6 +54,8 @@ def test_save_and_load_in_diffusers_format(tmp_path):
             assert torch.equal(loaded(x_t, 0.3), den(x_t, 0.3))
     with pytest.raises(FileNotFoundError, match="no config.json"):
         UNetDenoiser.from_pretrained(tmp_path)
+    with pytest.raises(TypeError, match="default schedule"):
+        UNetDenoiser.from_pretrained(tmp_path / "pipeline", T=500)
 
 
 def _train(tmp_path, epochs):
@@ -132,6 +134,8 @@ def test_edm_denoiser_is_the_preconditioned_network():
         F = den.unet(c_in * x_t, (sigma.log() / 4).float()).sample
         torch.testing.assert_close(den(x_t, sigma), c_skip * x_t + c_out * F)
     # at sigma -> 0 the skip carries the input: the output is x_t up to O(sigma)
+    with torch.no_grad():
+        assert (den(x_t, 1e-6) - x_t).abs().max().item() < 1e-4
     assert den.below_schedule([0.002, 0.008]).tolist() == [False, False]
     assert den.log_sigmas.exp().tolist() == pytest.approx([0.002, 80.0])
 

@@ -129,8 +129,10 @@ def _check_05(v):
     # the notebook subtracts in float32 (torch's default), about 4e-6 from the float64 value
     assert v["paper_c10_rise"] == pytest.approx(max(row) - row[0], abs=1e-5)
     assert v["paper_c10_peak_sigma"] == 0.06
-    # the projection classifier beats chance on trained features; its verdict follows its rise
-    assert 10 < v["projection_first"] <= 100 and 0 <= v["projection_last"] <= 100
+    # the projection classifier beats chance on trained features, and noise of about the
+    # images' own range takes most of it away, as for the pixels; its verdict follows its rise
+    assert 10 < v["projection_first"] <= 100
+    assert v["projection_last"] < v["projection_first"] - 10
     rising = v["projection_verdict"] in ("unimodal", "increasing")
     assert rising == (v["projection_rise"] > 3), (v["projection_verdict"], v["projection_rise"])
 
@@ -262,7 +264,8 @@ def _check_08(v):
 def _check_09(v):
     assert v["probe_images"] == QUICK["variant_probe_images"]  # the profile reached the notebook
     assert v["n_networks"] == 3 + len(QUICK["variants"])  # chapter 5's three, one per variant
-    assert 0 <= v["n_unimodal"] <= v["n_networks"]
+    named = [] if v["unimodal_networks"] == "none" else v["unimodal_networks"].split("; ")
+    assert v["n_unimodal"] == len(named)  # the count is of the networks the page names
     # the EMA keeps d^n of the initialization after n steps: ceil(N / batch) steps per epoch
     steps = math.ceil(QUICK["unet_train_images"] / 128)
     assert v["init_share"] == pytest.approx(0.999 ** (QUICK["early_epoch"] * steps), rel=1e-12)
