@@ -74,7 +74,7 @@ book-check:
 # marked NBVAL_CHECK_OUTPUT. The real-data chapters (05 on) train and probe networks for minutes
 # and mark no cell: the unit tests already execute them once under papermill and assert their
 # glued numbers, so nbval leaves them out rather than run them a second time.
-NBVAL_NOTEBOOKS := $(filter-out notebooks/05_% notebooks/06_% notebooks/07_% notebooks/08_%,$(NOTEBOOKS))
+NBVAL_NOTEBOOKS := $(filter-out notebooks/05_% notebooks/06_% notebooks/07_% notebooks/08_% notebooks/09_%,$(NOTEBOOKS))
 
 nbval:
 	rm -rf _build/nbval
