@@ -8,7 +8,7 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
 * :func:`projection_classifier`: the paper's "projection" classifier
   :math:`\arg\max_k \|V_k^\top h\|^2` with per-class principal subspaces :math:`V_k`;
 * :func:`probe_across_sigma`: either probe at every noise level of a grid, with a 95% interval
-  for every accuracy;
+  for every accuracy (Wilson's on one test set, Student's t over several);
 * :func:`probe_layers`: :func:`probe_across_sigma` for every layer of a network;
 * :func:`best_layer`: the layer to report, and :func:`best_level`, the noise level, chosen on
   a validation split carved from the training features (never on the test split);
@@ -338,9 +338,11 @@ class ProbeCurve:
 
     Attributes:
         sigmas: ``(S,)`` noise levels.
-        accuracy: ``(S,)`` test accuracies in [0, 1].
-        low, high: ``(S,)`` 95% Wilson intervals.
-        stderr: ``(S,)`` binomial standard errors ``sqrt(a (1 - a) / M)``.
+        accuracy: ``(S,)`` test accuracies in [0, 1] (with several test sets, their mean).
+        low, high: ``(S,)`` 95% intervals: Wilson's on one test set; with ``T`` test sets,
+            Student's t over the sets, ``mean +- t_{0.975, T-1} s / sqrt(T)``.
+        stderr: ``(S,)`` standard errors: binomial ``sqrt(a (1 - a) / M)`` on one test set;
+            with ``T`` test sets, that of their mean, ``s / sqrt(T)``.
     """
 
     sigmas: torch.Tensor
@@ -354,8 +356,8 @@ def probe_across_sigma(
     sigmas: Sequence[float] | torch.Tensor,
     train_features: Sequence[torch.Tensor],
     train_labels: torch.Tensor,
-    test_features: Sequence[torch.Tensor],
-    test_labels: torch.Tensor,
+    test_features: Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]],
+    test_labels: torch.Tensor | Sequence[torch.Tensor],
     method: str = "logistic",
     rank: int = 5,
     weight_decay: float = 1e-4,
@@ -365,8 +367,12 @@ def probe_across_sigma(
 
     Arguments:
         sigmas: ``(S,)`` noise levels (only recorded).
-        train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``.
-        train_labels, test_labels: ``(N,)`` and ``(M,)`` labels in ``0 .. K-1``.
+        train_features: ``S`` tensors ``(N, p)``; train_labels: ``(N,)`` labels in ``0 .. K-1``.
+        test_features, test_labels: one test set, ``S`` tensors ``(M, p)`` and ``(M,)`` labels;
+            or ``T >= 2`` independent test sets (the paper's five on MoLRG), ``S`` sequences of
+            ``T`` tensors and a sequence of ``T`` label tensors. The probe of each level is
+            fitted once and scored on every set; the curve is the mean over the sets, its
+            error their spread (see :class:`ProbeCurve`).
         method: ``"logistic"`` (:func:`logistic_probe`) or ``"projection"``
             (:func:`projection_classifier` with ``rank``).
     """
@@ -378,18 +384,38 @@ def probe_across_sigma(
         )
     if method not in ("logistic", "projection"):
         raise ValueError(f"method must be 'logistic' or 'projection', got {method!r}")
-    M = len(test_labels)
-    accuracy = []
-    for train, test in zip(train_features, test_features, strict=True):
+    several = not isinstance(test_labels, torch.Tensor)
+    labels = list(test_labels) if several else [test_labels]
+    if several and len(labels) < 2:
+        raise ValueError(
+            f"test_labels: give one tensor for one test set, or at least 2 for an interval "
+            f"over sets; got a sequence of {len(labels)}"
+        )
+    per_set = []  # (S, T)
+    for i, (train, test) in enumerate(zip(train_features, test_features, strict=True)):
+        tests = list(test) if several else [test]
+        if len(tests) != len(labels):
+            raise ValueError(
+                f"test_features[{i}] holds {len(tests)} test sets, test_labels {len(labels)}"
+            )
         if method == "logistic":
-            acc = logistic_probe(train, train_labels, test, test_labels, weight_decay)[0]
+            acc = logistic_probe(train, train_labels, tests, labels, weight_decay)
         else:
-            pred = projection_classifier(train, train_labels, test, rank)
-            acc = (pred == test_labels).double().mean()
-        accuracy.append(acc.item())
-    acc = torch.tensor(accuracy, dtype=torch.float64)
+            # one set of class subspaces for all test sets
+            pred = projection_classifier(train, train_labels, torch.cat(tests), rank)
+            parts = pred.split([len(y) for y in labels])
+            acc = torch.stack(
+                [(q == y).double().mean() for q, y in zip(parts, labels, strict=True)]
+            )
+        per_set.append(acc)
+    per_set = torch.stack(per_set).to(torch.float64)
+    if several:
+        acc, half = seed_interval(per_set.T)
+        stderr = per_set.std(1) / math.sqrt(len(labels))
+        return ProbeCurve(sig, acc, acc - half, acc + half, stderr)
+    acc, M = per_set[:, 0], len(labels[0])
     bounds = torch.tensor(
-        [accuracy_interval(round(a * M), M) for a in accuracy], dtype=torch.float64
+        [accuracy_interval(round(a.item() * M), M) for a in acc], dtype=torch.float64
     )
     stderr = (acc * (1 - acc) / M).sqrt()
     return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], stderr)

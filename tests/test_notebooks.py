@@ -16,6 +16,7 @@ import torch
 
 import lowrank as lr
 from lowrank import paper, theory
+from lowrank.models import UNetRun
 from tools import book
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +143,11 @@ def _check_06(v):
     assert v["noise_seeds"] == QUICK["label_noise_seeds"]
     assert v["n_daes"] == len(QUICK["dae_sigmas"]) + 1  # one per level and one on all
     assert v["dae_small_sigma"] == QUICK["dae_sigmas"][0]
+    # the initialization's share of the EMA that debiasing takes out: d^steps
+    run = UNetRun(dataset=QUICK["dataset"])
+    steps = math.ceil(QUICK["unet_train_images"] / run.batch_size)
+    assert v["init_share_early"] == pytest.approx(run.ema_decay ** (QUICK["early_epoch"] * steps))
+    assert v["init_share_full"] == pytest.approx(run.ema_decay ** (QUICK["unet_epochs"] * steps))
     for rate in (0, 80):
         assert 10 < v[f"single_{rate}"] <= 100 and 0 < v[f"ensemble_{rate}"] <= 100
         # the gain is the paired difference: its mean is ensemble minus single (to rounding)

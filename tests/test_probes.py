@@ -140,6 +140,55 @@ def test_probe_across_sigma_orders_noise_levels():
         probes.probe_across_sigma(sigmas, noisy[:2], labels, noisy, labels)
 
 
+def test_probe_across_sigma_over_several_test_sets():
+    """With T test sets the curve is the mean of the per-set accuracies of one probe per level,
+    its error their standard error and its interval Student's t over the sets; the projection
+    classifier scores every set with the same class subspaces."""
+    g = torch.Generator().manual_seed(1)
+    sigmas = [0.2, 2.0]
+
+    def draw(N):
+        y = torch.arange(3).repeat(N // 3)
+        x = torch.randn(
+            N, 6, generator=g, dtype=torch.float64
+        ) + 1.2 * torch.nn.functional.one_hot(y, 6)
+        return [x + s * torch.randn(x.shape, generator=g, dtype=torch.float64) for s in sigmas], y
+
+    train, y_train = draw(300)
+    tests = [draw(150) for _ in range(4)]
+    per_level = [[t[0][i] for t in tests] for i in range(len(sigmas))]
+    y_tests = [y for _, y in tests]
+    for method in ("logistic", "projection"):
+        curve = probes.probe_across_sigma(
+            sigmas, train, y_train, per_level, y_tests, method, rank=2
+        )
+        for i in range(len(sigmas)):
+            if method == "logistic":
+                acc = probes.logistic_probe(train[i], y_train, per_level[i], y_tests)
+            else:
+                acc = torch.stack(
+                    [
+                        (probes.projection_classifier(train[i], y_train, h, 2) == y)
+                        .double()
+                        .mean()
+                        for h, y in zip(per_level[i], y_tests, strict=True)
+                    ]
+                )
+            assert acc.std() > 0  # the sets differ, so the interval is not a point
+            torch.testing.assert_close(curve.accuracy[i], acc.mean(), rtol=0, atol=1e-15)
+            torch.testing.assert_close(curve.stderr[i], acc.std() / 2, rtol=1e-12, atol=0)
+            half = probes.t_quantile(0.975, 3) * acc.std() / 2  # t_{0.975, 3} = 3.182
+            torch.testing.assert_close(curve.high[i] - curve.accuracy[i], half, rtol=1e-12, atol=0)
+            torch.testing.assert_close(curve.accuracy[i] - curve.low[i], half, rtol=1e-12, atol=0)
+        assert curve.accuracy[0] > curve.accuracy[1]
+    with pytest.raises(ValueError, match=r"test_features\[1\] holds 3 test sets, test_labels 4"):
+        probes.probe_across_sigma(
+            sigmas, train, y_train, [per_level[0], per_level[1][:3]], y_tests
+        )
+    with pytest.raises(ValueError, match="at least 2"):
+        probes.probe_across_sigma(sigmas, train, y_train, [p[:1] for p in per_level], y_tests[:1])
+
+
 def _layers(gen, N, signal):
     """Features of two 'layers' at 3 noise levels: 'signal' carries the class in one-hot
     directions with the given strengths, 'noise' does not."""
