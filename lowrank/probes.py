@@ -340,9 +340,13 @@ class ProbeCurve:
         sigmas: ``(S,)`` noise levels.
         accuracy: ``(S,)`` test accuracies in [0, 1] (with several test sets, their mean).
         low, high: ``(S,)`` 95% intervals: Wilson's on one test set; with ``T`` test sets,
-            Student's t over the sets, ``mean +- t_{0.975, T-1} s / sqrt(T)``.
+            Student's t over the sets, ``mean +- t_{0.975, T-1} s / sqrt(T)``, not clipped to
+            [0, 1], and of width 0 when every set gives the same accuracy.
         stderr: ``(S,)`` standard errors: binomial ``sqrt(a (1 - a) / M)`` on one test set;
-            with ``T`` test sets, that of their mean, ``s / sqrt(T)``.
+            with ``T`` test sets, that of their mean, ``s / sqrt(T)``. That one is estimated
+            from ``T`` values: with five sets a chance difference of 3 such errors has
+            probability about 1-2% (Student's t with 4 to 8 degrees of freedom), not the 0.1%
+            of binomial errors, so :func:`curve_shape`'s ``z = 3`` is a weaker bar there.
     """
 
     sigmas: torch.Tensor

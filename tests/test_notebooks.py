@@ -162,9 +162,18 @@ def _check_06(v):
     paper_gain = [e - s for e, s in pairs]
     assert v["paper_gain_min"] == pytest.approx(min(paper_gain))
     assert v["paper_gain_max"] == pytest.approx(max(paper_gain))
-    for key, verdict in (("diffusion_lead_se", "dae_verdict"), ("multi_lead_se", "multi_verdict")):
-        lead = v[key]  # the verdict follows from the margin as the chapter defines it
-        assert ("ahead" in v[verdict]) == (abs(lead) > 3), (key, lead, v[verdict])
+    # each verdict follows from its signed margin by the chapter's 3-standard-error bar
+    for key, verdict, first, second in (
+        ("snapshot_margin_se", "dae_verdict", "diffusion model", "best DAE"),
+        ("multi_margin_se", "multi_verdict", "multi-level DAE", "single-level DAE"),
+    ):
+        m = v[key]
+        expected = (f"{first} ahead" if m > 3 else f"{second} ahead" if m < -3
+                    else "no difference beyond 3 SE")  # fmt: skip
+        assert v[verdict] == expected, (key, m, v[verdict])
+    margins = [v[f"{k}_over_untrained_se"] for k in ("early", "dae_small", "best_single", "multi")]
+    assert ("above it" in v["untrained_verdict"]) == any(m > 3 for m in margins)
+    assert ("below it" in v["untrained_verdict"]) == any(m < -3 for m in margins)
     for key in ("diff_at_peak", "early_at_peak", "dae_small_at_peak", "multi_at_peak"):
         assert 10 < v[key] <= 100, (key, v[key])
     # distances to the diffusion model's features are distances: positive for other networks
