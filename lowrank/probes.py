@@ -414,8 +414,9 @@ def probe_across_sigma(
         per_set.append(acc)
     per_set = torch.stack(per_set).to(torch.float64)
     if several:
-        acc, half = seed_interval(per_set.T)
-        stderr = per_set.std(1) / math.sqrt(len(labels))
+        T = len(labels)
+        acc, stderr = per_set.mean(1), per_set.std(1) / math.sqrt(T)
+        half = t_quantile(0.975, T - 1) * stderr  # as seed_interval over the sets
         return ProbeCurve(sig, acc, acc - half, acc + half, stderr)
     acc, M = per_set[:, 0], len(labels[0])
     bounds = torch.tensor(
