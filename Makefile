@@ -12,10 +12,14 @@ EXECUTED = $(if $(PROFILE),_build/executed/$(PROFILE),notebooks)
 BOOK := $(PY) tools/book.py
 HTML := _build/book/_build/html/index.html
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+# DEVICE=cuda (or cpu, cuda:N): the device of every chapter, handed to them as LOWRANK_DEVICE by
+# tools/book.py; unset, each chapter takes CUDA when torch sees a GPU and the CPU otherwise.
+DEVICE ?=
+DEVICE_FLAG = $(if $(DEVICE),--device $(DEVICE))
 # Trained networks (lowrank.models): trained once per configuration, then loaded by every chapter.
 export LOWRANK_CACHE ?= $(CURDIR)/_build/models
 
-.PHONY: setup book test lint unit nbval notebooks book-html book-check commit-outputs clean $(NOTEBOOKS:notebooks/%.ipynb=nb-%)
+.PHONY: prepare-gpu setup book test lint unit nbval notebooks book-html book-check commit-outputs clean $(NOTEBOOKS:notebooks/%.ipynb=nb-%)
 
 ## setup: virtual env with pinned packages, lowrank (editable), Fashion-MNIST. Idempotent.
 setup: $(VENV)/.installed fashion-mnist
@@ -42,12 +46,12 @@ book: setup $(if $(PROFILE),notebooks) book-html
 
 notebooks: PROFILE := $(or $(PROFILE),quick)
 notebooks: setup
-	$(BOOK) execute --profile $(PROFILE) --out $(EXECUTED) $(NOTEBOOKS)
+	$(BOOK) execute --profile $(PROFILE) $(DEVICE_FLAG) --out $(EXECUTED) $(NOTEBOOKS)
 
 # One target per notebook, e.g. `make nb-01_data_model PROFILE=standard`.
 $(NOTEBOOKS:notebooks/%.ipynb=nb-%): PROFILE := $(or $(PROFILE),quick)
 $(NOTEBOOKS:notebooks/%.ipynb=nb-%): nb-%: setup
-	$(BOOK) execute --profile $(PROFILE) --out $(EXECUTED) notebooks/$*.ipynb
+	$(BOOK) execute --profile $(PROFILE) $(DEVICE_FLAG) --out $(EXECUTED) notebooks/$*.ipynb
 
 book-html:
 	$(BOOK) stage --executed $(EXECUTED) --dest _build/src
@@ -95,3 +99,8 @@ commit-outputs: setup
 
 clean:
 	rm -rf _build
+
+## prepare-gpu: the folder .gpu/ (Fashion-MNIST and the wheels the lent GPU image lacks) and the
+## command that runs the GPU check and every chapter on CUDA there; checks the 64 MiB carry limit.
+prepare-gpu: setup
+	$(PY) tools/prepare_gpu.py

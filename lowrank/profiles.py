@@ -8,13 +8,18 @@ The run profiles themselves (``notebooks/params/*.yaml``) and the book's build t
 from __future__ import annotations
 
 import datetime
+import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
 import torch
 
-__all__ = ["environment", "describe_run", "banner"]
+__all__ = ["DEVICE_VARIABLE", "resolve_device", "environment", "describe_run", "banner"]
+
+#: The environment variable every chapter takes its device from (``make ... DEVICE=cuda`` sets it).
+DEVICE_VARIABLE = "LOWRANK_DEVICE"
 
 
 def _git_revision() -> str:
@@ -32,12 +37,48 @@ def _git_revision() -> str:
         return "unknown"
 
 
+def resolve_device(requested: str | None = None) -> torch.device:
+    """The device a chapter runs on, decided in one place for every notebook.
+
+    Arguments:
+        requested: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"`` or
+            ``"cuda:N"``; ``None`` reads the environment variable ``LOWRANK_DEVICE``
+            (``"auto"`` when unset or empty).
+
+    Raises:
+        ValueError: an unknown device name.
+        RuntimeError: CUDA asked for where this torch sees no GPU (a CPU-only build, or no
+            driver), so that a GPU run never falls back to the CPU unnoticed.
+    """
+    source = "requested"
+    if requested is None:
+        requested, source = os.environ.get(DEVICE_VARIABLE, "") or "auto", DEVICE_VARIABLE
+    name = str(requested).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ValueError(f"{source}={requested!r} is not a device: use auto, cpu, cuda or cuda:N")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"{source}={requested!r} asks for CUDA, but this torch ({torch.__version__}) "
+                "sees no GPU: run on a machine with one, or set DEVICE=cpu (or leave it unset)"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"{source}={requested!r}: this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+    return device
+
+
 def environment() -> dict:
-    """Device, versions and git revision of this process."""
+    """Device (as :func:`resolve_device` chooses it), versions and git revision of this process."""
     import lowrank
 
-    if torch.cuda.is_available():
-        device = f"cuda: {torch.cuda.get_device_name(0)}"
+    chosen = resolve_device()
+    if chosen.type == "cuda":
+        device = f"cuda: {torch.cuda.get_device_name(chosen)}"
     else:
         device = (
             f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

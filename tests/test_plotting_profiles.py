@@ -75,3 +75,34 @@ def test_block_energy_heatmap_annotates_every_entry():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["class 1", "class 2", "class 3"]
     np.testing.assert_array_equal(ax.collections[0].get_array().reshape(3, 3), E.numpy())
     plt.close(fig)
+
+
+def test_resolve_device_reads_the_one_variable(monkeypatch):
+    monkeypatch.delenv(profiles.DEVICE_VARIABLE, raising=False)
+    auto = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert profiles.resolve_device() == auto
+    monkeypatch.setenv(profiles.DEVICE_VARIABLE, "CPU")
+    assert profiles.resolve_device() == torch.device("cpu")
+    assert profiles.resolve_device("auto") == auto  # an argument overrides the variable
+    monkeypatch.setenv(profiles.DEVICE_VARIABLE, "gpu")
+    with pytest.raises(ValueError, match="LOWRANK_DEVICE='gpu' is not a device"):
+        profiles.resolve_device()
+
+
+def test_resolve_device_refuses_cuda_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv(profiles.DEVICE_VARIABLE, "cuda")
+    with pytest.raises(RuntimeError, match="LOWRANK_DEVICE='cuda' asks for CUDA.*DEVICE=cpu"):
+        profiles.resolve_device()
+    with pytest.raises(RuntimeError, match="'cuda:1' asks for CUDA"):
+        profiles.resolve_device("cuda:1")
+    assert profiles.resolve_device("auto") == torch.device("cpu")
+
+
+def test_execute_stops_on_a_missing_gpu_before_any_notebook(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        book.main(["execute", "--device", "cuda", "--out", str(tmp_path), "missing.ipynb"])
+    assert stop.value.code == 2
+    assert "asks for CUDA" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

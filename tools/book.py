@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import shutil
 import sys
 import time
@@ -53,16 +54,24 @@ def load_profile(profile: str, params_dir: Path | str = PARAMS_DIR) -> dict:
     return params
 
 
-def execute(notebooks: list[Path], profile: str, out: Path) -> list[dict]:
+def execute(
+    notebooks: list[Path], profile: str, out: Path, device: str | None = None
+) -> list[dict]:
     """Execute ``notebooks`` with papermill at ``profile`` into ``out``; return the records.
 
+    ``device`` (auto, cpu, cuda, cuda:N) is handed to every chapter as ``LOWRANK_DEVICE``, the one
+    place the chapters take their device from; ``None`` keeps the variable as it is. It is checked
+    before the first notebook starts, so that ``cuda`` on a machine without a GPU stops at once.
     Stops at the first failing notebook (papermill writes what ran, with the error, to
     ``out``), after saving the records of the notebooks that ran.
     """
     import papermill as pm
 
-    from lowrank.profiles import environment
+    from lowrank.profiles import DEVICE_VARIABLE, environment, resolve_device
 
+    if device is not None:
+        os.environ[DEVICE_VARIABLE] = device
+    resolve_device()
     params = load_profile(profile)
     out.mkdir(parents=True, exist_ok=True)
     env = environment()
@@ -200,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", default="quick", choices=PROFILES)
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--status-table", type=Path, help="also write the records as Markdown here")
+    run.add_argument(
+        "--device", help="auto | cpu | cuda | cuda:N for every chapter (default: $LOWRANK_DEVICE)"
+    )
     run.add_argument("notebooks", type=Path, nargs="+")
     strip = sub.add_parser("strip-injected", help="copy notebooks without injected parameters")
     strip.add_argument("--out", type=Path, required=True)
@@ -211,7 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     norm.add_argument("notebooks", type=Path, nargs="+")
     args = parser.parse_args(argv)
     if args.command == "execute":
-        records = execute(args.notebooks, args.profile, args.out)
+        from lowrank.profiles import resolve_device
+
+        try:  # a device this machine lacks stops here, in one line, before any notebook runs
+            resolve_device(args.device)
+        except (ValueError, RuntimeError) as error:
+            parser.error(str(error))
+        records = execute(args.notebooks, args.profile, args.out, args.device)
         if args.status_table:
             args.status_table.write_text(status_table(records))
     elif args.command == "stage":
