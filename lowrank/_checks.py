@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -11,7 +12,7 @@ import torch
 def as_sigmas(
     sigmas: Sequence[float] | torch.Tensor, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """A 1-D tensor of noise levels, all finite and > 0.
+    """A 1-D tensor of noise levels, all finite and > 0 (one number is one level).
 
     A float32 or float64 tensor keeps its dtype unless ``dtype`` is given, a half-precision one
     becomes float32 (see :func:`compute_dtype`); a sequence becomes float64.
@@ -20,8 +21,13 @@ def as_sigmas(
         if not torch.is_floating_point(sigmas):
             raise TypeError(f"sigmas must be floating point, got {sigmas.dtype}")
         out = sigmas.to(dtype or compute_dtype(sigmas.dtype))
+    elif isinstance(sigmas, numbers.Real) and not isinstance(sigmas, bool):
+        out = torch.tensor([float(sigmas)], dtype=dtype or torch.float64)  # one level
     else:
-        out = torch.as_tensor(list(sigmas), dtype=dtype or torch.float64)
+        try:
+            out = torch.as_tensor(list(sigmas), dtype=dtype or torch.float64)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"sigmas must be numbers or a 1-D tensor, got {sigmas!r}") from e
     if out.ndim != 1 or out.numel() == 0:
         raise ValueError(f"sigmas must be a non-empty 1-D sequence, got shape {tuple(out.shape)}")
     check_positive_sigma(out)
@@ -76,8 +82,14 @@ def row_sigma(sigma: float | torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         sigma: a float, a 0-d tensor, or a ``(B,)`` tensor (one noise level per row).
         x_t: ``(B, n)`` noisy inputs.
     """
-    if isinstance(sigma, torch.Tensor) and not torch.is_floating_point(sigma):
-        raise TypeError(f"sigma must be floating point, got {sigma.dtype}")
+    if isinstance(sigma, torch.Tensor):
+        if not torch.is_floating_point(sigma):
+            raise TypeError(f"sigma must be floating point, got {sigma.dtype}")
+    elif isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+        raise TypeError(
+            f"sigma must be a float or a tensor, got {sigma!r} ({type(sigma).__name__}): "
+            "pass a number, e.g. 0.5"
+        )
     # checked in float64 before the cast: 1e-50 must be reported as out of float32's range,
     # not as the zero it would round to
     s = torch.as_tensor(sigma, dtype=torch.float64, device=x_t.device)
@@ -99,6 +111,28 @@ def check_batch(x_t: torch.Tensor, n: int, name: str = "x_t") -> None:
         raise ValueError(f"{name} must have shape (B, {n}), got {tuple(x_t.shape)}")
     if not torch.is_floating_point(x_t):
         raise TypeError(f"{name} must be floating point, got {x_t.dtype}")
+    if x_t.device.type == "cpu":
+        check_magnitude(x_t, name)
+
+
+def check_magnitude(x: torch.Tensor, name: str) -> None:
+    """Check that ``x`` is finite and small enough that squared norms stay finite in the dtype
+    it is computed in (:func:`compute_dtype`): entries up to ``max ** 0.25`` (float32 about
+    4.3e9, float64 about 1.2e77), the bound :func:`sigma_range` uses for ``sigma``.
+
+    Past it the posterior's logits overflow to ``inf`` for every class and the softmax gives
+    NaN everywhere. The denoisers check CPU inputs only: on CUDA the fused kernel reads ``x_t``
+    once, and a second pass over it for this check would cost a third of its memory traffic.
+    """
+    high = sigma_range(compute_dtype(x.dtype))[1]
+    if x.numel() == 0 or bool(torch.all(x.abs() <= high)):  # one host sync; NaN fails it too
+        return
+    if not bool(torch.all(torch.isfinite(x))):
+        raise ValueError(f"{name} must be finite: it holds NaN or inf")
+    raise ValueError(
+        f"{name} has entries up to {x.abs().max().item():.3g}, past {high:.2g}, where squared "
+        f"norms overflow in {compute_dtype(x.dtype)}: rescale the data"
+    )
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
@@ -110,6 +144,43 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_real(
+    value, name: str, low: float | None = None, high: float | None = None, open_low=False
+) -> float:
+    """``value`` as a ``float`` after checking it is a finite real number (not a bool or a
+    string) in ``[low, high]`` (``(low, high]`` with ``open_low``): a weight decay of NaN or a
+    margin of -1 would otherwise give a number without an error."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    too_low = low is not None and (value <= low if open_low else value < low)
+    if too_low or (high is not None and value > high):
+        left = "(" if open_low else "["
+        raise ValueError(f"{name} must lie in {left}{low}, {high}], got {value}")
+    return value
+
+
+def check_features(F, name: str, width: int | None = None) -> torch.Tensor:
+    """``F`` as a ``(N, p)`` tensor of finite numbers, ``N >= 1`` (and ``p == width``)."""
+    if not isinstance(F, torch.Tensor) or F.ndim != 2 or len(F) == 0:
+        shape = tuple(F.shape) if isinstance(F, torch.Tensor) else type(F).__name__
+        raise ValueError(f"{name} must be a non-empty (N, p) tensor, got {shape}")
+    if width is not None and F.shape[1] != width:
+        raise ValueError(f"{name} must be (M, {width}), got {tuple(F.shape)}")
+    finite = torch.isfinite(F).all(1)
+    if not bool(finite.all()):
+        rows = (~finite).nonzero()[:, 0].tolist()
+        raise ValueError(
+            f"{name} has non-finite values (NaN or inf) in {len(rows)} row(s), first {rows[:5]}:"
+            " drop those rows (and their labels) or recompute the features"
+        )
+    return F
 
 
 def as_float64(values, name: str) -> torch.Tensor:

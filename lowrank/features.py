@@ -115,6 +115,15 @@ def features_across_sigma(
     batch_size = check_count(batch_size, "batch_size")
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or len(x0) == 0:
         raise ValueError("x0 must be a non-empty (N, ...) tensor")
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of layer names, got the string {names!r}")
+    names = list(names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if not names or repeated:
+        raise ValueError(
+            f"names must be distinct layer names, at least one; repeated: {repeated}"
+            if repeated else f"names must be a non-empty list of layer names, got {names!r}"
+        )  # fmt: skip
     out: dict[str, list[list[torch.Tensor]]] = {name: [[] for _ in sig] for name in names}
     was_training = model.training
     model.eval()

@@ -41,8 +41,9 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from ._checks import check_count
+from ._checks import check_count, check_real
 from .models import cache_root
+from .stats import VERDICTS
 from .train import fingerprint, fit
 
 __all__ = [
@@ -133,16 +134,29 @@ def nearest_neighbours(
 def copy_ratio(samples: torch.Tensor, train: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
     """``(B,)`` ratios :math:`d_1 / d_2` of every sample's distances to its nearest and second
     nearest training image (pixels, L2). Near 0: a copy of one training image; near 1: as close
-    to two of them, which a copy never is."""
+    to two of them, which a copy never is.
+
+    Duplicates: the neighbours are **distinct** training images. A training image that occurs
+    twice is one image to copy; counting it twice would make its exact copy equidistant from
+    its "two" nearest images (ratio 0/0, read as 1: "not a copy"). So repeated rows are
+    merged first: the ratio of a near copy is small however often its image repeats."""
     return _ratios_and_nearest(samples, train, chunk_size)[0]
 
 
 def _ratios_and_nearest(samples, train, chunk_size=8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`copy_ratio` and the row of every sample's nearest training image."""
-    if len(train) < 2:
-        raise ValueError(f"a copy ratio needs at least 2 training images, got {len(train)}")
-    d, where = nearest_neighbours(samples, train, k=2, chunk_size=chunk_size)
-    return d[:, 0] / d[:, 1].clamp_min(1e-30), where[:, 0]
+    """:func:`copy_ratio` and the row of every sample's nearest training image (its first
+    occurrence, for a repeated image)."""
+    rows = _rows(train, "train")
+    distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    if len(distinct) < 2:
+        raise ValueError(
+            f"a copy ratio needs at least 2 distinct training images, got {len(distinct)}"
+        )
+    # the first row of `train` holding each distinct image
+    first = torch.full((len(distinct),), len(rows), dtype=torch.long, device=rows.device)
+    first.scatter_reduce_(0, inverse, torch.arange(len(rows), device=rows.device), reduce="amin")
+    d, where = nearest_neighbours(samples, distinct, k=2, chunk_size=chunk_size)
+    return d[:, 0] / d[:, 1].clamp_min(1e-30), first.to(where.device)[where[:, 0]]
 
 
 def memorized_fraction(
@@ -293,6 +307,7 @@ def similarity_threshold(
 def generalization_score(samples: torch.Tensor, train: torch.Tensor, threshold: float) -> float:
     """The share of samples whose most similar training image (cosine similarity of
     embeddings) stays at or below ``threshold``: new images rather than copies."""
+    threshold = check_real(threshold, "threshold", -1.0, 1.0)  # a cosine similarity
     nearest, _ = nearest_neighbours(samples, train, metric="cosine")
     return (nearest[:, 0] <= threshold).double().mean().item()
 
@@ -507,6 +522,12 @@ def stopping_checkpoint(
     """
     if rule not in STOPPING_RULES:
         raise ValueError(f"rule must be one of {STOPPING_RULES}, got {rule!r}")
+    if isinstance(verdicts, str):
+        raise TypeError(f"verdicts must be a list, one verdict per checkpoint, got {verdicts!r}")
+    verdicts = list(verdicts)
+    unknown = sorted({repr(v) for v in verdicts if v not in VERDICTS})
+    if unknown:
+        raise ValueError(f"verdicts must be among {VERDICTS}, got {', '.join(unknown)}")
     accuracy = torch.as_tensor(peak_accuracy, dtype=torch.float64)
     if len(verdicts) == 0 or accuracy.shape != (len(verdicts),):
         raise ValueError("need one verdict and one peak accuracy per checkpoint, at least one")

@@ -12,24 +12,17 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
 * :func:`probe_layers`: :func:`probe_across_sigma` for every layer of a network;
 * :func:`best_layer`: the layer to report, and :func:`best_level`, the noise level, chosen on
   a validation split carved from the training features (never on the test split);
+* :func:`crossfit_level`: the noise level chosen by cross-fitting on the training features
+  (every labelled image validates once), with its per-item correctness;
 * :func:`probe_subsets`: the logistic probe trained on a few labelled images (seeded
   class-balanced subsets), at every noise level, one row per seed;
-* :func:`seed_interval`: mean and Student-t 95% half-width over seeds;
-* :func:`accuracy_interval`: the Wilson score interval of an accuracy;
-* :func:`curve_shape`: the book's unimodality test, a named verdict on a curve with standard
-  errors;
 * :func:`probe_network`: all of it for one network: features of every block, the block chosen
-  on validation, its test curve and its shape.
+  on validation, its test curve with per-item correctness, the peak chosen by cross-fitting
+  and the paired unimodality test at it.
 
-The unimodality test asks whether the peak of a curve stands above **both** ends by more than
-``z`` standard errors of the difference (``z = 3`` by default: a chance bump of that size has
-probability about 0.1% at each end):
-
-.. math:: a_p - a_0 > z \sqrt{s_p^2 + s_0^2} \quad\text{and}\quad
-          a_p - a_{S-1} > z \sqrt{s_p^2 + s_{S-1}^2},\qquad p = \arg\max_i a_i .
-
-Only the ends are compared with the peak: a curve that is flat within noise on one side of its
-peak is not called unimodal, however its interior wiggles.
+Every curve keeps which test items each probe got right (:attr:`ProbeCurve.correct`), so that
+two accuracies measured on the same items are compared with paired errors. The statistics that
+judge the probes (intervals, t quantiles, the unimodality test) live in :mod:`lowrank.stats`.
 """
 
 from __future__ import annotations
@@ -42,9 +35,17 @@ from dataclasses import dataclass
 import torch
 from tqdm.std import tqdm
 
-from ._checks import check_count, check_labels
+from ._checks import as_sigmas, check_count, check_features, check_labels, check_real
 from .data import balanced_subset, flip_labels
 from .features import features_across_sigma
+from .stats import (  # noqa: F401  (curve_shape, seed_interval, t_quantile: chapters' names)
+    CurveShape,
+    accuracy_interval,
+    curve_shape,
+    paired_curve_shape,
+    seed_interval,
+    t_quantile,
+)
 
 __all__ = [
     "logistic_probe",
@@ -54,17 +55,13 @@ __all__ = [
     "label_noise_sweep",
     "LabelNoiseSweep",
     "projection_classifier",
-    "accuracy_interval",
     "probe_across_sigma",
     "probe_subsets",
     "probe_layers",
     "best_layer",
     "best_level",
-    "seed_interval",
-    "t_quantile",
+    "crossfit_level",
     "ProbeCurve",
-    "CurveShape",
-    "curve_shape",
     "NetworkProbe",
     "probe_network",
 ]
@@ -118,16 +115,17 @@ def logistic_logits(
     "BatchNorm then linear" probe at evaluation time (BatchNorm's affine part folds into the
     linear map); here it is fitted to convergence by L-BFGS instead of by SGD.
     """
-    X = train_features.detach().to(torch.float64)
+    X = check_features(train_features, "train_features").detach().to(torch.float64)
     K = check_labels(train_labels, "train_labels")
     y = train_labels.to(torch.long)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError("train_features must be (N, p) and train_labels (N,)")
+    if y.shape != (X.shape[0],):
+        raise ValueError(f"train_labels must be ({X.shape[0]},), got {tuple(y.shape)}")
+    weight_decay = check_real(weight_decay, "weight_decay", 0.0)
+    max_iter = check_count(max_iter, "max_iter")
     if isinstance(test_features, torch.Tensor):
         test_features = [test_features]
     for i, F in enumerate(test_features):
-        if F.ndim != 2 or F.shape[1] != X.shape[1]:
-            raise ValueError(f"test_features[{i}] must be (M, {X.shape[1]}), got {tuple(F.shape)}")
+        check_features(F, f"test_features[{i}]", width=X.shape[1])
     mean, scale = X.mean(0), X.std(0).clamp_min(1e-12)
     Z = (X - mean) / scale
     A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
@@ -258,7 +256,9 @@ def label_noise_sweep(
     if S != len(test_features):
         raise ValueError("need one test feature set per train feature set")
     K = check_labels(train_labels, "train_labels")
-    seeds = [int(seed) for seed in seeds]
+    seeds = [check_count(seed, "seeds[i]", minimum=0) for seed in seeds]
+    if not seeds or not len(rates):
+        raise ValueError("rates and seeds must each hold at least one value")
     shape = (len(rates), len(seeds))
     single, ensemble = (
         torch.zeros(shape, dtype=torch.float64),
@@ -293,43 +293,27 @@ def projection_classifier(
     Returns:
         ``(M,)`` int64 predictions for the ``(M, p)`` test features.
     """
-    X = train_features.detach().to(torch.float64)
+    X = check_features(train_features, "train_features").detach().to(torch.float64)
     K = check_labels(train_labels, "train_labels")
-    if X.ndim != 2 or train_labels.shape != (X.shape[0],):
-        raise ValueError("train_features must be (N, p) and train_labels (N,)")
-    if rank < 1 or rank > X.shape[1]:
-        raise ValueError(f"rank must lie in [1, {X.shape[1]}], got {rank}")
-    F = test_features.detach().to(torch.float64)
+    if train_labels.shape != (X.shape[0],):
+        raise ValueError(f"train_labels must be ({X.shape[0]},), got {tuple(train_labels.shape)}")
+    rank = check_count(rank, "rank")
+    if rank > X.shape[1]:
+        raise ValueError(f"rank must lie in [1, {X.shape[1]}] (the feature width), got {rank}")
+    counts = torch.bincount(train_labels, minlength=K)
+    if int(counts.min()) < rank:
+        k = int(counts.argmin())
+        raise ValueError(
+            f"rank {rank} exceeds the {int(counts[k])} training rows of class {k}: its subspace "
+            f"would have fewer dimensions; lower rank to <= {int(counts.min())} or add rows"
+        )
+    F = check_features(test_features, "test_features", width=X.shape[1])
+    F = F.detach().to(torch.float64)
     energies = []
     for k in range(K):
         V = torch.linalg.svd(X[train_labels == k], full_matrices=False).Vh[:rank]  # (rank, p)
         energies.append((F @ V.T).square().sum(1))
     return torch.stack(energies, 1).argmax(1)
-
-
-def accuracy_interval(
-    correct: int | torch.Tensor, total: int, level: float = 0.95
-) -> tuple[float, float]:
-    """Wilson score interval of an accuracy ``correct / total`` at confidence ``level``.
-
-    Unlike ``p +- z sqrt(p (1 - p) / n)`` it stays inside [0, 1] and does not collapse to a
-    point at 0% or 100%.
-    """
-    total = check_count(total, "total")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    correct = check_count(int(correct) if isinstance(correct, torch.Tensor) else correct,
-                          "correct", minimum=0)  # fmt: skip
-    if correct > total:
-        raise ValueError(f"correct must lie in [0, {total}], got {correct}")
-    z = math.sqrt(2) * torch.special.erfinv(torch.tensor(level, dtype=torch.float64)).item()
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total**2))
-    # exactly 0 at 0/M and 1 at M/M, where centre and half agree up to rounding
-    low = 0.0 if correct == 0 else max(0.0, centre - half)
-    high = 1.0 if correct == total else min(1.0, centre + half)
-    return low, high
 
 
 @dataclass(frozen=True)
@@ -347,6 +331,10 @@ class ProbeCurve:
             from ``T`` values: with five sets a chance difference of 3 such errors has
             probability about 1-2% (Student's t with 4 to 8 degrees of freedom), not the 0.1%
             of binomial errors, so :func:`curve_shape`'s ``z = 3`` is a weaker bar there.
+        correct: ``(S, M)`` bool, whether the probe of each level got each test item right
+            (with several test sets, the sets concatenated in order): the per-item scores that
+            :func:`lowrank.stats.paired_interval` and :func:`lowrank.stats.paired_curve_shape`
+            compare across levels or between networks probed on the same items.
     """
 
     sigmas: torch.Tensor
@@ -354,6 +342,7 @@ class ProbeCurve:
     low: torch.Tensor
     high: torch.Tensor
     stderr: torch.Tensor
+    correct: torch.Tensor | None = None
 
 
 def probe_across_sigma(
@@ -380,7 +369,7 @@ def probe_across_sigma(
         method: ``"logistic"`` (:func:`logistic_probe`) or ``"projection"``
             (:func:`projection_classifier` with ``rank``).
     """
-    sig = torch.as_tensor(sigmas, dtype=torch.float64)
+    sig = _recorded_sigmas(sigmas)
     if not len(train_features) == len(test_features) == len(sig):
         raise ValueError(
             f"need one train and one test feature set per sigma: {len(sig)} sigmas, "
@@ -395,35 +384,57 @@ def probe_across_sigma(
             f"test_labels: give one tensor for one test set, or at least 2 for an interval "
             f"over sets; got a sequence of {len(labels)}"
         )
-    per_set = []  # (S, T)
+    K = check_labels(train_labels, "train_labels")
+    for j, y in enumerate(labels):
+        check_labels(y, f"test_labels[{j}]" if several else "test_labels", K=K)
+    per_set, correct = [], []  # (S, T) accuracies, (S, M) per-item correctness
     for i, (train, test) in enumerate(zip(train_features, test_features, strict=True)):
         tests = list(test) if several else [test]
         if len(tests) != len(labels):
             raise ValueError(
                 f"test_features[{i}] holds {len(tests)} test sets, test_labels {len(labels)}"
             )
+        for j, (F, y) in enumerate(zip(tests, labels, strict=True)):
+            if isinstance(F, torch.Tensor) and len(F) != len(y):
+                raise ValueError(f"test set {j} at level {i}: {len(F)} rows, {len(y)} labels")
         if method == "logistic":
-            acc = logistic_probe(train, train_labels, tests, labels, weight_decay)
+            logits = logistic_logits(train, train_labels, tests, weight_decay)
+            pred = torch.cat([z.argmax(1) for z in logits])
         else:
             # one set of class subspaces for all test sets
             pred = projection_classifier(train, train_labels, torch.cat(tests), rank)
-            parts = pred.split([len(y) for y in labels])
-            acc = torch.stack(
-                [(q == y).double().mean() for q, y in zip(parts, labels, strict=True)]
-            )
-        per_set.append(acc)
+        hits = pred == torch.cat(labels)
+        correct.append(hits)
+        per_set.append(
+            torch.stack([h.double().mean() for h in hits.split([len(y) for y in labels])])
+        )
     per_set = torch.stack(per_set).to(torch.float64)
+    correct = torch.stack(correct)
     if several:
         T = len(labels)
         acc, stderr = per_set.mean(1), per_set.std(1) / math.sqrt(T)
         half = t_quantile(0.975, T - 1) * stderr  # as seed_interval over the sets
-        return ProbeCurve(sig, acc, acc - half, acc + half, stderr)
+        return ProbeCurve(sig, acc, acc - half, acc + half, stderr, correct)
     acc, M = per_set[:, 0], len(labels[0])
     bounds = torch.tensor(
         [accuracy_interval(round(a.item() * M), M) for a in acc], dtype=torch.float64
     )
     stderr = (acc * (1 - acc) / M).sqrt()
-    return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], stderr)
+    return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], stderr, correct)
+
+
+def _recorded_sigmas(sigmas) -> torch.Tensor:
+    """A probe curve's grid: a non-empty 1-D float64 tensor of finite levels >= 0 (0 is a
+    clean input; :func:`best_level` records grid indices)."""
+    try:
+        sig = torch.as_tensor(sigmas, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"sigmas must be numbers or a 1-D tensor, got {sigmas!r}") from e
+    if sig.ndim != 1 or sig.numel() == 0:
+        raise ValueError(f"sigmas must be a non-empty 1-D sequence, got shape {tuple(sig.shape)}")
+    if not bool(torch.all(torch.isfinite(sig) & (sig >= 0))):
+        raise ValueError(f"sigmas must be finite and >= 0, got {sig.tolist()}")
+    return sig
 
 
 def probe_layers(
@@ -507,42 +518,52 @@ def best_level(
     return int(curve.accuracy.argmax()), curve
 
 
-def t_quantile(probability: float, df: int) -> float:
-    """Quantile of Student's t distribution with ``df`` degrees of freedom (``probability`` in
-    (0.5, 1)): bisection on the CDF, integrated by Simpson's rule in float64 (error below 1e-6
-    for the quantiles a confidence interval uses)."""
-    df = check_count(df, "df")
-    if not 0.5 < probability < 1:
-        raise ValueError(f"probability must lie in (0.5, 1), got {probability}")
-    log_norm = (math.lgamma((df + 1) / 2) - math.lgamma(df / 2)
-                - 0.5 * math.log(df * math.pi))  # fmt: skip
+def crossfit_level(
+    train_features: Sequence[torch.Tensor] | torch.Tensor,
+    train_labels: torch.Tensor,
+    seed: int = 0,
+    sigmas: Sequence[float] | torch.Tensor | None = None,
+    weight_decay: float = 1e-4,
+) -> tuple[int, ProbeCurve]:
+    """The noise level where the logistic probe does best on the **training** features, chosen
+    by two-fold cross-fitting: the rows are split in two seeded halves; a probe fitted on each
+    half scores the other, so every labelled row validates once and the choice rests on all
+    ``N`` rows instead of a fifth of them (:func:`best_level`). The test split is never seen.
 
-    def cdf(x: float) -> float:
-        t = torch.linspace(0, x, 20001, dtype=torch.float64)
-        f = torch.exp(log_norm - (df + 1) / 2 * torch.log1p(t.square() / df))
-        w = torch.ones_like(t)
-        w[1:-1:2], w[2:-1:2] = 4, 2
-        return 0.5 + (w * f).sum().item() * (x / 20000) / 3
+    Arguments:
+        train_features: ``S`` tensors ``(N, p)`` (or one ``(S, N, p)`` tensor), ``N >= 4``.
+        sigmas: recorded in the curve (default: the indices ``0 .. S-1``).
 
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < probability:
-        lo, hi = hi, 2 * hi
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < probability else (lo, mid)
-    return (lo + hi) / 2
-
-
-def seed_interval(values: torch.Tensor, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean over the first dimension (seeds) and the half-width of its Student-t interval at
-    ``level``: ``t_{(1+level)/2, R-1} s / sqrt(R)`` for ``R`` seeds with sample deviation ``s``.
-    Paired differences (two feature sets probed on the same subsets) go in as one tensor."""
-    v = torch.as_tensor(values, dtype=torch.float64)
-    R = v.shape[0]
-    if R < 2:
-        raise ValueError(f"need at least 2 seeds for an interval, got {R}")
-    half = t_quantile((1 + level) / 2, R - 1) * v.std(0) / math.sqrt(R)
-    return v.mean(0), half
+    Returns:
+        The argmax of the cross-fitted accuracy, and the curve: accuracy over all ``N`` rows
+        (each scored by the probe that did not see it), binomial errors, and ``correct``
+        ``(S, N)`` in the rows' original order.
+    """
+    stacked = torch.stack(list(train_features))
+    N = len(train_labels)
+    if stacked.ndim != 3 or stacked.shape[1] != N or N < 4:
+        raise ValueError(
+            f"train_features must be S tensors (N, p) with N = {N} >= 4 rows, got "
+            f"{tuple(stacked.shape)}"
+        )
+    seed = check_count(seed, "seed", minimum=0)
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+    halves = (order[: N // 2], order[N // 2 :])
+    for half in halves:
+        if len(train_labels[half].unique()) != len(train_labels.unique()):
+            raise ValueError("a cross-fitting half lacks a class: give more rows per class")
+    correct = torch.zeros(len(stacked), N, dtype=torch.bool)
+    for fit_rows, val_rows in (halves, halves[::-1]):
+        for i, F in enumerate(stacked):
+            z = logistic_logits(F[fit_rows], train_labels[fit_rows], F[val_rows], weight_decay)
+            correct[i, val_rows] = z[0].argmax(1) == train_labels[val_rows]
+    grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
+    acc = correct.double().mean(1)
+    bounds = torch.tensor([accuracy_interval(int(c.sum()), N) for c in correct],
+                          dtype=torch.float64)  # fmt: skip
+    curve = ProbeCurve(_recorded_sigmas(grid), acc, bounds[:, 0], bounds[:, 1],
+                       (acc * (1 - acc) / N).sqrt(), correct)  # fmt: skip
+    return int(acc.argmax()), curve
 
 
 def probe_subsets(
@@ -572,6 +593,9 @@ def probe_subsets(
     if len(train_features) != len(test_features):
         raise ValueError("need one test feature set per train feature set")
     size = check_count(size, "size")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed (one subset per seed)")
     rows = []
     for seed in seeds:
         keep = balanced_subset(train_labels, size, torch.Generator().manual_seed(int(seed)))
@@ -589,86 +613,23 @@ def probe_subsets(
 
 
 @dataclass(frozen=True)
-class CurveShape:
-    """Verdict of :func:`curve_shape`.
-
-    Attributes:
-        verdict: ``"unimodal"`` (the peak stands above both ends), ``"decreasing"`` (only above
-            the last end: the curve falls from a start within noise of its peak),
-            ``"increasing"`` (only above the first end) or ``"flat"`` (above neither).
-        peak: index of the peak (the largest value, unless given).
-        rise, fall: the peak's margin over the first and the last value, in standard errors
-            of the difference (0 when the peak is that end).
-    """
-
-    verdict: str
-    peak: int
-    rise: float
-    fall: float
-
-
-def curve_shape(
-    values: Sequence[float] | torch.Tensor,
-    stderr: Sequence[float] | torch.Tensor | None = None,
-    z: float = 3.0,
-    peak: int | None = None,
-) -> CurveShape:
-    """The book's unimodality test (see the module docstring): compare the peak of ``values``
-    with both ends in units of the standard error of the difference, ``z`` the margin.
-    ``stderr=None`` is for exact curves: any positive difference counts.
-
-    ``peak``: the index of the peak when it was chosen on other data (a validation split). The
-    argmax of the tested curve itself favours a noisy high point, which inflates both margins;
-    a peak chosen elsewhere does not, and may sit below an end (a negative margin)."""
-    a = torch.as_tensor(values, dtype=torch.float64)
-    s = torch.zeros_like(a) if stderr is None else torch.as_tensor(stderr, dtype=torch.float64)
-    if a.ndim != 1 or a.numel() < 3 or s.shape != a.shape:
-        raise ValueError(
-            f"values and stderr must be 1-D of one length >= 3, got {tuple(a.shape)} and "
-            f"{tuple(s.shape)}"
-        )
-    if not bool(torch.all(torch.isfinite(a))) or not bool(torch.all(torch.isfinite(s) & (s >= 0))):
-        raise ValueError("values must be finite and stderr finite and >= 0")
-    if peak is None:
-        peak = int(a.argmax())
-    elif not 0 <= peak < len(a):
-        raise ValueError(f"peak must be an index in [0, {len(a) - 1}], got {peak}")
-    peak = int(peak)
-
-    def margin(end: int) -> float:
-        if end == peak:
-            return 0.0
-        gap, spread = (a[peak] - a[end]).item(), math.hypot(s[peak].item(), s[end].item())
-        if spread > 0:
-            return gap / spread
-        return math.copysign(math.inf, gap) if gap != 0 else 0.0  # exact: any gap counts
-
-    rise, fall = margin(0), margin(len(a) - 1)
-    verdicts = {
-        (True, True): "unimodal",
-        (False, True): "decreasing",
-        (True, False): "increasing",
-        (False, False): "flat",
-    }
-    verdict = verdicts[(rise > z, fall > z)]
-    return CurveShape(verdict, peak, rise, fall)
-
-
-@dataclass(frozen=True)
 class NetworkProbe:
     """What :func:`probe_network` finds for one network.
 
     Attributes:
         layer: the block chosen on the validation split.
-        curve: its test curve (:class:`ProbeCurve`).
-        validation: its validation curve, which chose the block and places the peak.
-        shape: :func:`curve_shape` of the test curve at the validation peak.
+        curve: its test curve (:class:`ProbeCurve`, with per-item correctness).
+        validation: its validation curve, which chose the block.
+        crossfit: its cross-fitted curve on the training images (:func:`crossfit_level`),
+            which places the peak.
+        shape: :func:`lowrank.stats.paired_curve_shape` of the test curve at that peak.
         feature_seconds: wall time of the feature extraction.
     """
 
     layer: str
     curve: ProbeCurve
     validation: ProbeCurve
+    crossfit: ProbeCurve
     shape: CurveShape
     feature_seconds: float
 
@@ -682,11 +643,14 @@ def probe_network(
     sigmas: Sequence[float] | torch.Tensor,
     seed: int = 0,
     progress: bool = False,
+    z: float = 3.0,
 ) -> NetworkProbe:
     """The paper's probe of one trained network, as chapter 5 runs it: pooled features of
     every block (``denoiser.block_names()`` of ``denoiser.unet``, noisy input, noise seeded by
     ``seed``), the block whose validation curve peaks highest (:func:`best_layer`), its test
-    curve, and the verdict of :func:`curve_shape` at the validation peak.
+    curve, the peak level chosen by cross-fitting on the training images
+    (:func:`crossfit_level`), and the paired unimodality test at that peak
+    (:func:`lowrank.stats.paired_curve_shape`, margin ``z``).
 
     Arguments:
         denoiser: a :class:`lowrank.nets.UNetDenoiser` (or its EDM form), on ``x_train``'s
@@ -694,6 +658,7 @@ def probe_network(
         x_train, y_train: labelled training images ``(N, C, H, W)`` and ``(N,)``.
         x_test, y_test: the test images the curve is scored on.
     """
+    sigmas = as_sigmas(sigmas)
     names = denoiser.block_names()
     start = time.perf_counter()
     features = features_across_sigma(denoiser.unet, denoiser, names,
@@ -705,6 +670,6 @@ def probe_network(
     layer, validation = best_layer(sigmas, train, y_train, seed=seed)
     test = features[layer][:, N:]
     curve = probe_across_sigma(sigmas, list(train[layer]), y_train, list(test), y_test)
-    peak = int(validation[layer].accuracy.argmax())
-    shape = curve_shape(curve.accuracy, curve.stderr, peak=peak)
-    return NetworkProbe(layer, curve, validation[layer], shape, seconds)
+    peak, crossfit = crossfit_level(train[layer], y_train, seed=seed, sigmas=sigmas)
+    shape = paired_curve_shape(curve.correct, peak, z=z)
+    return NetworkProbe(layer, curve, validation[layer], crossfit, shape, seconds)

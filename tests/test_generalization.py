@@ -48,7 +48,7 @@ def test_copies_are_found_and_counted():
     torch.testing.assert_close(ratio, d[:, 0] / d[:, 1], rtol=1e-10, atol=1e-12)
     assert bool((ratio[:6] < 0.05).all()) and bool((ratio[6:] > 0.9).all())
     assert memorized_fraction(samples, train) == pytest.approx(6 / 10)
-    with pytest.raises(ValueError, match="at least 2 training images"):
+    with pytest.raises(ValueError, match="at least 2 distinct training images"):
         copy_ratio(samples, train[:1])
 
 
