@@ -28,11 +28,13 @@ however its interior wiggles. The peak should be chosen on other data than the c
 tested on (a validation split, or cross-fitting as :func:`lowrank.probes.crossfit_level` does):
 the argmax of the tested curve favours a noisy high point and inflates both margins.
 
-The minimum detectable effect (MDE) of a verdict is the smallest bump, equal above both ends,
-that the test would have called unimodal with the standard errors it measured:
-``z * max(se(a_p - a_0), se(a_p - a_{S-1}))``. "Decreasing, MDE 0.6 points" says any bump
-above both ends is below about 0.6 points; it is a detection threshold at the test's own ``z``,
-not a power calculation (a bump of exactly the MDE is seen about half the time).
+The minimum detectable effect (MDE) of a verdict is the smallest margin the test would have
+accepted on the side that held it back, with the standard errors it measured: ``z *
+se(a_p - a_0)`` for "decreasing" (the rise fell short), ``z * se(a_p - a_{S-1})`` for
+"increasing", the larger of the two for "flat" and for "unimodal". "Decreasing, MDE 0.3
+points" says any rise from the first level to the peak is below about 0.3 points; it is a
+detection threshold at the test's own ``z``, not a power calculation (a bump of exactly the
+MDE is seen about half the time).
 """
 
 from __future__ import annotations
@@ -193,8 +195,9 @@ class CurveShape:
         gap_first, gap_last: the same margins in the curve's own units (the peak's value minus
             the end's; 0 when the peak is that end).
         mde: the minimum detectable effect (see the module docstring), in the curve's units:
-            ``z`` times the larger of the two differences' standard errors (0 for exact
-            curves); ``inf`` when the peak is an end (no bump above both ends can be seen).
+            ``z`` times the standard error of the side that fell short (the larger of the two
+            when both or neither did; 0 for exact curves); ``inf`` when the peak is an end (no
+            bump above both ends can be seen).
         paired: whether the standard errors are paired (:func:`paired_curve_shape`).
     """
 
@@ -208,8 +211,8 @@ class CurveShape:
     paired: bool = False
 
     def summary(self, scale: float = 100.0, unit: str = "points") -> str:
-        """The verdict with what the test could see, e.g. ``"decreasing: a bump above both
-        ends below 0.6 points would not be seen"``; ``scale`` turns the curve's units into
+        """The verdict with what the test could see, e.g. ``"decreasing: a rise to the peak
+        below 0.27 points would not be seen"``; ``scale`` turns the curve's units into
         ``unit`` (100: accuracies in [0, 1] as points)."""
         mde = self.mde * scale
         if self.verdict == "unimodal":
@@ -217,7 +220,9 @@ class CurveShape:
             return f"unimodal: the peak stands {bump:.2f} {unit} above both ends (MDE {mde:.2f})"
         if math.isinf(mde):
             return f"{self.verdict}: the peak is an end of the grid, so no bump can be seen"
-        return f"{self.verdict}: a bump above both ends below {mde:.2f} {unit} would not be seen"
+        side = {"decreasing": "a rise to the peak", "increasing": "a fall from the peak"}
+        bump = side.get(self.verdict, "a bump above both ends")
+        return f"{self.verdict}: {bump} below {mde:.2f} {unit} would not be seen"
 
 
 def _check_z_and_peak(z, peak, length: int) -> tuple[float, int | None]:
@@ -242,11 +247,15 @@ def _shape(z: float, peak: int, last: int, gaps: tuple[float, float],
         return math.copysign(math.inf, gap) if gap != 0 else 0.0  # exact: any gap counts
 
     rise, fall = margin(gaps[0], errors[0]), margin(gaps[1], errors[1])
+    passed = (rise > z, fall > z)
+    # the threshold of the side(s) that failed (both, when both passed): a curve that falls far
+    # to its last level is held back only by its rise, whose error is what bounds the bump
+    binding = [e for e, ok in zip(errors, passed, strict=True) if not ok] or list(errors)
     # a peak at an end of the grid has no bump above both ends to detect
-    mde = math.inf if peak in (0, last) else z * max(errors)
+    mde = math.inf if peak in (0, last) else z * max(binding)
     verdicts = {(True, True): "unimodal", (False, True): "decreasing",
                 (True, False): "increasing", (False, False): "flat"}  # fmt: skip
-    return CurveShape(verdicts[(rise > z, fall > z)], peak, rise, fall, *gaps, mde, paired)
+    return CurveShape(verdicts[passed], peak, rise, fall, *gaps, mde, paired)
 
 
 def curve_shape(

@@ -94,3 +94,11 @@ def test_crossfit_level_scores_every_row_with_the_probe_that_did_not_see_it():
         on_a = probes.logistic_logits(F[B], y[B], F[A])[0].argmax(1) == y[A]
         assert torch.equal(curve.correct[i, B], on_b) and torch.equal(curve.correct[i, A], on_a)
     assert torch.equal(curve.accuracy, curve.correct.double().mean(1))
+
+
+def test_mde_of_a_decreasing_curve_is_set_by_its_rise():
+    """A curve that falls far to its last level is held back by its rise alone."""
+    shape = stats.curve_shape([0.80, 0.80, 0.40], [0.01, 0.01, 0.05], peak=1)
+    assert shape.verdict == "decreasing"
+    assert shape.mde == pytest.approx(3 * math.sqrt(2) * 0.01)  # not 3 * hypot(0.01, 0.05)
+    assert shape.summary().startswith("decreasing: a rise to the peak below 4.24 points")
