@@ -19,7 +19,7 @@ DEVICE_FLAG = $(if $(DEVICE),--device $(DEVICE))
 # Trained networks (lowrank.models): trained once per configuration, then loaded by every chapter.
 export LOWRANK_CACHE ?= $(CURDIR)/_build/models
 
-.PHONY: prepare-gpu setup book test lint unit nbval notebooks book-html book-check commit-outputs clean $(NOTEBOOKS:notebooks/%.ipynb=nb-%)
+.PHONY: prepare-gpu setup book test lint unit nbval nbval-results nbval-references notebooks book-html book-check commit-outputs clean $(NOTEBOOKS:notebooks/%.ipynb=nb-%)
 
 ## setup: virtual env with pinned packages, lowrank (editable), Fashion-MNIST. Idempotent.
 setup: $(VENV)/.installed fashion-mnist
@@ -58,9 +58,10 @@ book-html:
 	$(VENV)/bin/jupyter-book build _build/src --path-output _build/book -W -n --keep-going
 	@echo "The book is at $(CURDIR)/$(HTML)"
 
-## test: lint, unit tests, notebooks under papermill (quick), nbval, book build, built-HTML checks.
+## test: lint, unit tests, notebooks under papermill (quick), their results against the nbval
+## references, book build, built-HTML checks.
 test: PROFILE = quick
-test: setup lint unit nbval book-html book-check
+test: setup lint unit nbval-results book-html book-check
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -68,23 +69,42 @@ lint:
 
 # tests/test_notebooks.py executes every notebook at the quick profile into _build/executed/quick.
 unit:
-	$(PY) -m pytest tests --ignore=tests/test_book_html.py
+	$(PY) -m pytest tests --ignore=tests/test_book_html.py --ignore=tests/nbval
 
 # Reads the HTML that book-html wrote: raw TeX, unresolved references, stderr blocks, wide tables.
 book-check:
 	$(PY) -m pytest tests/test_book_html.py
 
-# nbval reruns notebooks with their default (quick) parameters; in lax mode it compares only cells
-# marked NBVAL_CHECK_OUTPUT. The real-data chapters (05 on) train and probe networks for minutes
-# and mark no cell: the unit tests already execute them once under papermill and assert their
-# glued numbers, so nbval leaves them out rather than run them a second time.
-NBVAL_NOTEBOOKS := $(filter-out notebooks/05_% notebooks/06_% notebooks/07_% notebooks/08_% notebooks/09_%,$(NOTEBOOKS))
+# nbval compares each chapter's results cell (the last cell, which tools/book.py appends to every
+# executed chapter; see lowrank.report.results) with a reference, in lax mode (only cells tagged
+# nbval-check-output). References: tests/nbval/quick for the quick profile (made by
+# `make nbval-references` from a clean commit), the committed notebooks for PROFILE=standard.
+NBVAL_REFERENCES := tests/nbval/quick
+NBVAL_FLAGS := -p no:cacheprovider --nbval-lax --nbval-sanitize-with ../../../tests/nbval_sanitize.cfg \
+  -o testpaths=. --rootdir=.
 
-nbval:
-	rm -rf _build/nbval
-	$(BOOK) strip-injected --out _build/nbval $(NBVAL_NOTEBOOKS)
-	cd _build/nbval && ../../$(PY) -m pytest -p no:cacheprovider --nbval-lax \
-	  --nbval-sanitize-with ../../tests/nbval_sanitize.cfg -o testpaths=. --rootdir=. .
+## nbval: nbval itself: reruns every chapter and compares its results with the reference. Quick
+## (default): the references in tests/nbval/quick (about 15 min). PROFILE=standard: reruns the
+## committed notebooks with their standard parameters (hours; the model cache should be warm).
+nbval: PROFILE := $(or $(PROFILE),quick)
+nbval: setup
+	rm -rf _build/nbval/$(PROFILE)
+	mkdir -p _build/nbval/$(PROFILE)
+	$(if $(filter quick,$(PROFILE)),cp $(NBVAL_REFERENCES)/*.ipynb _build/nbval/$(PROFILE)/,cp $(NOTEBOOKS) _build/nbval/$(PROFILE)/)
+	cd _build/nbval/$(PROFILE) && ../../../$(PY) -m pytest $(NBVAL_FLAGS) .
+
+## nbval-results: what `make test` runs: the results cells that `make unit` executed, compared
+## with tests/nbval/quick through nbval's sanitizers, without executing anything again.
+nbval-results:
+	$(PY) -m pytest -p no:cacheprovider tests/nbval/test_results.py
+
+## nbval-references: regenerate tests/nbval/quick from a clean commit (executes every chapter).
+nbval-references: setup
+	@test -z "$$(git status --porcelain)" || { git status --short; \
+	  echo "nbval-references needs a clean tree: commit or stash the changes above first."; exit 1; }
+	$(BOOK) execute --profile quick --out _build/executed/references $(NOTEBOOKS)
+	rm -rf $(NBVAL_REFERENCES)
+	$(BOOK) references --out $(NBVAL_REFERENCES) _build/executed/references/*.ipynb
 
 ## commit-outputs: rerun the notebooks at PROFILE (standard by default) from a clean commit and
 ## store their outputs, so that each chapter's banner names the commit that made them.

@@ -1,5 +1,9 @@
 """Tables that put the paper's numbers next to ours, and the verdicts the book prints.
 
+Results for regression testing: :func:`glue` is ``myst_nb.glue`` that also records every
+number and short text a chapter glues; :func:`results` prints them, rounded, as the stable text
+of the chapter's last cell, which nbval compares against a reference (``make nbval``).
+
 Tables are :class:`pandas.DataFrame` s of raw numbers (a notebook glues them and renders them as
 HTML through :func:`styled`, which formats each column once). Verdicts are computed here, from
 numbers and their standard errors, so that no sentence of the book states a shape or an
@@ -8,6 +12,9 @@ agreement that the computation beside it does not give.
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -15,6 +22,11 @@ import pandas as pd
 import torch
 
 __all__ = [
+    "glue",
+    "results",
+    "RECORDED",
+    "VOLATILE",
+    "RESULTS_DIGITS",
     "compare_frame",
     "styled",
     "relative_gaps",
@@ -24,6 +36,62 @@ __all__ = [
     "monotone_decreasing",
     "peak",
 ]
+
+
+#: What :func:`glue` recorded in this kernel, in glue order: ``{name: number or text}``.
+RECORDED: dict[str, object] = {}
+#: Glued names whose values are not results: wall times, speeds, the device, the cache's state.
+VOLATILE = re.compile(r"minutes|seconds|speed|device|cache_reading")
+#: Significant digits of every number :func:`results` prints.
+RESULTS_DIGITS = 4
+_LONGEST_TEXT = 120  # longer glued strings are prose, not results
+# float64 residuals of closed forms (chapter 02's 4e-15) are rounding, whose last digits change
+# with the order of a sum: below this they print as "< 1e-10", which is what the checks assert
+_ROUNDING_LEVEL = 1e-10
+
+
+def glue(name: str, variable, display: bool = True):
+    """``myst_nb.glue(name, variable, display)``, recording ``variable`` for :func:`results`
+    when it is a number (a 0-d tensor counts) or a short text."""
+    from myst_nb import glue as myst_glue
+
+    value = variable
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, numbers.Number | str) and len(str(value)) <= _LONGEST_TEXT:
+        RECORDED[name] = value
+    return myst_glue(name, variable, display=display)
+
+
+def _format(value) -> str:
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return f"{value:d}"
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    if 0 < abs(value) < _ROUNDING_LEVEL:
+        return f"< {_ROUNDING_LEVEL:g}"
+    text = f"{value:.{RESULTS_DIGITS}g}"
+    return "0" if text == "-0" else text
+
+
+def results(recorded: Mapping[str, object] | None = None) -> str:
+    """Every recorded result (default: :data:`RECORDED`) as ``name = value`` lines: numbers
+    to :data:`RESULTS_DIGITS` significant digits, texts as they are, the :data:`VOLATILE`
+    names left out, and magnitudes below 1e-10 (float64 rounding) printed as ``name < 1e-10``.
+    Seeded quick runs on one machine kind reproduce this text exactly; the
+    rounding absorbs the last-bit differences of another thread count or BLAS."""
+    recorded = RECORDED if recorded is None else recorded
+    lines = []
+    for name, value in recorded.items():
+        if not VOLATILE.search(name):
+            text = _format(value)
+            lines.append(f"{name} {text}" if text.startswith("< ") else f"{name} = {text}")
+    return "\n".join(lines)
 
 
 def _array(values) -> np.ndarray:

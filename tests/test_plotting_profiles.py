@@ -106,3 +106,25 @@ def test_execute_stops_on_a_missing_gpu_before_any_notebook(monkeypatch, tmp_pat
     assert stop.value.code == 2
     assert "asks for CUDA" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_results_cell_is_added_once_and_references_keep_only_compared_outputs(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    injected = nbformat.v4.new_code_cell('profile = "quick"')
+    injected.metadata["tags"] = [book.INJECTED]
+    plot = nbformat.v4.new_code_cell("plot()")
+    plot.outputs = [nbformat.v4.new_output("stream", text="a figure\n")]
+    nb.cells = [injected, plot]
+    once = book.with_results_cell(nb)
+    assert book.with_results_cell(once) is once and len(once.cells) == 3
+    assert once.cells[-1].source == book.RESULTS_SOURCE
+    assert {book.RESULTS, book.NBVAL_CHECK} <= set(once.cells[-1].metadata["tags"])
+    with pytest.raises(ValueError, match="no results cell"):
+        nbformat.write(nb, tmp_path / "bare.ipynb")
+        book.write_references([tmp_path / "bare.ipynb"], tmp_path / "refs")
+    once.cells[-1].outputs = [nbformat.v4.new_output("stream", text="acc = 0.8\n")]
+    nbformat.write(once, tmp_path / "ch.ipynb")
+    book.write_references([tmp_path / "ch.ipynb"], tmp_path / "refs")
+    ref = nbformat.read(tmp_path / "refs" / "ch.ipynb", as_version=4)
+    assert [c.source for c in ref.cells] == ["plot()", book.RESULTS_SOURCE]  # no injected cell
+    assert ref.cells[0].outputs == [] and book.results_text(ref) == "acc = 0.8\n"

@@ -79,3 +79,21 @@ def test_styled_leaves_integers_and_booleans_alone():
     frame = pd.DataFrame({"n": [35], "ok": [True], "x": [0.5]})
     html = report.styled(frame).to_html()
     assert ">35<" in html and ">True<" in html and ">0.50<" in html
+
+
+def test_results_prints_what_glue_recorded_rounded_without_volatile_names(monkeypatch):
+    from lowrank import report
+
+    monkeypatch.setattr(report, "RECORDED", {})
+    shown = []
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: shown.append(name))
+    report.glue("acc_peak", torch.tensor(0.823456789), display=False)
+    report.glue("verdict", "decreasing", display=False)
+    report.glue("n_images", 5000, display=False)
+    report.glue("residual", 3.9e-15, display=False)
+    report.glue("chapter_minutes", 18.2, display=False)  # a wall time: not a result
+    report.glue("table", object(), display=False)  # neither a number nor a text
+    assert shown == ["acc_peak", "verdict", "n_images", "residual", "chapter_minutes", "table"]
+    assert report.results() == (
+        "acc_peak = 0.8235\nverdict = decreasing\nn_images = 5000\nresidual < 1e-10"
+    )

@@ -14,6 +14,7 @@ Command line (what the Makefile calls)::
     python tools/book.py strip-injected --out _build/nbval notebooks/*.ipynb
     python tools/book.py stage --executed _build/executed/quick --dest _build/src
     python tools/book.py normalize notebooks/*.ipynb
+    python tools/book.py references --out tests/nbval/quick _build/executed/quick/*.ipynb
 
 ``execute`` runs each notebook with papermill, passing only the parameters its ``parameters``
 cell declares, and writes the executed copies and ``provenance.json`` (profile, device,
@@ -40,6 +41,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = ROOT / "notebooks" / "params"
 PROFILES = ("quick", "standard", "full")
 INJECTED = "injected-parameters"
+# The last cell of every executed chapter: its results as stable text, which nbval compares
+# (tagged for nbval's lax mode). `execute` appends it, as papermill injects the parameters, so
+# that every chapter gets the same cell and a committed notebook gets it at its next rerun.
+RESULTS = "results"
+NBVAL_CHECK = "nbval-check-output"
+RESULTS_SOURCE = """\
+# Results: every number and verdict this chapter glued, rounded (lowrank.report.results);
+# nbval compares this cell with tests/nbval/quick (make nbval) or the committed notebook.
+from lowrank import report
+
+print(report.results())"""
 
 
 def load_profile(profile: str, params_dir: Path | str = PARAMS_DIR) -> dict:
@@ -87,9 +99,11 @@ def execute(
         print(f"[{profile}] {nb.name} ...", flush=True)
         start = time.perf_counter()
         record = {"notebook": nb.stem, "profile": profile, **env}
+        source = out / f".{nb.stem}.input.ipynb"
+        nbformat.write(with_results_cell(nbformat.read(nb, as_version=4)), source)
         try:
             pm.execute_notebook(
-                str(nb),
+                str(source),
                 str(out / nb.name),
                 parameters=chosen,
                 kernel_name="python3",
@@ -101,6 +115,7 @@ def execute(
             record["status"] = "failed"
             raise
         finally:
+            source.unlink()
             record["seconds"] = round(time.perf_counter() - start, 1)
             records.append(record)
             (out / "provenance.json").write_text(json.dumps(records, indent=2) + "\n")
@@ -108,6 +123,18 @@ def execute(
                 f"[{profile}] {nb.name}: {record['status']} in {record['seconds']} s", flush=True
             )
     return records
+
+
+def with_results_cell(nb):
+    """``nb`` ending in the results cell (:data:`RESULTS_SOURCE`), added when it has none."""
+    if any(RESULTS in c.metadata.get("tags", []) for c in nb.cells):
+        return nb
+    nb = copy.deepcopy(nb)
+    cell = nbformat.v4.new_code_cell(RESULTS_SOURCE)
+    cell.metadata["tags"] = [RESULTS, NBVAL_CHECK, "hide-cell"]  # behind a toggle on the page
+    cell.id = "results"
+    nb.cells.append(cell)
+    return nb
 
 
 def read_provenance(folder: Path) -> list[dict]:
@@ -180,6 +207,35 @@ def strip_injected_parameters(notebooks: list[Path], out: Path) -> None:
         nbformat.write(nb, out / nb_path.name)
 
 
+def results_text(nb) -> str | None:
+    """The text the results cell of an executed notebook printed (``None`` without one)."""
+    for cell in nb.cells:
+        if RESULTS in cell.metadata.get("tags", []):
+            return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                           if o.get("output_type") == "stream")  # fmt: skip
+    return None
+
+
+def write_references(executed: list[Path], out: Path) -> None:
+    """nbval's references of a profile from executed notebooks: each without papermill's
+    injected cell (nbval replays it with its defaults, the quick profile) and with every output
+    removed but those of the cells tagged ``nbval-check-output`` (the results cell, and any other
+    a chapter marks), the only ones lax mode compares (figures would make the references
+    megabytes). Refuses a notebook without a results cell or with an error."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in executed:
+        nb = nbformat.read(path, as_version=4)
+        if results_text(nb) is None:
+            raise ValueError(f"{path} has no results cell: execute it with tools/book.py first")
+        if any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", [])):
+            raise ValueError(f"{path} holds an error output: fix the notebook and rerun it")
+        nb.cells = [c for c in nb.cells if INJECTED not in c.metadata.get("tags", [])]
+        for cell in nb.cells:
+            if cell.cell_type == "code" and NBVAL_CHECK not in cell.metadata.get("tags", []):
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(normalized(nb), out / path.name)
+
+
 def normalized(nb):
     """The notebook with run-specific metadata removed (timestamps, per-cell durations), so that
     a rerun with the same outputs gives the same file."""
@@ -219,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     stage = sub.add_parser("stage", help="assemble the book source from executed notebooks")
     stage.add_argument("--executed", type=Path, required=True)
     stage.add_argument("--dest", type=Path, required=True)
+    refs = sub.add_parser("references", help="nbval references from executed notebooks")
+    refs.add_argument("--out", type=Path, required=True)
+    refs.add_argument("notebooks", type=Path, nargs="+")
     norm = sub.add_parser("normalize", help="strip run-specific metadata in place")
     norm.add_argument("notebooks", type=Path, nargs="+")
     args = parser.parse_args(argv)
@@ -236,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         stage_book(args.executed, args.dest)
     elif args.command == "strip-injected":
         strip_injected_parameters(args.notebooks, args.out)
+    elif args.command == "references":
+        write_references(args.notebooks, args.out)
     else:
         _normalize_files(args.notebooks)
     return 0
