@@ -4,7 +4,7 @@ Companion package of the executable book on arXiv:2502.05743 (Li et al., "Unders
 Representation Dynamics of Diffusion Models via Low-Dimensional Modeling").
 """
 
-from . import data, kernels, metrics, probes, profiles, schedules, theory
+from . import data, kernels, metrics, probes, profiles, schedules, stats, theory
 from .denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
 from .metrics import snr_estimate, snr_exact
 from .mixtures import LowRankMixture, MoLRG
@@ -27,5 +27,6 @@ __all__ = [
     "snr_approx",
     "snr_estimate",
     "snr_exact",
+    "stats",
     "theory",
 ]

@@ -619,17 +619,20 @@ class NetworkProbe:
     Attributes:
         layer: the block chosen on the validation split.
         curve: its test curve (:class:`ProbeCurve`, with per-item correctness).
-        validation: its validation curve, which chose the block.
-        crossfit: its cross-fitted curve on the training images (:func:`crossfit_level`),
-            which places the peak.
-        shape: :func:`lowrank.stats.paired_curve_shape` of the test curve at that peak.
+        validation: its validation curve, which chose the block (and, unless ``paired``, the
+            peak).
+        crossfit: with ``paired``, its cross-fitted curve on the training images
+            (:func:`crossfit_level`), which places the peak; else ``None``.
+        shape: the verdict on the test curve at the peak: with ``paired``,
+            :func:`lowrank.stats.paired_curve_shape`; else :func:`lowrank.stats.curve_shape`
+            with binomial errors.
         feature_seconds: wall time of the feature extraction.
     """
 
     layer: str
     curve: ProbeCurve
     validation: ProbeCurve
-    crossfit: ProbeCurve
+    crossfit: ProbeCurve | None
     shape: CurveShape
     feature_seconds: float
 
@@ -644,13 +647,18 @@ def probe_network(
     seed: int = 0,
     progress: bool = False,
     z: float = 3.0,
+    paired: bool = False,
 ) -> NetworkProbe:
     """The paper's probe of one trained network, as chapter 5 runs it: pooled features of
     every block (``denoiser.block_names()`` of ``denoiser.unet``, noisy input, noise seeded by
     ``seed``), the block whose validation curve peaks highest (:func:`best_layer`), its test
-    curve, the peak level chosen by cross-fitting on the training images
-    (:func:`crossfit_level`), and the paired unimodality test at that peak
-    (:func:`lowrank.stats.paired_curve_shape`, margin ``z``).
+    curve, and the unimodality test (margin ``z``) at a peak chosen on the training images.
+
+    ``paired=False`` (what chapter 9's committed outputs used): the peak of the block's
+    validation curve (a fifth of the training images) and binomial errors. ``paired=True``
+    (issue 25's test, for the chapters' next standard runs): the peak chosen by cross-fitting
+    on all the training images (:func:`crossfit_level`) and paired errors on the test images
+    (:func:`lowrank.stats.paired_curve_shape`), which see bumps several times smaller.
 
     Arguments:
         denoiser: a :class:`lowrank.nets.UNetDenoiser` (or its EDM form), on ``x_train``'s
@@ -670,6 +678,10 @@ def probe_network(
     layer, validation = best_layer(sigmas, train, y_train, seed=seed)
     test = features[layer][:, N:]
     curve = probe_across_sigma(sigmas, list(train[layer]), y_train, list(test), y_test)
-    peak, crossfit = crossfit_level(train[layer], y_train, seed=seed, sigmas=sigmas)
-    shape = paired_curve_shape(curve.correct, peak, z=z)
+    if paired:
+        peak, crossfit = crossfit_level(train[layer], y_train, seed=seed, sigmas=sigmas)
+        shape = paired_curve_shape(curve.correct, peak, z=z)
+    else:
+        peak, crossfit = int(validation[layer].accuracy.argmax()), None
+        shape = curve_shape(curve.accuracy, curve.stderr, z=z, peak=peak)
     return NetworkProbe(layer, curve, validation[layer], crossfit, shape, seconds)

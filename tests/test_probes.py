@@ -449,6 +449,16 @@ def test_probe_network_chooses_the_informative_block_and_tests_it():
         sigmas, list(features[:, :400]), labels[:400], list(features[:, 400:]), labels[400:]
     )
     torch.testing.assert_close(result.curve.accuracy, manual.accuracy)
+    assert result.crossfit is None and not result.shape.paired
+    # paired: the peak chosen by cross-fitting on all 400 training rows, paired errors
+    paired = probes.probe_network(
+        _Blocks(), x[:400], labels[:400], x[400:], labels[400:], sigmas, paired=True
+    )
+    peak, crossfit = probes.crossfit_level(features[:, :400], labels[:400], sigmas=sigmas)
+    assert paired.shape.paired and paired.shape.peak == peak
+    assert torch.equal(paired.crossfit.correct, crossfit.correct)
+    expected = lr.stats.paired_curve_shape(manual.correct, peak)
+    assert (paired.shape.verdict, paired.shape.rise) == (expected.verdict, expected.rise)
 
 
 def test_real_data_features_normalize_rows_then_centre_on_the_training_mean():
