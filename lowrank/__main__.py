@@ -2,23 +2,57 @@
 
 Example: ``python -m lowrank train --epochs 6 --snapshots 1`` trains the 16x16 Fashion-MNIST
 model of chapter 05's standard profile; the chapter then loads it instead of training.
+
+A bad value stops before anything is loaded or written, in one line that names its flag (exit
+status 2, as argparse's own errors); a cache or data problem found later (a corrupt cached run,
+missing data) in one line too, exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
+from pathlib import Path
 
 from .models import DATASETS, PARAMETERIZATIONS, UNetRun, is_cached, load_unet
 
+# what a flag takes besides numbers, added to its error
+_WORDS = {"size": " (or 'native')", "train_images": " (or 'all')"}
+
 
 def _size(text: str) -> int | None:
-    return None if text == "native" else int(text)
+    if text == "native":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer or 'native', got {text!r}"
+        ) from None
 
 
 def _count(text: str) -> int | None:
-    return None if text == "all" else int(text)
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _flag_message(error: Exception, fields: set[str]) -> str:
+    """A :class:`UNetRun` error with its field (the message's first word) as the flag."""
+    text = " ".join(str(error).split())  # one line
+    match = re.match(r"([a-z_]+)\b(.*)", text)
+    if match and match[1] in fields:
+        return _flag(match[1]) + match[2] + _WORDS.get(match[1], "")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,9 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     fields = {f.name for f in dataclasses.fields(UNetRun)}
-    run = UNetRun(**{k: v for k, v in vars(args).items() if k in fields})
-    cached = is_cached(run, args.cache)
-    _, record = load_unet(run, cache=args.cache, data_root=args.data)
+    try:
+        run = UNetRun(**{k: v for k, v in vars(args).items() if k in fields})
+    except (TypeError, ValueError) as e:
+        train.error(_flag_message(e, fields))  # exits with status 2
+    if args.data is not None and not Path(args.data).exists():
+        train.error(f"--data {args.data!r} does not exist: pass the data set's folder or file")
+    if args.cache is not None and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        train.error(f"--cache {args.cache!r} is a file: pass a folder")
+    try:
+        cached = is_cached(run, args.cache)
+        _, record = load_unet(run, cache=args.cache, data_root=args.data)
+    except (FileNotFoundError, ValueError) as e:  # each names its file and the fix
+        print(f"{train.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     speed = record["images_per_second"]
     print(f"{run.folder(args.cache)}")
     done = "loaded from the cache" if cached or not speed else f"{speed:.0f} training images/s"

@@ -4,7 +4,8 @@
   ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``, installed by ``make setup``),
   a folder named by ``root`` or ``$LOWRANK_DATA``;
 * CIFAR-10 from the python version of its archive (``cifar-10-python.tar.gz``) or that archive
-  unpacked, found the same way;
+  unpacked, found the same way; its pickled batches are read by an unpickler that admits only
+  the numpy arrays, dicts, lists, bytes and ints they hold, so a tampered file cannot run code;
 * seeded class-balanced subsets, for the memorization experiments' training sets of size 2^k;
 * seeded label noise (:func:`flip_labels`), for the ensemble's robustness to wrong labels.
 
@@ -13,8 +14,10 @@ Nothing is downloaded: where the data are missing the error says how to get them
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import tarfile
@@ -60,7 +63,13 @@ def _candidates(root: str | Path | None, default: Path | None) -> list[Path]:
         return [Path(root)]
     found = []
     if os.environ.get("LOWRANK_DATA"):
-        found.append(Path(os.environ["LOWRANK_DATA"]))
+        env = Path(os.environ["LOWRANK_DATA"])
+        if not env.exists():  # as for root: a typo must not fall back to another copy
+            raise FileNotFoundError(
+                f"LOWRANK_DATA={str(env)!r} does not exist: set it to an existing folder (or "
+                "unset it to use the default location)"
+            )
+        found.append(env)
     if default is not None:
         found.append(default)
     return found
@@ -133,33 +142,126 @@ def load_fashion_mnist(
     )
 
 
-def _cifar_batches(source: Path, names: list[str]) -> list[dict]:
-    """The pickled batches ``names`` of the archive or folder ``source``.
+class _NotCifar(pickle.UnpicklingError):
+    """A pickle asked for a global that CIFAR-10's batches never hold."""
 
-    The official archive is a pickle of numpy arrays and lists, so it is unpickled as it is
-    published; only open archives you trust (the University of Toronto's).
-    """
+
+def _dtype(*args):
+    dtype = np.dtype(*args)
+    if dtype.hasobject:  # an object array would hold whatever the pickle builds
+        raise _NotCifar(f"numpy.dtype {dtype} (Python objects)")
+    return dtype
+
+
+def _latin1(text, encoding="utf-8", errors="strict"):
+    """``_codecs.encode`` as protocol-2 pickles of bytes call it (latin-1 only)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise _NotCifar(f"_codecs.encode(..., {encoding!r})")
+    return codecs.encode(text, "latin1", errors)
+
+
+def _numpy_global(module: str, name: str):
+    """numpy's ``module.name`` (``numpy.core`` is numpy 2's ``numpy._core``)."""
+    import importlib
+
+    if module.startswith("numpy.core") and hasattr(np, "_core"):
+        module = "numpy._core" + module[len("numpy.core") :]
+    return getattr(importlib.import_module(module), name)
+
+
+# Every global a CIFAR-10 python batch (a dict of bytes keys, a uint8 array, lists of ints and
+# bytes) can ask for, however it was pickled: Python 2's protocol 2 (the published files),
+# Python 3's protocol 2 (bytes through _codecs.encode) and protocols 4-5 (numpy's _frombuffer).
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core")
+      for name in ("_reconstruct", "scalar")),
+    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+}  # fmt: skip
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10 batches only: any other global (a function that could run code, a
+    class) is refused before it is imported."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise _NotCifar(f"{module}.{name}")
+        if (module, name) == ("numpy", "dtype"):
+            return _dtype
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1
+        return _numpy_global(module, name)
+
+
+def _unpickle_batch(blob: bytes, where: str) -> dict:
+    """One CIFAR-10 batch from its pickled bytes (``where``: the file, for messages)."""
+    try:
+        return _CifarUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except _NotCifar as e:
+        raise ValueError(
+            f"{where}: not a CIFAR-10 batch: its pickle asks for {e}, which CIFAR-10's batches "
+            "never hold (unpickling it could run code, so it was refused); replace the file "
+            "with the one in the published cifar-10-python.tar.gz"
+        ) from None
+    except Exception as e:  # a corrupt pickle can fail anywhere in the unpickler
+        raise ValueError(
+            f"{where}: not a readable CIFAR-10 batch ({type(e).__name__}: {e}); replace it "
+            "with the one in the published cifar-10-python.tar.gz (download it again)"
+        ) from e
+
+
+def _cifar_batches(source: Path, names: list[str]) -> list[dict]:
+    """The pickled batches ``names`` of the archive or folder ``source``, read with
+    :class:`_CifarUnpickler` (numpy arrays and plain containers only) and checked: a dict with
+    ``(N, 3072)`` uint8 ``data`` and ``N`` integer ``labels``."""
+    blobs = {}
     try:
         if source.is_file():
             with tarfile.open(source, "r:gz") as tar:
-                members = {Path(m.name).name: m for m in tar.getmembers()}
+                members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
                 missing = [n for n in names if n not in members]
                 if missing:
                     raise ValueError(f"{source}: the archive has no {missing} (is it CIFAR-10?)")
-                batches = [pickle.load(tar.extractfile(members[n]), encoding="bytes")
-                           for n in names]  # fmt: skip
+                for n in names:
+                    blobs[f"{source} (member {members[n].name})"] = tar.extractfile(
+                        members[n]
+                    ).read()
         else:
-            batches = [pickle.loads((source / n).read_bytes(), encoding="bytes") for n in names]
-    except (OSError, EOFError, tarfile.TarError, pickle.UnpicklingError, zlib.error) as e:
+            for n in names:
+                blobs[str(source / n)] = (source / n).read_bytes()
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
         raise ValueError(
             f"{source}: not a readable CIFAR-10 python archive ({type(e).__name__}: {e}); "
             "download cifar-10-python.tar.gz again"
         ) from e
-    for name, batch in zip(names, batches, strict=True):
+    batches = []
+    for where, blob in blobs.items():
+        batch = _unpickle_batch(blob, where)
         if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-            raise ValueError(f"{source}: batch {name} has no data and labels (is it CIFAR-10?)")
-        if np.asarray(batch[b"data"]).ndim != 2 or np.asarray(batch[b"data"]).shape[1] != 3072:
-            raise ValueError(f"{source}: batch {name} data is not (N, 3072) bytes")
+            raise ValueError(f"{where}: no data and labels (is it a CIFAR-10 batch?)")
+        pixels, labels = batch[b"data"], batch[b"labels"]
+        if not isinstance(pixels, np.ndarray) or pixels.ndim != 2 or pixels.shape[1] != 3072:
+            shape = getattr(pixels, "shape", type(pixels).__name__)
+            raise ValueError(f"{where}: data must be (N, 3072) pixels, got {shape}")
+        if pixels.dtype != np.uint8:
+            raise ValueError(
+                f"{where}: data must be uint8 pixels (0 .. 255) as in the published batches, "
+                f"got {pixels.dtype}; replace the file"
+            )
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"{where}: labels must be a list of integer classes, got "
+                f"{labels.dtype} {labels.ravel()[:3].tolist()}...; replace the file"
+            )
+        if len(labels) != len(pixels):
+            raise ValueError(
+                f"{where}: {len(pixels)} images but {len(labels)} labels; replace the file"
+            )
+        batches.append({b"data": pixels, b"labels": labels})
     return batches
 
 
@@ -191,7 +293,7 @@ def load_cifar10(
             if ok:
                 batches = _cifar_batches(source, names[split])
                 images = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
-                labels = np.concatenate([np.asarray(b[b"labels"]) for b in batches])
+                labels = np.concatenate([b[b"labels"] for b in batches])
                 labels = torch.from_numpy(labels.astype(np.int64))
                 check_labels(labels, f"labels in {source}", K=10)
                 return torch.from_numpy(images), labels

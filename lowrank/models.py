@@ -16,6 +16,15 @@ widths, epochs, optimizer settings, seed, and the epochs at which an EMA snapsho
 ``_build/models``), else ``~/.cache/lowrank/models``. Weights are read from safetensors and the
 record from JSON, so loading a cached model never unpickles anything. ``python -m lowrank train``
 trains one from the shell.
+
+A cached folder is checked before its weights are used: ``run.json`` must be an object whose
+``complete`` is ``True`` and whose ``config`` is the run's own (:meth:`UNetRun.config`); the
+weights folder must exist (a cached run never falls through to the hub), its ``config.json``
+must describe the network the run builds, every file in it must have the SHA-256 the record
+took when the training ended, and the network must have the recorded number of parameters.
+Each failure names the file and the fix (delete the folder to retrain). Records written before
+the hashes existed load with an :class:`UnverifiedWeightsWarning` (every other check still
+applies): retrain them to record the hashes.
 """
 
 from __future__ import annotations
@@ -24,8 +33,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,7 +44,8 @@ import torch
 from . import data as datasets
 from ._checks import check_count
 from .nets import EDMUNetDenoiser, UNetDenoiser
-from .train import _distributed, fingerprint, fit
+from .schedules import linear_alpha_bar, sigma_from_alpha_bar
+from .train import _distributed, _read_checkpoint, fingerprint, fit
 
 __all__ = [
     "UNetRun",
@@ -44,11 +56,29 @@ __all__ = [
     "is_cached",
     "initial_network",
     "ema_init_weight",
+    "UnverifiedWeightsWarning",
 ]
 
 DATASETS = ("fashion-mnist", "cifar10")
 PARAMETERIZATIONS = {"ddpm": UNetDenoiser, "edm": EDMUNetDenoiser}
 _FORMAT = 1  # bump when the folder layout or the training recipe changes meaning
+# (image channels, native side, training-split size) of each data set
+_NATIVE = {"fashion-mnist": (1, 28, 60000), "cifar10": (3, 32, 50000)}
+# The noise levels a DAE may be trained at. Above: the largest sigma of the linear T = 1000 DDPM
+# schedule the networks are conditioned on (157.4; EDM's sampler stops at 80). Past it a DDPM
+# network's timestep is clamped to T - 1, so it could not tell the level from 157, the image is
+# below 1/157 of its input, and at 1e30 sigma^2 overflows float32: the input is all zeros.
+# Below: at 1e-6 the noise sigma * eps is a few float32 steps (2^-23 = 1.2e-7) of a pixel in
+# [-1, 1]; smaller, it is rounded away and the epsilon target cannot be predicted from the input.
+_SIGMA_MAX = float(sigma_from_alpha_bar(linear_alpha_bar(1000)).max())
+_SIGMA_MIN = 1e-6
+_MAX_SEED = 2**63 - 3  # the subset and the training draws are seeded with seed + 1, seed + 2
+_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+class UnverifiedWeightsWarning(UserWarning):
+    """A cached run's record holds no SHA-256 of its weights (written before they were
+    recorded): the weights are loaded without that check."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +130,9 @@ class UNetRun:
     parameterization: str = "ddpm"
 
     def __post_init__(self):
+        """Check every field (type, range, finite), so that a bad run fails here, before any
+        data are loaded or any cache folder is made. Every message starts with the field's
+        name (the command line maps it to its flag)."""
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.parameterization not in PARAMETERIZATIONS:
@@ -107,25 +140,95 @@ class UNetRun:
                 f"parameterization must be one of {list(PARAMETERIZATIONS)}, "
                 f"got {self.parameterization!r}"
             )
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "snapshots", tuple(sorted({int(e) for e in self.snapshots})))
-        if self.noise_levels is not None:
-            levels = tuple(sorted({float(s) for s in self.noise_levels}))
-            if not levels or not all(math.isfinite(s) and s > 0 for s in levels):
+        image_channels, native, available = _NATIVE[self.dataset]
+        channels = _integers(self.channels, "channels", "(32, 64)")
+        if not channels:
+            raise ValueError("channels must hold one width or more, e.g. (32, 64), got ()")
+        small = [c for c in channels if c < 1]
+        if small:
+            raise ValueError(f"channels must be positive widths, got {channels}")
+        object.__setattr__(self, "channels", channels)
+        # UNetDenoiser.small's GroupNorm: norm_num_groups = min(8, channels[0]) for every width
+        groups = min(8, channels[0])
+        odd = [c for c in channels if c % groups]
+        if odd:
+            raise ValueError(
+                f"channels {channels}: every width must be a multiple of the GroupNorm group "
+                f"count min(8, channels[0]) = {groups} that UNetDenoiser.small uses; the widths "
+                f"{odd} are not (e.g. (8, 16) or (32, 64))"
+            )
+        if channels[-1] < 8:  # the mid block's attention has heads of 8 channels
+            raise ValueError(
+                f"channels {channels}: the last width must be >= 8 (the mid block's attention "
+                "uses heads of 8 channels), e.g. (8, 16)"
+            )
+        object.__setattr__(self, "layers_per_block", _count(self.layers_per_block,
+                                                            "layers_per_block"))  # fmt: skip
+        if self.size is not None:
+            size = _count(self.size, "size")
+            if size > native:
                 raise ValueError(
-                    f"noise_levels must be finite levels > 0 (or None), got {self.noise_levels}"
+                    f"size must be at most {self.dataset}'s native side {native} (or None for "
+                    f"native), got {size}"
                 )
-            object.__setattr__(self, "noise_levels", levels)
-        if not self.channels or min(self.channels) < 1:
-            raise ValueError(f"channels must be positive widths, got {self.channels}")
-        check_count(self.epochs, "epochs")
+            object.__setattr__(self, "size", size)
+        side, step = self.size or native, 2 ** (len(channels) - 1)
+        if side % step or side // step < 2:
+            name = "size" if self.size is not None else "channels"
+            raise ValueError(
+                f"{name}: {len(channels)} widths halve the image side {len(channels) - 1} "
+                f"times, so the side must be a multiple of {step} and at least {2 * step} "
+                f"(the deepest level 2x2 or more), got {side}: pick another size or fewer widths"
+            )
+        if self.train_images is not None:
+            images = _count(self.train_images, "train_images")
+            if images > available:
+                raise ValueError(
+                    f"train_images must be at most the {available} images of {self.dataset}'s "
+                    f"training split (or None for all), got {images}"
+                )
+            object.__setattr__(self, "train_images", images)
+        object.__setattr__(self, "epochs", _count(self.epochs, "epochs"))
+        object.__setattr__(self, "batch_size", _count(self.batch_size, "batch_size"))
         if self.epoch_images is not None:
-            check_count(self.epoch_images, "epoch_images")
+            object.__setattr__(self, "epoch_images", _count(self.epoch_images, "epoch_images"))
+        object.__setattr__(self, "seed", _count(self.seed, "seed", minimum=0))
+        if self.seed > _MAX_SEED:
+            raise ValueError(f"seed must be at most 2**63 - 3 = {_MAX_SEED}, got {self.seed}")
+        lr = _real(self.lr, "lr")
+        if not lr > 0:
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        object.__setattr__(self, "lr", lr)
+        decay = _real(self.ema_decay, "ema_decay")
+        if not 0 <= decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        object.__setattr__(self, "ema_decay", decay)
+        snapshots = _integers(self.snapshots, "snapshots", "(1, 2)")
+        object.__setattr__(self, "snapshots", tuple(sorted(set(snapshots))))
         bad = [e for e in self.snapshots if not 1 <= e < self.epochs]
         if bad:
             raise ValueError(
                 f"snapshots must lie in [1, epochs - 1 = {self.epochs - 1}], got {bad}"
             )
+        if self.noise_levels is not None:
+            if isinstance(self.noise_levels, (str, bytes)) or not hasattr(
+                self.noise_levels, "__iter__"
+            ):
+                raise TypeError(
+                    "noise_levels must be a sequence of levels, e.g. (0.1,), or None, got "
+                    f"{self.noise_levels!r}"
+                )
+            levels = tuple(sorted({_real(s, "noise_levels") for s in self.noise_levels}))
+            if not levels:
+                raise ValueError("noise_levels must be one level or more (or None), got ()")
+            out = [s for s in levels if not _SIGMA_MIN <= s <= _SIGMA_MAX]
+            if out:
+                raise ValueError(
+                    f"noise_levels must be levels in [{_SIGMA_MIN:g}, {_SIGMA_MAX:.1f}], got "
+                    f"{out} (> 0; below, float32 rounds the noise away; above the largest sigma "
+                    "of the T = 1000 DDPM schedule, training degenerates in float32)"
+                )
+            object.__setattr__(self, "noise_levels", levels)
 
     def config(self) -> dict:
         """The configuration as JSON-ready values (with the cache format). ``noise_levels``,
@@ -171,6 +274,46 @@ class UNetRun:
         return model.loss(x0, generator, sigma=levels[pick])
 
 
+def _count(value, name: str, minimum: int = 1) -> int:
+    """``check_count``, with the message a run's field gets (``name`` first)."""
+    return check_count(value, name, minimum)
+
+
+def _integers(values, name: str, example: str) -> tuple[int, ...]:
+    """``values`` as a tuple of ints, refusing floats (``8.7`` is not silently 8) and bools."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of integers, e.g. {example}, got {values!r}")
+    values = tuple(values)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad:
+        raise TypeError(f"{name} must be integers, got {bad[0]!r} in {values}")
+    return tuple(int(v) for v in values)
+
+
+def _real(value, name: str) -> float:
+    """A finite real number (not a bool or a string); builtin floats and ints are kept as they
+    are, so the key of an existing run does not change."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value if isinstance(value, (int, float)) else float(value)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hash_weights(folder: Path, names: list[str]) -> dict[str, str]:
+    """SHA-256 of every file in the weights folders ``names``, keyed ``"<name>/<file>"``."""
+    return {f"{name}/{path.name}": _sha256(path) for name in names
+            for path in sorted((folder / name).iterdir()) if path.is_file()}  # fmt: skip
+
+
 def cache_root(cache: str | Path | None = None) -> Path:
     """``cache``, else ``$LOWRANK_CACHE``, else ``~/.cache/lowrank/models``."""
     if cache is not None:
@@ -213,13 +356,44 @@ def _write_json(record: dict, path: Path) -> None:
 
 
 def _read_record(folder: Path) -> dict | None:
+    """``run.json`` of ``folder`` (``None`` when there is none); it must be a JSON object."""
     path = folder / "run.json"
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON ({e}); delete {folder} to retrain") from e
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{path} holds a JSON {type(record).__name__}, not a run record (an object with the "
+            f"run's config); delete {folder} to retrain"
+        )
+    return record
+
+
+def _finished_record(run: UNetRun, folder: Path) -> dict | None:
+    """The record of ``run`` finished in ``folder``; ``None`` when there is none or it is
+    unfinished (only ``"complete": true`` counts). A finished record of another configuration
+    (a folder copied or edited) is an error."""
+    record = _read_record(folder)
+    if record is None or record.get("complete") is not True:
+        return None
+    stored, expected = record.get("config"), run.config()
+    if stored != expected:
+        if isinstance(stored, dict):
+            differs = "; ".join(
+                f"{key}: recorded {stored.get(key)!r}, this run {expected.get(key)!r}"
+                for key in sorted(set(stored) | set(expected))
+                if stored.get(key) != expected.get(key)
+            )
+        else:
+            differs = f"config: recorded {stored!r}"
+        raise ValueError(
+            f"{folder / 'run.json'} records another run than this one ({differs}): the folder "
+            f"was copied or edited; delete {folder} to retrain"
+        )
+    return record
 
 
 def train_unet(
@@ -240,13 +414,33 @@ def train_unet(
     (see :func:`lowrank.train.fit`) and rank 0 writes the folder.
     """
     folder = run.folder(cache)
-    record = _read_record(folder)
-    if record is not None and record.get("complete"):
+    if _finished_record(run, folder) is not None:
         return folder
     rank, world = _distributed()  # the same test fit uses
-    folder.mkdir(parents=True, exist_ok=True)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    x0, _ = training_images(run, "train", data_root)
+    x0, _ = training_images(run, "train", data_root)  # before the folder: no empty one is left
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_into(run, folder, x0, device, progress, rank, world)
+    except BaseException:
+        if made and rank == 0 and not any(folder.iterdir()):
+            folder.rmdir()  # nothing was written: leave no empty folder behind
+        raise
+
+
+def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
+    """The body of :func:`train_unet`, once the data are loaded and the folder exists."""
+    if rank == 0:  # checkpoint temp files left by a kill during a write (see save_checkpoint)
+        for stale in folder.glob(".train.pt.*.tmp"):
+            stale.unlink(missing_ok=True)
+    expected = _expected_architecture(run)
+    shape = (expected["in_channels"], expected["sample_size"], expected["sample_size"])
+    if tuple(x0.shape[1:]) != shape:  # the record and the load check assume this shape
+        raise ValueError(
+            f"the training images of {run.dataset} are {tuple(x0.shape[1:])}, not the {shape} "
+            f"this run expects (size {run.size}): pass data_root to the data set's own files"
+        )
     subset = len(x0)
     if run.epoch_images is not None:
         x0 = x0.repeat(math.ceil(run.epoch_images / subset), *[1] * (x0.ndim - 1))
@@ -260,9 +454,11 @@ def train_unet(
     generator = torch.Generator().manual_seed(run.seed + 2)
     losses: list[float] = []
     trained, seconds = 0, 0.0
+    names = []
     for stop in (*run.snapshots, run.epochs):
         done = _epochs_in(folder / "train.pt")
         name = "ema" if stop == run.epochs else f"ema-epoch{stop}"
+        names.append(name)
         if stop < done:  # interrupted after this snapshot: it must have been saved then
             if not (folder / name / "config.json").exists():
                 raise ValueError(
@@ -290,6 +486,7 @@ def train_unet(
         "images_per_epoch": len(x0),
         "parameters": sum(p.numel() for p in model.parameters()),
         "init_fingerprint": init_fingerprint,
+        "weights_sha256": _hash_weights(folder, names) if rank == 0 else None,
         "seconds_this_call": seconds,
         "images_per_second": trained / seconds if seconds > 0 else None,
         "device": str(device),
@@ -304,17 +501,100 @@ def train_unet(
 
 
 def is_cached(run: UNetRun, cache: str | Path | None = None) -> bool:
-    """Whether the cache holds the finished run ``run``."""
-    record = _read_record(run.folder(cache))
-    return bool(record and record.get("complete"))
+    """Whether the cache holds the finished run ``run`` (its record checked as
+    :func:`load_unet` checks it: a record of another run is an error, not ``False``)."""
+    return _finished_record(run, run.folder(cache)) is not None
 
 
 def _epochs_in(checkpoint: Path) -> int:
-    """Epochs a fit checkpoint holds (0 when there is none), read without the weights' check."""
+    """Epochs a fit checkpoint holds (0 when there is none), read as
+    :func:`lowrank.train.load_checkpoint` reads it (tensors and plain containers only; a
+    truncated or foreign file is an error that names it) without comparing configurations."""
     if not checkpoint.exists():
         return 0
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    return int(state["epoch"])
+    epoch = _read_checkpoint(checkpoint).get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(
+            f"{checkpoint}: no epoch count (got {epoch!r}): not a checkpoint of this package's "
+            "fit. Delete it to start the run afresh."
+        )
+    return epoch
+
+
+def _expected_architecture(run: UNetRun) -> dict:
+    """The ``UNet2DModel`` configuration fields :func:`initial_network` gives ``run`` (as
+    ``UNetDenoiser.small`` builds it), to compare with a cached ``config.json``."""
+    image_channels, native, _ = _NATIVE[run.dataset]
+    L = len(run.channels)
+    return {
+        "sample_size": run.size or native,
+        "in_channels": image_channels,
+        "out_channels": image_channels,
+        "block_out_channels": list(run.channels),
+        "layers_per_block": run.layers_per_block,
+        "down_block_types": ["DownBlock2D"] * L,
+        "up_block_types": ["UpBlock2D"] * L,
+        "norm_num_groups": min(8, run.channels[0]),
+    }
+
+
+def _check_weights(run: UNetRun, folder: Path, name: str, record: dict) -> Path:
+    """Check the weights folder ``name`` of the finished ``run`` in ``folder`` before loading
+    it: it exists (it must never be taken for a hub id), its ``config.json`` is the network the
+    run builds, and each file has the SHA-256 the record took (records without hashes: a
+    :class:`UnverifiedWeightsWarning`)."""
+    weights, fix = folder / name, f"delete {folder} to retrain"
+    config_path = weights / "config.json"
+    if not config_path.is_file() or not (weights / _WEIGHTS).is_file():
+        raise FileNotFoundError(
+            f"{folder} holds a finished run but no {name}/config.json and {name}/{_WEIGHTS} "
+            f"(deleted or moved?): it is loaded from that folder only, never from the hub; "
+            f"{fix}"
+        )
+    try:
+        saved = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{config_path} is not valid JSON ({e}); {fix}") from e
+    if not isinstance(saved, dict):
+        raise ValueError(f"{config_path} holds no network configuration; {fix}")
+    differs = [
+        f"{key}: file {saved.get(key)!r}, run {value!r}"
+        for key, value in _expected_architecture(run).items()
+        if saved.get(key) != value
+    ]
+    if differs:
+        raise ValueError(
+            f"{config_path} describes another network than this run builds ("
+            + "; ".join(differs)
+            + f"): another run's weights were copied here or the file was edited; {fix}"
+        )
+    hashes = record.get("weights_sha256")
+    if hashes is None:
+        warnings.warn(
+            f"{folder / 'run.json'} records no SHA-256 of its weights (written before they "
+            f"were recorded): {name}/ is loaded without that check; {fix} and record them",
+            UnverifiedWeightsWarning,
+            stacklevel=3,
+        )
+        return weights
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{folder / 'run.json'}: weights_sha256 is not an object; {fix}")
+    files = {p.name for p in weights.iterdir() if p.is_file()}
+    recorded = {key.split("/", 1)[1] for key in hashes if key.startswith(f"{name}/")}
+    if files != recorded:
+        raise ValueError(
+            f"{weights}: files {sorted(files)} differ from those recorded in "
+            f"{folder / 'run.json'} ({sorted(recorded)}); {fix}"
+        )
+    for file in sorted(files):
+        found, expected = _sha256(weights / file), hashes[f"{name}/{file}"]
+        if found != expected:
+            raise ValueError(
+                f"{weights / file}: SHA-256 {found[:16]}... differs from the {expected[:16]}... "
+                f"recorded in {folder / 'run.json'} when the run was trained: the file was "
+                f"changed or corrupted; {fix}"
+            )
+    return weights
 
 
 def load_unet(
@@ -334,21 +614,33 @@ def load_unet(
     0.999). With ``debias`` that share is taken out, as Adam corrects its moments:
     :math:`(\bar\theta_n - d^n\theta_0)/(1 - d^n)`, the average of the trained weights alone
     with the same relative weights (:func:`ema_init_weight` gives :math:`d^n`)."""
-    if epoch is not None and epoch != run.epochs and epoch not in run.snapshots:
-        raise ValueError(f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}")
+    bad_type = isinstance(epoch, bool) or not isinstance(epoch, (int, type(None)))
+    if bad_type or (epoch is not None and epoch != run.epochs and epoch not in run.snapshots):
+        raise ValueError(
+            f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}, got {epoch!r}"
+        )
     folder = run.folder(cache)
-    record = _read_record(folder)
-    if record is None or not record.get("complete"):
+    record = _finished_record(run, folder)
+    if record is None:
         if not train:
             raise FileNotFoundError(
                 f"{folder} holds no finished run: train it with train_unet(run) or "
                 f"`python -m lowrank train {_cli_args(run)}`"
             )
         folder = train_unet(run, cache, data_root, progress)
-        record = _read_record(folder)
+        record = _finished_record(run, folder)
     name = "ema" if epoch is None or epoch == run.epochs else f"ema-epoch{epoch}"
-    network = run.denoiser_class().from_pretrained(folder / name).eval()
+    weights = _check_weights(run, folder, name, record)
+    # local_files_only: a cached run never reaches the hub, whatever the path holds
+    network = run.denoiser_class().from_pretrained(weights, local_files_only=True).eval()
+    count, recorded = sum(p.numel() for p in network.parameters()), record.get("parameters")
+    if count != recorded:
+        raise ValueError(
+            f"{weights} holds a network of {count:,} parameters, but {folder / 'run.json'} "
+            f"records {recorded!r}; delete {folder} to retrain"
+        )
     if debias:
+        _record_train_images(record, folder / "run.json")
         config = network.unet.config
         start = initial_network(run, config.sample_size, config.in_channels)
         recorded = record.get("init_fingerprint")  # absent in records written before it existed
@@ -375,11 +667,23 @@ def _weights_fingerprint(network: torch.nn.Module) -> str:
 def ema_init_weight(run: UNetRun, record: dict, epoch: int) -> float:
     """The weight :math:`d^n` the initial weights keep in ``run``'s EMA after ``epoch`` epochs
     (``record``: its ``run.json``, which holds the training subset's size)."""
-    images = record["train_images"]
+    images = _record_train_images(record, "the record")
     if run.epoch_images is not None:
         images *= math.ceil(run.epoch_images / images)
     steps = epoch * math.ceil(images / run.batch_size)
     return run.ema_decay**steps
+
+
+def _record_train_images(record, where) -> int:
+    """The training subset's size a run's record holds (``where``: the record's file)."""
+    images = record.get("train_images") if isinstance(record, dict) else None
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(
+            f"{where} holds no train_images (the training subset's size, a count >= 1; got "
+            f"{images!r}), which debiasing the EMA needs: load with debias=False, or delete "
+            "the run's folder to retrain it"
+        )
+    return images
 
 
 def _cli_args(run: UNetRun) -> str:

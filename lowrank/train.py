@@ -124,6 +124,26 @@ def load_checkpoint(path: str | Path, config: dict) -> dict:
             (the message lists the differences).
     """
     path = Path(path)
+    state = _read_checkpoint(path)
+    saved = state["config"]
+    differs = [
+        f"{key}: checkpoint {saved.get(key)!r}, this call {config.get(key)!r}"
+        for key in sorted(set(saved) | set(config))
+        if saved.get(key) != config.get(key)
+    ]
+    if differs:
+        raise ValueError(
+            f"{path} was written by a different run; "
+            + "; ".join(differs)
+            + ". Use another checkpoint path, or call with the stored configuration."
+        )
+    return state
+
+
+def _read_checkpoint(path: Path) -> dict:
+    """The state in the checkpoint ``path`` (tensors and plain containers only), with the
+    messages of :func:`load_checkpoint` for a refused, corrupt or foreign file; configurations
+    are not compared."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt file can fail anywhere in the unpickler
@@ -143,18 +163,6 @@ def load_checkpoint(path: str | Path, config: dict) -> dict:
         raise ValueError(
             f"{path}: no stored configuration (not a checkpoint of this package, or one written "
             "before configurations were stored). Delete it to start the run afresh."
-        )
-    saved = state["config"]
-    differs = [
-        f"{key}: checkpoint {saved.get(key)!r}, this call {config.get(key)!r}"
-        for key in sorted(set(saved) | set(config))
-        if saved.get(key) != config.get(key)
-    ]
-    if differs:
-        raise ValueError(
-            f"{path} was written by a different run; "
-            + "; ".join(differs)
-            + ". Use another checkpoint path, or call with the stored configuration."
         )
     return state
 
