@@ -162,10 +162,10 @@ class UNetRun:
                 f"channels {channels}: the last width must be >= 8 (the mid block's attention "
                 "uses heads of 8 channels), e.g. (8, 16)"
             )
-        object.__setattr__(self, "layers_per_block", _count(self.layers_per_block,
+        object.__setattr__(self, "layers_per_block", check_count(self.layers_per_block,
                                                             "layers_per_block"))  # fmt: skip
         if self.size is not None:
-            size = _count(self.size, "size")
+            size = check_count(self.size, "size")
             if size > native:
                 raise ValueError(
                     f"size must be at most {self.dataset}'s native side {native} (or None for "
@@ -181,18 +181,20 @@ class UNetRun:
                 f"(the deepest level 2x2 or more), got {side}: pick another size or fewer widths"
             )
         if self.train_images is not None:
-            images = _count(self.train_images, "train_images")
+            images = check_count(self.train_images, "train_images")
             if images > available:
                 raise ValueError(
                     f"train_images must be at most the {available} images of {self.dataset}'s "
                     f"training split (or None for all), got {images}"
                 )
             object.__setattr__(self, "train_images", images)
-        object.__setattr__(self, "epochs", _count(self.epochs, "epochs"))
-        object.__setattr__(self, "batch_size", _count(self.batch_size, "batch_size"))
+        object.__setattr__(self, "epochs", check_count(self.epochs, "epochs"))
+        object.__setattr__(self, "batch_size", check_count(self.batch_size, "batch_size"))
         if self.epoch_images is not None:
-            object.__setattr__(self, "epoch_images", _count(self.epoch_images, "epoch_images"))
-        object.__setattr__(self, "seed", _count(self.seed, "seed", minimum=0))
+            object.__setattr__(
+                self, "epoch_images", check_count(self.epoch_images, "epoch_images")
+            )
+        object.__setattr__(self, "seed", check_count(self.seed, "seed", minimum=0))
         if self.seed > _MAX_SEED:
             raise ValueError(f"seed must be at most 2**63 - 3 = {_MAX_SEED}, got {self.seed}")
         lr = _real(self.lr, "lr")
@@ -274,11 +276,6 @@ class UNetRun:
         return model.loss(x0, generator, sigma=levels[pick])
 
 
-def _count(value, name: str, minimum: int = 1) -> int:
-    """``check_count``, with the message a run's field gets (``name`` first)."""
-    return check_count(value, name, minimum)
-
-
 def _integers(values, name: str, example: str) -> tuple[int, ...]:
     """``values`` as a tuple of ints, refusing floats (``8.7`` is not silently 8) and bools."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
@@ -301,11 +298,8 @@ def _real(value, name: str) -> float:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _hash_weights(folder: Path, names: list[str]) -> dict[str, str]:

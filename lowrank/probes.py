@@ -415,12 +415,16 @@ def probe_across_sigma(
         acc, stderr = per_set.mean(1), per_set.std(1) / math.sqrt(T)
         half = t_quantile(0.975, T - 1) * stderr  # as seed_interval over the sets
         return ProbeCurve(sig, acc, acc - half, acc + half, stderr, correct)
-    acc, M = per_set[:, 0], len(labels[0])
-    bounds = torch.tensor(
-        [accuracy_interval(round(a.item() * M), M) for a in acc], dtype=torch.float64
-    )
-    stderr = (acc * (1 - acc) / M).sqrt()
-    return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], stderr, correct)
+    return _binomial_curve(sig, correct)
+
+
+def _binomial_curve(sig: torch.Tensor, correct: torch.Tensor) -> ProbeCurve:
+    """The curve of ``(S, M)`` per-item correctness on one set of ``M`` items: accuracies,
+    Wilson intervals and binomial standard errors."""
+    acc, M = correct.double().mean(1), correct.shape[1]
+    bounds = torch.tensor([accuracy_interval(int(c.sum()), M) for c in correct],
+                          dtype=torch.float64)  # fmt: skip
+    return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], (acc * (1 - acc) / M).sqrt(), correct)
 
 
 def _recorded_sigmas(sigmas) -> torch.Tensor:
@@ -558,12 +562,8 @@ def crossfit_level(
             z = logistic_logits(F[fit_rows], train_labels[fit_rows], F[val_rows], weight_decay)
             correct[i, val_rows] = z[0].argmax(1) == train_labels[val_rows]
     grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
-    acc = correct.double().mean(1)
-    bounds = torch.tensor([accuracy_interval(int(c.sum()), N) for c in correct],
-                          dtype=torch.float64)  # fmt: skip
-    curve = ProbeCurve(_recorded_sigmas(grid), acc, bounds[:, 0], bounds[:, 1],
-                       (acc * (1 - acc) / N).sqrt(), correct)  # fmt: skip
-    return int(acc.argmax()), curve
+    curve = _binomial_curve(_recorded_sigmas(grid), correct)
+    return int(curve.accuracy.argmax()), curve
 
 
 def probe_subsets(

@@ -78,8 +78,7 @@ class PairedDifference:
 
 
 def _scores(values, name: str) -> torch.Tensor:
-    v = torch.as_tensor(values).detach().to(torch.float64) if not isinstance(
-        values, torch.Tensor) else values.detach().to(torch.float64)  # fmt: skip
+    v = torch.as_tensor(values).detach().to(torch.float64)
     if v.ndim != 1 or v.numel() < 2:
         raise ValueError(f"{name} must be 1-D with at least 2 items, got shape {tuple(v.shape)}")
     if not bool(torch.all(torch.isfinite(v))):

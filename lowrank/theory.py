@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._checks import as_sigmas, check_count, check_real
+from ._checks import as_sigmas, check_count
 
 __all__ = [
     "zeta",
@@ -131,7 +131,6 @@ def snr_approx(
         ``(len(sigmas),)`` tensor in ``sigmas``' dtype (float64 for a sequence, float32 for
         half precision).
     """
-    delta = check_real(delta, "delta", 0.0, 1.0, open_low=True)
     sig = as_sigmas(sigmas)
     s2 = sig.square()
     w_plus, w_minus = confidence_weights(K, logit_gap(d, delta, sig, variant))

@@ -208,7 +208,7 @@ CASES = {
     ),
     "snr_approx NaN delta": (
         lambda t: theory.snr_approx(3, 2, NAN, [0.5]),
-        (ValueError, "delta must be finite"),
+        (ValueError, "delta must lie in (0, 1), got nan"),
     ),
     "snr_approx sigmas as text": (
         lambda t: theory.snr_approx(3, 2, 0.3, "0.5"),
