@@ -108,6 +108,19 @@ def main(argv: list[str] | None = None) -> int:
         "and log-normal noise levels (default %(default)s)",
     )
     train.add_argument(
+        "--delta",
+        type=float,
+        default=defaults.delta,
+        help="class-agnostic overlay (I_a + delta I_b) / (1 + delta) of every image, b of "
+        "another class (chapter 10; default %(default)s: the plain data)",
+    )
+    train.add_argument(
+        "--delta-seed",
+        type=int,
+        default=defaults.delta_seed,
+        help="seed of the overlay's partners (default %(default)s)",
+    )
+    train.add_argument(
         "--cache", help="cache folder (default: $LOWRANK_CACHE, else ~/.cache/lowrank/models)"
     )
     train.add_argument(

@@ -7,7 +7,9 @@
   unpacked, found the same way; its pickled batches are read by an unpickler that admits only
   the numpy arrays, dicts, lists, bytes and ints they hold, so a tampered file cannot run code;
 * seeded class-balanced subsets, for the memorization experiments' training sets of size 2^k;
-* seeded label noise (:func:`flip_labels`), for the ensemble's robustness to wrong labels.
+* seeded label noise (:func:`flip_labels`), for the ensemble's robustness to wrong labels;
+* a seeded class-agnostic overlay (:func:`overlay`), a hand-made version of the delta term of
+  the paper's Assumption 1, for chapter 10.
 
 Nothing is downloaded: where the data are missing the error says how to get them.
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import check_count, check_labels
+from ._checks import check_count, check_labels, check_real
 
 __all__ = [
     "load_fashion_mnist",
@@ -35,6 +37,7 @@ __all__ = [
     "balanced_subset",
     "flip_labels",
     "to_model_range",
+    "overlay",
     "FASHION_MNIST_DEBIAN",
 ]
 
@@ -381,3 +384,52 @@ def to_model_range(images: torch.Tensor, size: int | None = None) -> torch.Tenso
             raise ValueError(f"size must be at most the native {tuple(images.shape[-2:])}")
         x = torch.nn.functional.adaptive_avg_pool2d(x, size)
     return x.contiguous()
+
+
+def overlay(
+    images: torch.Tensor, labels: torch.Tensor, delta: float, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Images with class-agnostic detail added: row ``a`` becomes
+    :math:`(I_a + \delta I_b) / (1 + \delta)`, where ``b`` is a row of *another* class, drawn
+    once per row, uniformly among those rows, with ``seed``.
+
+    The added image lies (approximately) in another class's subspace, with ``delta`` times the
+    amplitude of the image's own: the :math:`\delta` term of the paper's Assumption 1, made by
+    hand. The convex weights keep images in the range they came in (``[-1, 1]`` in, ``[-1, 1]``
+    out), and the label stays ``a``'s. ``delta = 0`` returns the images unchanged.
+
+    Arguments:
+        images: ``(N, ...)`` floating-point images (the model's range, or any other).
+        labels: ``(N,)`` class indices, at least two classes.
+        delta: the overlay's amplitude relative to the image's own, in [0, 1) (at 1 the two
+            classes weigh the same and the label is ambiguous).
+        seed: seeds the partners (the transform's own seed: a data set's overlay does not
+            change with the network trained on it).
+
+    Returns:
+        The overlaid images (float, ``images``' shape and dtype) and ``(N,)`` int64 indices of
+        each row's partner ``b``.
+    """
+    if not isinstance(images, torch.Tensor) or not torch.is_floating_point(images):
+        raise TypeError(
+            f"images must be a floating-point tensor (e.g. to_model_range's output), got "
+            f"{getattr(images, 'dtype', type(images).__name__)}"
+        )
+    K = check_labels(labels)
+    if len(labels) != len(images):
+        raise ValueError(f"images has {len(images)} rows but labels {len(labels)}")
+    if K < 2:
+        raise ValueError("an overlay of another class needs at least 2 classes in labels")
+    delta = check_real(delta, "delta", 0.0, None)
+    if delta >= 1:
+        raise ValueError(f"delta must lie in [0, 1) (at 1 the label is ambiguous), got {delta}")
+    seed = check_count(seed, "seed", minimum=0)
+    gen = torch.Generator().manual_seed(seed)
+    partner = torch.empty(len(labels), dtype=torch.long)
+    for k in range(K):
+        rows = torch.nonzero(labels == k).flatten()
+        others = torch.nonzero(labels != k).flatten()
+        partner[rows] = others[torch.randint(len(others), (len(rows),), generator=gen)]
+    if delta == 0:
+        return images.clone(), partner
+    return (images + delta * images[partner]) / (1 + delta), partner

@@ -112,6 +112,11 @@ class UNetRun:
             timesteps of the linear ``T = 1000`` schedule) or ``"edm"``
             (:class:`lowrank.nets.EDMUNetDenoiser`: EDM's preconditioning and log-normal
             levels).
+        delta, delta_seed: the data's class-agnostic overlay (:func:`lowrank.data.overlay`):
+            every image of both splits becomes ``(I_a + delta I_b) / (1 + delta)`` with ``b``
+            an image of another class of the same split, the partners drawn with
+            ``delta_seed`` (the data set's seed, the same for every network trained on it).
+            ``0``: the plain data.
     """
 
     dataset: str = "fashion-mnist"
@@ -128,6 +133,8 @@ class UNetRun:
     noise_levels: tuple[float, ...] | None = None
     epoch_images: int | None = None
     parameterization: str = "ddpm"
+    delta: float = 0.0
+    delta_seed: int = 0
 
     def __post_init__(self):
         """Check every field (type, range, finite), so that a bad run fails here, before any
@@ -231,12 +238,21 @@ class UNetRun:
                     "of the T = 1000 DDPM schedule, training degenerates in float32)"
                 )
             object.__setattr__(self, "noise_levels", levels)
+        delta = _real(self.delta, "delta")
+        if not 0 <= delta < 1:
+            raise ValueError(
+                f"delta must lie in [0, 1) (the overlay's amplitude relative to the image's; "
+                f"at 1 the label is ambiguous), got {self.delta}"
+            )
+        object.__setattr__(self, "delta", delta)
+        object.__setattr__(self, "delta_seed", check_count(self.delta_seed, "delta_seed",
+                                                           minimum=0))  # fmt: skip
 
     def config(self) -> dict:
         """The configuration as JSON-ready values (with the cache format). ``noise_levels``,
-        ``epoch_images`` and ``parameterization`` enter only when given (not ``"ddpm"``), so a
-        diffusion model's key (and cache folder) is the one it had before those fields
-        existed."""
+        ``epoch_images``, ``parameterization`` and the overlay (``delta``, ``delta_seed``)
+        enter only when given (not ``"ddpm"``, ``delta`` not 0), so a diffusion model's key
+        (and cache folder) is the one it had before those fields existed."""
         config = {**dataclasses.asdict(self), "channels": list(self.channels),
                   "snapshots": list(self.snapshots), "format": _FORMAT}  # fmt: skip
         if self.noise_levels is None:
@@ -247,6 +263,8 @@ class UNetRun:
             del config["epoch_images"]
         if self.parameterization == "ddpm":
             del config["parameterization"]
+        if self.delta == 0:
+            del config["delta"], config["delta_seed"]
         return config
 
     def key(self) -> str:
@@ -322,14 +340,22 @@ def training_images(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The images of ``run`` in the model's range, and their labels: ``(N, C, H, W)`` float32
     in [-1, 1] and ``(N,)``. ``split="train"`` gives the training subset the run trains on;
-    ``"test"`` the whole test split. ``root`` as in :mod:`lowrank.data`."""
+    ``"test"`` the whole test split. ``root`` as in :mod:`lowrank.data`.
+
+    With ``run.delta`` the whole split is overlaid first (:func:`lowrank.data.overlay`, seeded
+    with ``run.delta_seed``; partners from the same split), then subset: an image's overlay
+    does not depend on the subset size or on the network's seed."""
     load = datasets.load_fashion_mnist if run.dataset == "fashion-mnist" else datasets.load_cifar10
     images, labels = load(split, root=root)
+    keep = slice(None)
     if split == "train" and run.train_images is not None:
         gen = torch.Generator().manual_seed(run.seed + 1)
         keep = datasets.balanced_subset(labels, run.train_images, gen)
-        images, labels = images[keep], labels[keep]
-    return datasets.to_model_range(images, run.size), labels
+    if not run.delta:  # only the kept images are converted
+        return datasets.to_model_range(images[keep], run.size), labels[keep]
+    x, _ = datasets.overlay(datasets.to_model_range(images, run.size), labels, run.delta,
+                            run.delta_seed)  # fmt: skip
+    return x[keep].contiguous(), labels[keep]
 
 
 def initial_network(run: UNetRun, sample_size: int, in_channels: int) -> UNetDenoiser:

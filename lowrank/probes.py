@@ -16,6 +16,8 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
   (every labelled image validates once), with its per-item correctness;
 * :func:`probe_subsets`: the logistic probe trained on a few labelled images (seeded
   class-balanced subsets), at every noise level, one row per seed;
+* :func:`probe_blocks`: for every block of a network (or any feature set), the test curve, the
+  peak chosen by cross-fitting and the paired unimodality test at it;
 * :func:`probe_network`: all of it for one network: features of every block, the block chosen
   on validation, its test curve with per-item correctness, the peak chosen by cross-fitting
   and the paired unimodality test at it.
@@ -64,6 +66,8 @@ __all__ = [
     "ProbeCurve",
     "NetworkProbe",
     "probe_network",
+    "BlockProbe",
+    "probe_blocks",
 ]
 
 
@@ -685,3 +689,56 @@ def probe_network(
         peak, crossfit = int(validation[layer].accuracy.argmax()), None
         shape = curve_shape(curve.accuracy, curve.stderr, z=z, peak=peak)
     return NetworkProbe(layer, curve, validation[layer], crossfit, shape, seconds)
+
+
+@dataclass(frozen=True)
+class BlockProbe:
+    """What :func:`probe_blocks` finds for one block.
+
+    Attributes:
+        curve: the test curve (:class:`ProbeCurve`, with per-item correctness).
+        crossfit: the cross-fitted curve on the training images, which places the peak.
+        shape: :func:`lowrank.stats.paired_curve_shape` of the test curve at that peak: the
+            paired bump (``gap_first``), its margins and its MDE.
+    """
+
+    curve: ProbeCurve
+    crossfit: ProbeCurve
+    shape: CurveShape
+
+
+def probe_blocks(
+    sigmas: Sequence[float] | torch.Tensor,
+    train_features: dict[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: dict[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    seed: int = 0,
+    z: float = 3.0,
+) -> dict[str, BlockProbe]:
+    """The paired unimodality test of every block, each at its own peak: for each name, the
+    logistic probe's test curve (:func:`probe_across_sigma`), the level chosen by cross-fitting
+    on the training features (:func:`crossfit_level`, seeded with ``seed``; the test items are
+    never seen by the choice) and :func:`lowrank.stats.paired_curve_shape` at that level.
+
+    Unlike :func:`probe_network`, no block is singled out: a bump in any block is reported
+    where it is, with its own MDE.
+
+    Arguments:
+        train_features, test_features: per block, ``(S, N, p)`` and ``(S, M, p)`` features at
+            the ``S`` levels (as :func:`lowrank.features.features_across_sigma` returns them,
+            or noisy pixels).
+    """
+    sigmas = as_sigmas(sigmas)
+    if set(train_features) != set(test_features):
+        raise ValueError(
+            f"train_features and test_features must name the same blocks, got "
+            f"{sorted(train_features)} and {sorted(test_features)}"
+        )
+    out = {}
+    for name, train in train_features.items():
+        curve = probe_across_sigma(sigmas, list(train), train_labels, list(test_features[name]),
+                                   test_labels)  # fmt: skip
+        peak, crossfit = crossfit_level(train, train_labels, seed=seed, sigmas=sigmas)
+        out[name] = BlockProbe(curve, crossfit, paired_curve_shape(curve.correct, peak, z=z))
+    return out

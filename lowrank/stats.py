@@ -7,6 +7,9 @@ says what they are worth.
   items (two noise levels, two networks), its standard error and a Student-t interval. Most of
   the variance of two accuracies on one test set is the items' difficulty, which both share:
   pairing removes it;
+* :func:`group_interval`: the difference of the means of two independent groups (networks of
+  two configurations, each trained from its own seeds), with a pooled Student-t interval:
+  there the replicates, not the items, are the unit;
 * :func:`accuracy_interval`: the Wilson score interval of one accuracy;
 * :func:`t_quantile` and :func:`seed_interval`: Student's t, and the interval over seeds;
 * :func:`curve_shape`: the unimodality test on a curve with standard errors (exact curves, or
@@ -46,11 +49,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ._checks import check_count, check_real
+from ._checks import as_float64, check_count, check_real
 
 __all__ = [
     "PairedDifference",
     "paired_interval",
+    "GroupDifference",
+    "group_interval",
     "accuracy_interval",
     "t_quantile",
     "seed_interval",
@@ -115,6 +120,53 @@ def paired_interval(a, b, level: float = 0.95) -> PairedDifference:
     mean, stderr = d.mean().item(), (d.std() / math.sqrt(N)).item()
     half = t_quantile((1 + level) / 2, N - 1) * stderr
     return PairedDifference(mean, stderr, mean - half, mean + half, N, level)
+
+
+@dataclass(frozen=True)
+class GroupDifference:
+    """What :func:`group_interval` returns: ``mean(a) - mean(b)``, its standard error, the
+    ``level`` interval ``[low, high]`` and the group sizes."""
+
+    mean: float
+    stderr: float
+    low: float
+    high: float
+    n_a: int
+    n_b: int
+    level: float
+
+
+def group_interval(a, b, level: float = 0.95) -> GroupDifference:
+    r"""The difference of the means of two independent groups of replicates (say, one bump per
+    network, four networks trained on each of two data sets).
+
+    Method: Student's two-sample t with the pooled variance,
+    :math:`s_p^2 = ((n_a - 1) s_a^2 + (n_b - 1) s_b^2) / (n_a + n_b - 2)`, standard error
+    :math:`s_p \sqrt{1/n_a + 1/n_b}` and the interval :math:`\bar a - \bar b \pm
+    t_{(1+\text{level})/2,\, n_a + n_b - 2}` times it. With equal group sizes the standard
+    error is Welch's. The spread between replicates is in it, so a claim about the groups
+    holds beyond the replicates at hand (unlike a paired interval over one network's items).
+
+    Arguments:
+        a, b: ``(n_a,)`` and ``(n_b,)`` finite values, ``n_a + n_b >= 3`` and each >= 1.
+        level: confidence of the interval, in (0, 1).
+    """
+    x, y = as_float64(a, "a").flatten(), as_float64(b, "b").flatten()
+    if x.numel() < 1 or y.numel() < 1 or x.numel() + y.numel() < 3:
+        raise ValueError(
+            f"need at least one value in each group and three in all, got {x.numel()} and "
+            f"{y.numel()}"
+        )
+    level = check_real(level, "level", 0.0, 1.0, open_low=True)
+    if level >= 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    n_a, n_b = x.numel(), y.numel()
+    df = n_a + n_b - 2
+    squares = ((x - x.mean()).square().sum() + (y - y.mean()).square().sum()).item()
+    stderr = math.sqrt(squares / df * (1 / n_a + 1 / n_b))
+    mean = (x.mean() - y.mean()).item()
+    half = t_quantile((1 + level) / 2, df) * stderr
+    return GroupDifference(mean, stderr, mean - half, mean + half, n_a, n_b, level)
 
 
 def accuracy_interval(

@@ -132,3 +132,43 @@ def test_flip_labels_flips_the_share_asked_to_other_classes_uniformly():
         data.flip_labels(labels, 1.5, torch.Generator())
     with pytest.raises(ValueError, match="at least 2 classes"):
         data.flip_labels(torch.zeros(5, dtype=torch.long), 0.5, torch.Generator())
+
+
+def test_overlay_adds_a_seeded_image_of_another_class():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 1, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+    y = torch.arange(300) % 3
+    out, partner = data.overlay(x, y, 0.5, seed=7)
+    # independent computation: row by row, from the returned partners
+    for a in range(len(x)):
+        b = int(partner[a])
+        assert y[b] != y[a]
+        expected = (x[a] + 0.5 * x[b]) / 1.5
+        torch.testing.assert_close(out[a], expected, rtol=0, atol=1e-15)
+    assert out.abs().max() <= 1 and out.dtype == x.dtype
+    # partners are uniform over the other classes' rows: each other class about half the time
+    share = (y[partner[y == 0]] == 1).double().mean().item()
+    assert abs(share - 0.5) < 0.15
+    again, same = data.overlay(x, y, 0.25, seed=7)
+    assert torch.equal(same, partner)  # the partners depend on the seed only
+    assert not torch.equal(data.overlay(x, y, 0.5, seed=8)[1], partner)
+    plain, _ = data.overlay(x, y, 0.0, seed=7)
+    assert torch.equal(plain, x) and plain is not x
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"delta": 1.0}, ValueError, r"delta must lie in \[0, 1\)"),
+        ({"delta": -0.1}, ValueError, "delta must lie in"),
+        ({"delta": float("nan")}, ValueError, "delta must be finite"),
+        ({"labels": torch.zeros(6, dtype=torch.long)}, ValueError, "at least 2 classes"),
+        ({"labels": torch.arange(5) % 2}, ValueError, "images has 6 rows but labels 5"),
+        ({"images": torch.zeros(6, 2, dtype=torch.uint8)}, TypeError, "floating-point"),
+        ({"seed": -1}, ValueError, "seed"),
+    ],
+)
+def test_overlay_refuses_bad_input(kwargs, error, fragment):
+    args = {"images": torch.zeros(6, 2), "labels": torch.arange(6) % 2, "delta": 0.5, **kwargs}
+    with pytest.raises(error, match=fragment):
+        data.overlay(**args)

@@ -266,3 +266,29 @@ def test_the_ema_init_weight_counts_the_steps_of_repeated_subsets():
     assert models.ema_init_weight(_run(ema_decay=0.9), {"train_images": 40}, 2) == pytest.approx(
         0.9**6, rel=1e-12
     )  # 40 images: 3 steps per epoch
+
+
+def test_an_overlaid_run_has_its_own_key_and_data(tiny_data, tmp_path):
+    """delta enters the key (and the data); delta = 0 keeps every existing key."""
+    assert UNetRun(epochs=6, snapshots=(1,), delta=0).key() == "0fe945b31da9"
+    assert "delta" not in _run().config() and "delta_seed" not in _run(delta_seed=3).config()
+    keys = {_run().key(), _run(delta=0.5).key(), _run(delta=0.25).key(),
+            _run(delta=0.5, delta_seed=1).key()}  # fmt: skip
+    assert len(keys) == 4
+    plain, y = models.training_images(_run(train_images=20))
+    mixed, y_mixed = models.training_images(_run(train_images=20, delta=0.5, delta_seed=3))
+    assert torch.equal(y, y_mixed)  # the labels stay the image's own
+    # the same rows as data.overlay of the whole split, then the subset
+    whole = models.datasets.to_model_range(tiny_data, 8)
+    labels = torch.arange(40) % 10
+    expected, _ = models.datasets.overlay(whole, labels, 0.5, seed=3)
+    keep = models.datasets.balanced_subset(labels, 20, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(mixed, expected[keep], rtol=0, atol=0)
+    torch.testing.assert_close(plain, whole[keep], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"delta must lie in \[0, 1\)"):
+        _run(delta=1.5)
+    with pytest.raises(TypeError, match="delta must be a number"):
+        _run(delta="0.5")
+    folder = train_unet(_run(epochs=1, delta=0.5), tmp_path, progress=False)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["config"]["delta"] == 0.5 and record["config"]["delta_seed"] == 0

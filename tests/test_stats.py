@@ -102,3 +102,58 @@ def test_mde_of_a_decreasing_curve_is_set_by_its_rise():
     assert shape.verdict == "decreasing"
     assert shape.mde == pytest.approx(3 * math.sqrt(2) * 0.01)  # not 3 * hypot(0.01, 0.05)
     assert shape.summary().startswith("decreasing: a rise to the peak below 4.24 points")
+
+
+def test_group_interval_against_an_independent_computation():
+    a, b = [1.2, 0.4, 0.9, 1.5], [0.1, -0.3, 0.5, 0.2]
+    pooled = ((3 * statistics.variance(a) + 3 * statistics.variance(b)) / 6) ** 0.5
+    se = pooled * math.sqrt(1 / 4 + 1 / 4)
+    t_975_6 = 2.446912  # Student's t, 6 degrees of freedom, two-sided 95% (printed tables)
+    out = stats.group_interval(torch.tensor(a, dtype=torch.float64), b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    assert out.mean == pytest.approx(diff, rel=1e-12) and (out.n_a, out.n_b) == (4, 4)
+    assert out.stderr == pytest.approx(se, rel=1e-12)
+    # equal sizes: the pooled error is Welch's
+    welch = math.sqrt(statistics.variance(a) / 4 + statistics.variance(b) / 4)
+    assert out.stderr == pytest.approx(welch, rel=1e-12)
+    assert out.low == pytest.approx(diff - t_975_6 * se, rel=1e-5)
+    assert out.high == pytest.approx(diff + t_975_6 * se, rel=1e-5)
+    # one value against four: df = 3, the lone value's variance unknown but pooled
+    one = stats.group_interval([2.0], b)
+    assert one.stderr == pytest.approx(
+        math.sqrt(3 * statistics.variance(b) / 3 * (1 + 1 / 4)), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="three in all"):
+        stats.group_interval([1.0], [2.0])
+    with pytest.raises(ValueError, match="finite"):
+        stats.group_interval([1.0, math.nan], [2.0])
+
+
+def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
+    """Two blocks: one whose class signal peaks at the middle level, one whose signal falls.
+    Each is judged at its own cross-fitted peak, with the paired test of its test curve."""
+    g = torch.Generator().manual_seed(0)
+    N, M, K = 400, 600, 4
+    y_tr, y_te = torch.arange(N) % K, torch.arange(M) % K
+    centres = torch.randn(K, 6, generator=g)
+
+    def block(strengths, y):
+        return torch.stack([s * centres[y] + torch.randn(len(y), 6, generator=g)
+                            for s in strengths])  # fmt: skip
+
+    sig = torch.tensor([0.01, 0.1, 1.0], dtype=torch.float64)
+    bump, falls = (0.2, 1.0, 0.2), (1.0, 0.6, 0.2)
+    train = {"bump": block(bump, y_tr), "falls": block(falls, y_tr)}
+    test = {"bump": block(bump, y_te), "falls": block(falls, y_te)}
+    out = probes.probe_blocks(sig, train, y_tr, test, y_te, seed=3)
+    assert set(out) == {"bump", "falls"}
+    for name, r in out.items():
+        peak, crossfit = probes.crossfit_level(train[name], y_tr, seed=3, sigmas=sig)
+        direct = probes.probe_across_sigma(sig, list(train[name]), y_tr, list(test[name]), y_te)
+        assert r.shape.peak == peak and torch.equal(r.crossfit.correct, crossfit.correct)
+        assert torch.equal(r.curve.correct, direct.correct)
+        assert r.shape == stats.paired_curve_shape(direct.correct, peak)
+    assert out["bump"].shape.verdict == "unimodal" and out["bump"].shape.peak == 1
+    assert out["falls"].shape.peak == 0 and math.isinf(out["falls"].shape.mde)
+    with pytest.raises(ValueError, match="name the same blocks"):
+        probes.probe_blocks(sig, train, y_tr, {"bump": test["bump"]}, y_te)
