@@ -37,6 +37,10 @@ from pathlib import Path
 import nbformat
 import yaml
 
+if __package__ in (None, ""):  # run as a script (python tools/book.py): tools/ is not a package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tools import results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = ROOT / "notebooks" / "params"
 PROFILES = ("quick", "standard", "full")
@@ -191,6 +195,8 @@ def stage_book(executed: Path, dest: Path, root: Path = ROOT) -> None:
     records = read_provenance(executed)
     if records:
         (dest / "book" / "_status_table.md").write_text(status_table(records))
+    # the "What reproduces" table, from the values these notebooks glued
+    (dest / "book" / "_results_table.md").write_text(results.results_table(executed))
 
 
 def strip_injected_parameters(notebooks: list[Path], out: Path) -> None:
