@@ -298,6 +298,30 @@ def _check_09(v):
     assert v["edm_ratio"] == pytest.approx(paper.EDM_CIFAR10_PARAMETERS / 651_041, rel=1e-12)
 
 
+def _check_10(v):
+    deltas = QUICK["deltas"]
+    replicated = {0.0, QUICK["compared_delta"]}
+    seeds = QUICK["replicate_seeds"]
+    assert v["n_networks"] == sum(seeds if d in replicated else 1 for d in deltas)
+    assert v["replicate_seeds"] == seeds and v["mechanism_epochs"] == QUICK["mechanism_epochs"]
+    assert v["probe_train"] == QUICK["probe_train_images"]
+    assert v["probe_test"] == QUICK["mechanism_test_images"]
+    assert v["train_images"] == QUICK["unet_train_images"]
+    blocks = v["probed_list"].split(", ")
+    assert blocks == QUICK["probed_blocks"] and v["n_blocks"] == len(blocks)
+    assert v["n_curves"] == v["n_networks"] * v["n_blocks"]  # one curve per block and network
+    assert 0 <= v["n_unimodal"] <= v["n_curves"]
+    grew = [] if v["blocks_grew"] == "none" else v["blocks_grew"].split(", ")
+    assert v["n_grew"] == len(grew) and set(grew) <= set(blocks)
+    assert v["top_low"] <= v["top_diff"] <= v["top_high"]
+    assert (v["top_high"] - v["top_low"]) / 2 <= v["widest_half"] + 1e-9
+    # the MoLRG's SNR at sigma -> 0 is 1 / ((K - 1) delta^2) (snr_limits): its peak cannot be
+    # below the start, and the chapter's first and last delta are the profile's positive ones
+    positive = [d for d in deltas if d > 0]
+    assert v["theory_first_delta"] == min(positive) and v["theory_last_delta"] == max(positive)
+    assert v["theory_ratio_first"] >= v["theory_ratio_last"] >= 1
+
+
 CHECKS = {
     "01_data_model": _check_01,
     "02_proposition_1": _check_02,
@@ -308,6 +332,7 @@ CHECKS = {
     "07_memorization_vs_generalization": _check_07,
     "08_training_dynamics": _check_08,
     "09_what_changes_the_curve": _check_09,
+    "10_mechanism_on_real_images": _check_10,
 }
 
 
