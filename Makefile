@@ -53,8 +53,12 @@ $(NOTEBOOKS:notebooks/%.ipynb=nb-%): PROFILE := $(or $(PROFILE),quick)
 $(NOTEBOOKS:notebooks/%.ipynb=nb-%): nb-%: setup
 	$(BOOK) execute --profile $(PROFILE) $(DEVICE_FLAG) --out $(EXECUTED) notebooks/$*.ipynb
 
+# A clean build each time: Sphinx's incremental build keeps cross-page glue (the results and
+# status pages) from the previous build, so a quick build followed by `make book` showed quick
+# values on those pages.
 book-html:
 	$(BOOK) stage --executed $(EXECUTED) --dest _build/src
+	rm -rf _build/book
 	$(VENV)/bin/jupyter-book build _build/src --path-output _build/book -W -n --keep-going
 	@echo "The book is at $(CURDIR)/$(HTML)"
 

@@ -44,8 +44,11 @@ def test_status_table_and_provenance(tmp_path):
     (tmp_path / "provenance.json").write_text(json.dumps([record]))
     assert book.read_provenance(tmp_path) == [record]
     assert book.read_provenance(tmp_path / "none") == []
-    table = book.status_table([record]).splitlines()
-    assert table[2] == "| nb | quick | ok | 1.5 | cpu | 2.13.0 | `abc` |"
+    failed = {**record, "notebook": "nb2", "status": "failed", "seconds": 2.0}
+    table = book.status_table([record, failed]).splitlines()
+    assert table[2] == "| nb | quick | 1.5 | cpu | `abc` |"
+    assert table[3] == "| nb2 | quick | failed after 2.0 | cpu | `abc` |"
+    assert table[-1] == "torch 2.13.0."
     line = profiles.describe_run("quick", 3)
     assert line.startswith("profile=quick | seed=3 | ") and f"torch {torch.__version__}" in line
 

@@ -67,6 +67,36 @@ def test_for_the_page_removes_injected_parameters():
     assert nb.cells[1].metadata["tags"] == ["injected-parameters"]  # the input is not changed
 
 
+def test_the_page_shows_the_parameter_values_it_ran_with():
+    defaults = (
+        'profile: str = "quick"  # quick | standard | full\n'
+        "unet_epochs: int = 2  # UNet training epochs\n"
+        "unet_channels: list = [32, 64]  # widths\n"
+        'pretrained: str = ""  # a folder ("": train)\n'
+        "seed: int = 0"
+    )
+    injected = '# Parameters\nunet_epochs = 6\nunet_channels = [64, 128]\nprofile = "standard"\n'
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(defaults, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}),
+    ]
+    shown = book.for_the_page(nb, "05_real_data").cells[0].source.splitlines()
+    assert shown[0].startswith("# This page ran with these values (profile standard)")
+    assert "make nb-05_real_data PROFILE=" in shown[1]
+    assert shown[2:] == [
+        'profile: str = "standard"  # quick | standard | full',
+        "unet_epochs: int = 6  # UNet training epochs",
+        "unet_channels: list = [64, 128]  # widths",
+        'pretrained: str = ""  # a folder ("": train)',  # not injected: the default stays
+        "seed: int = 0",
+    ]
+    assert nb.cells[0].source == defaults  # the input is not changed
+    # without an injected cell (a notebook run by hand) the cell is left as it is
+    del nb.cells[1]
+    assert book.for_the_page(nb).cells[0].source == defaults
+
+
 def test_styled_two_level_columns():
     frame = pd.concat(
         {"class 0": report.compare_frame([0.1], [2.0], [1.0]).set_index("σ")}, axis=1

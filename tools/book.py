@@ -29,6 +29,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -148,27 +149,70 @@ def read_provenance(folder: Path) -> list[dict]:
 
 
 def status_table(records: list[dict]) -> str:
-    """Markdown table of execution records, for the book's status page."""
+    """Markdown table of execution records, for the book's status page: five columns (seven did
+    not fit the page's column), torch's version once below it, a failed run's status in its
+    wall-time cell."""
     lines = [
-        "| notebook | profile | status | wall time (s) | device | torch | git |",
-        "|---|---|---|---|---|---|---|",
+        "| notebook | profile | wall time (s) | device | git |",
+        "|---|---|---|---|---|",
     ]
     for r in records:
+        seconds = r["seconds"] if r["status"] == "ok" else f"{r['status']} after {r['seconds']}"
         lines.append(
-            f"| {r['notebook']} | {r['profile']} | {r['status']} | {r['seconds']} | "
-            f"{r['device']} | {r['torch']} | `{r['git']}` |"
+            f"| {r['notebook']} | {r['profile']} | {seconds} | {r['device']} | `{r['git']}` |"
         )
-    return "\n".join(lines) + "\n"
+    versions = ", ".join(sorted({str(r["torch"]) for r in records}))
+    return "\n".join(lines) + f"\n\ntorch {versions}.\n"
 
 
-def for_the_page(nb):
-    """The notebook as the book shows it: papermill's injected parameters cell removed (the
-    chapter's banner names the profile instead)."""
+# one `name: type = value  # comment` line of a parameters cell
+PARAMETER_LINE = re.compile(
+    r"^(?P<head>(?P<name>[A-Za-z_]\w*)\s*(?::[^=]+)?=\s*)(?P<value>.*?)(?P<comment>\s+#.*)?$"
+)
+
+
+def injected_values(source: str) -> dict[str, str]:
+    """``name -> value source`` of papermill's injected cell (``name = value`` lines)."""
+    values = {}
+    for line in source.splitlines():
+        match = PARAMETER_LINE.match(line)
+        if match:
+            values[match["name"]] = match["value"]
+    return values
+
+
+def shown_parameters(source: str, injected: dict[str, str], stem: str, profile: str) -> str:
+    """The parameters cell as the page shows it: each value the run was given in place of the
+    default (type and comment kept), under two comment lines that say so and how to change it."""
+    lines = [
+        f"# This page ran with these values (profile {profile}); the notebook's own defaults",
+        f"# are the quick profile's. Change them: make nb-{stem} PROFILE=..., or papermill -p.",
+    ]
+    for line in source.splitlines():
+        match = PARAMETER_LINE.match(line)
+        if match and match["name"] in injected:
+            line = match["head"] + injected[match["name"]] + (match["comment"] or "")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def for_the_page(nb, stem: str = "notebook"):
+    """The notebook as the book shows it: papermill's injected parameters cell removed, and the
+    parameters cell showing the values the run was given instead of its quick defaults, so the
+    page shows what produced it (the banner names the profile too)."""
     nb = copy.deepcopy(nb)
+    injected = {}
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
-        if INJECTED in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
+        if INJECTED in tags:
+            injected = injected_values(cell.source)
+            if "remove-cell" not in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
+    if injected:
+        profile = injected.get("profile", "?").strip("\"'")
+        for cell in nb.cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                cell.source = shown_parameters(cell.source, injected, stem, profile)
     return nb
 
 
@@ -191,7 +235,7 @@ def stage_book(executed: Path, dest: Path, root: Path = ROOT) -> None:
     shutil.copytree(root / "book", dest / "book")
     for path in sorted(executed.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        nbformat.write(for_the_page(nb), dest / "notebooks" / path.name)
+        nbformat.write(for_the_page(nb, path.stem), dest / "notebooks" / path.name)
     records = read_provenance(executed)
     if records:
         (dest / "book" / "_status_table.md").write_text(status_table(records))

@@ -380,14 +380,16 @@ def _cell(text: str) -> str:
 def results_table(executed: Path) -> str:
     """The Markdown table of :data:`ROWS` from the executed notebooks in ``executed``."""
     g = Glued(executed)
-    # five columns, the gap beside ours: six do not fit the book's content column
+    # four columns, the gap beside ours and the chapter beside the claim: more do not fit the
+    # book's content column
     lines = [
-        "| claim | paper | ours (gap to the paper) | verdict (what the test could see) | where |",
-        "|---|---|---|---|---|",
+        "| claim (chapter) | paper | ours (gap to the paper) | verdict (what it could see) |",
+        "|---|---|---|---|",
     ]
     for row in ROWS:
         gap = row.gap(g)
         ours = row.ours(g) if gap == "—" else f"{row.ours(g)}; gap: {gap}"
-        cells = [row.claim, row.paper(g), ours, row.verdict(g)]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + f" | {g.link(row.chapter)} |")
+        claim = f"{_cell(row.claim)} ({g.link(row.chapter)})"
+        cells = [_cell(c) for c in (row.paper(g), ours, row.verdict(g))]
+        lines.append("| " + " | ".join([claim, *cells]) + " |")
     return "\n".join(lines) + "\n"
