@@ -73,25 +73,36 @@ def test_the_page_shows_the_parameter_values_it_ran_with():
         "unet_epochs: int = 2  # UNet training epochs\n"
         "unet_channels: list = [32, 64]  # widths\n"
         'pretrained: str = ""  # a folder ("": train)\n'
+        "sizes: list = [16, 64]  # one network per size, as many as the profile's list holds\n"
         "seed: int = 0"
     )
-    injected = '# Parameters\nunet_epochs = 6\nunet_channels = [64, 128]\nprofile = "standard"\n'
+    injected = (
+        '# Parameters\nunet_epochs = 6\nunet_channels = [64, 128]\nprofile = "standard"\n'
+        "sizes = [16, 64, 256, 1024, 4096]\n"
+    )
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(defaults, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}),
     ]
     shown = book.for_the_page(nb, "05_real_data").cells[0].source.splitlines()
-    assert shown[0].startswith("# This page ran with these values (profile standard)")
-    assert "make nb-05_real_data PROFILE=" in shown[1]
-    assert shown[2:] == [
+    assert shown == [
+        "# This page ran with the standard profile (notebooks/params/standard.yaml); the",
+        "# notebook's own defaults, which a run by hand takes, are the quick profile's. Change",
+        "# them with: make nb-05_real_data PROFILE=... or papermill -p name value",
         'profile: str = "standard"  # quick | standard | full',
         "unet_epochs: int = 6  # UNet training epochs",
         "unet_channels: list = [64, 128]  # widths",
         'pretrained: str = ""  # a folder ("": train)',  # not injected: the default stays
+        # the longer value would push the line past 99 characters: its comment goes above it
+        "# one network per size, as many as the profile's list holds",
+        "sizes: list = [16, 64, 256, 1024, 4096]",
         "seed: int = 0",
     ]
     assert nb.cells[0].source == defaults  # the input is not changed
+    # the longest chapter name keeps the header within the line length
+    header = book.for_the_page(nb, "07_memorization_vs_generalization").cells[0].source
+    assert max(len(line) for line in header.splitlines()) <= book.LINE_LENGTH
     # without an injected cell (a notebook run by hand) the cell is left as it is
     del nb.cells[1]
     assert book.for_the_page(nb).cells[0].source == defaults

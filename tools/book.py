@@ -19,8 +19,8 @@ Command line (what the Makefile calls)::
 ``execute`` runs each notebook with papermill, passing only the parameters its ``parameters``
 cell declares, and writes the executed copies and ``provenance.json`` (profile, device,
 versions, git revision, wall time per notebook) into ``--out``. ``stage`` assembles the book's
-source from executed notebooks (the committed ones by default) and drops papermill's injected
-parameters cell from the rendered page.
+source from executed notebooks (the committed ones by default): the page drops papermill's injected
+parameters cell and shows its values in the parameters cell instead of the quick defaults.
 """
 
 from __future__ import annotations
@@ -165,6 +165,8 @@ def status_table(records: list[dict]) -> str:
     return "\n".join(lines) + f"\n\ntorch {versions}.\n"
 
 
+# ruff's line length, which the staged parameters cell keeps to
+LINE_LENGTH = 99
 # one `name: type = value  # comment` line of a parameters cell
 PARAMETER_LINE = re.compile(
     r"^(?P<head>(?P<name>[A-Za-z_]\w*)\s*(?::[^=]+)?=\s*)(?P<value>.*?)(?P<comment>\s+#.*)?$"
@@ -183,15 +185,23 @@ def injected_values(source: str) -> dict[str, str]:
 
 def shown_parameters(source: str, injected: dict[str, str], stem: str, profile: str) -> str:
     """The parameters cell as the page shows it: each value the run was given in place of the
-    default (type and comment kept), under two comment lines that say so and how to change it."""
+    default (type and comment kept), under comment lines that say which profile that was and how
+    to change it. A comment that the longer value pushes past the line length goes on the line
+    above, as a page clips long code lines."""
     lines = [
-        f"# This page ran with these values (profile {profile}); the notebook's own defaults",
-        f"# are the quick profile's. Change them: make nb-{stem} PROFILE=..., or papermill -p.",
+        f"# This page ran with the {profile} profile (notebooks/params/{profile}.yaml); the",
+        "# notebook's own defaults, which a run by hand takes, are the quick profile's. Change",
+        f"# them with: make nb-{stem} PROFILE=... or papermill -p name value",
     ]
     for line in source.splitlines():
         match = PARAMETER_LINE.match(line)
         if match and match["name"] in injected:
-            line = match["head"] + injected[match["name"]] + (match["comment"] or "")
+            line = match["head"] + injected[match["name"]]
+            comment = (match["comment"] or "").strip()
+            if comment and len(line) + 2 + len(comment) > LINE_LENGTH:
+                lines.append(comment)
+            elif comment:
+                line += "  " + comment
         lines.append(line)
     return "\n".join(lines)
 
