@@ -63,8 +63,10 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
     )  # fmt: skip
     assert results._thm1_shape(g) == "peak σ +75%; SNR levels up to 500%"
     assert results._real_rise(g) == pytest.approx(-0.2)
-    assert results._peaks(g).startswith("both at the smallest σ")
+    assert results._peaks(g).startswith("both at the low end of the grid")
     g.values[5]["acc_peak_sigma"] = 0.008
+    assert results._peaks(g).startswith("both at the low end of the grid")
+    g.values[5]["acc_peak_sigma"] = 0.023
     assert results._peaks(g) == "x within one grid point"
     # 4.5 points apart, combined half-width 0.5: held; within it: not seen
     assert "most under" not in results._label_noise(g) and ": held (+4.50" in results._label_noise(
