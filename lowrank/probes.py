@@ -735,10 +735,10 @@ def probe_blocks(
             f"train_features and test_features must name the same blocks, got "
             f"{sorted(train_features)} and {sorted(test_features)}"
         )
+    curves = probe_layers(sigmas, train_features, train_labels, test_features, test_labels)
     out = {}
-    for name, train in train_features.items():
-        curve = probe_across_sigma(sigmas, list(train), train_labels, list(test_features[name]),
-                                   test_labels)  # fmt: skip
-        peak, crossfit = crossfit_level(train, train_labels, seed=seed, sigmas=sigmas)
+    for name, curve in curves.items():
+        peak, crossfit = crossfit_level(train_features[name], train_labels, seed=seed,
+                                        sigmas=sigmas)  # fmt: skip
         out[name] = BlockProbe(curve, crossfit, paired_curve_shape(curve.correct, peak, z=z))
     return out
