@@ -7,6 +7,9 @@ says what they are worth.
   items (two noise levels, two networks), its standard error and a Student-t interval. Most of
   the variance of two accuracies on one test set is the items' difficulty, which both share:
   pairing removes it;
+* :func:`paired_curve`: every level of a curve minus one reference level, each a
+  :func:`paired_interval` on the same items (a curve's rise from its first level, as a figure
+  or a table shows it);
 * :func:`group_interval`: the difference of the means of two independent groups (networks of
   two configurations, each trained from its own seeds), with a pooled Student-t interval:
   there the replicates, not the items, are the unit;
@@ -54,6 +57,8 @@ from ._checks import as_float64, check_count, check_real
 __all__ = [
     "PairedDifference",
     "paired_interval",
+    "PairedCurve",
+    "paired_curve",
     "GroupDifference",
     "group_interval",
     "accuracy_interval",
@@ -120,6 +125,45 @@ def paired_interval(a, b, level: float = 0.95) -> PairedDifference:
     mean, stderr = d.mean().item(), (d.std() / math.sqrt(N)).item()
     half = t_quantile((1 + level) / 2, N - 1) * stderr
     return PairedDifference(mean, stderr, mean - half, mean + half, N, level)
+
+
+@dataclass(frozen=True)
+class PairedCurve:
+    """What :func:`paired_curve` returns: per level, the mean of ``scores[s] - scores[reference]``
+    over the items, its standard error and the ``level`` interval (``(S,)`` float64 tensors;
+    exactly 0 at the reference)."""
+
+    mean: torch.Tensor
+    stderr: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+    reference: int
+    level: float
+
+
+def paired_curve(scores: torch.Tensor, reference: int = 0, level: float = 0.95) -> PairedCurve:
+    """Each level of a curve minus its ``reference`` level, with paired errors: row ``s`` is
+    :func:`paired_interval` of ``scores[s]`` against ``scores[reference]``.
+
+    Arguments:
+        scores: ``(S, M)`` per-item scores at ``S`` levels on the **same** ``M`` items (0/1
+            correctness, as :class:`lowrank.probes.ProbeCurve` keeps it).
+        reference: the level every other is compared with (0: the smallest sigma).
+        level: confidence of the intervals, in (0, 1).
+    """
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[1] < 2:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores)
+        raise ValueError(f"scores must be an (S, M) tensor with M >= 2 items, got {shape}")
+    if isinstance(reference, bool) or not isinstance(reference, numbers.Integral):
+        raise TypeError(f"reference must be an integer index, got {reference!r}")
+    if not 0 <= reference < scores.shape[0]:
+        raise ValueError(
+            f"reference must be an index in [0, {scores.shape[0] - 1}], got {reference}"
+        )
+    rows = [paired_interval(row, scores[reference], level) for row in scores]
+    columns = (torch.tensor([getattr(r, name) for r in rows], dtype=torch.float64)
+               for name in ("mean", "stderr", "low", "high"))  # fmt: skip
+    return PairedCurve(*columns, int(reference), rows[0].level)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,21 @@ def _check_05(v):
                 (True, False): "increasing", (False, False): "flat"}  # fmt: skip
     assert v["acc_verdict"] == expected[(v["acc_rise"] > 3, v["acc_fall"] > 3)]
     assert v["peaks_coincide"] == ("coincide" if v["peaks_apart"] <= 1 else "do not coincide")
+    both_low = max(v["acc_peak_sigma"], v["snr_peak_sigma"]) <= 0.008 + 1e-9
+    assert v["peaks_reading"].startswith("both peaks sit at the low end") == both_low
+    # the paired test's threshold: none when the cross-fitted peak is an end of the grid, else a
+    # positive margin (in points) that paired errors make no wider than the unpaired one
+    end = min(abs(v["acc_peak_sigma"] - s) for s in (grid[0], grid[-1])) < 1e-12
+    assert math.isinf(float(v["acc_mde"])) == end
+    if not end:
+        assert 0 < v["acc_mde"] <= v["acc_mde_unpaired"]
+    assert v["acc_summary"].startswith(v["acc_verdict"])
+    # the paired bound covers the test curve's own largest rise over sigma = 0.002
+    assert v["acc_rise_bound"] >= v["acc_max"] - v["acc_first"] - 1e-9
+    assert v["early_epoch"] == QUICK["early_epoch"] and v["probe_seeds"] == QUICK["probe_seeds"]
+    # Table 9's shapes: our rise over sigma = 0.008 is 0 there, so its largest is >= 0
+    assert v["ours_rise_max"] >= 0 and v["ours_rise_max_half"] >= 0
+    assert min(abs(v["ours_rise_max_sigma"] - s) for s in grid[1:]) < 1e-12
     assert v["snr_first"] > 0 and v["snr_peak"] >= v["snr_first"]
     # 16x16 pixels under noise of standard deviation 1.923 (about the images' own range) lose
     # most of the class: the pixel probe falls

@@ -157,3 +157,22 @@ def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
     assert out["falls"].shape.peak == 0 and math.isinf(out["falls"].shape.mde)
     with pytest.raises(ValueError, match="name the same blocks"):
         probes.probe_blocks(sig, train, y_tr, {"bump": test["bump"]}, y_te)
+
+
+def test_paired_curve_is_each_level_against_the_reference_by_hand():
+    """Three levels on eight items: every row's mean, standard error and t interval computed
+    with the standard library from the per-item differences."""
+    scores = [[1, 0, 1, 1, 0, 1, 0, 1], [1, 1, 1, 1, 0, 1, 1, 1], [0, 0, 1, 0, 0, 1, 0, 0]]
+    t_975_7 = 2.364624  # Student's t, 7 degrees of freedom, two-sided 95% (printed tables)
+    out = stats.paired_curve(torch.tensor(scores), reference=1)
+    for s, row in enumerate(scores):
+        d = [x - y for x, y in zip(row, scores[1], strict=True)]
+        mean = statistics.fmean(d)
+        se = statistics.stdev(d) / math.sqrt(8) if s != 1 else 0.0
+        assert out.mean[s].item() == pytest.approx(mean, abs=1e-15)
+        assert out.stderr[s].item() == pytest.approx(se, rel=1e-12, abs=1e-15)
+        assert out.low[s].item() == pytest.approx(mean - t_975_7 * se, rel=1e-5, abs=1e-12)
+        assert out.high[s].item() == pytest.approx(mean + t_975_7 * se, rel=1e-5, abs=1e-12)
+    assert out.mean.tolist()[1] == 0.0 and out.reference == 1 and out.level == 0.95
+    with pytest.raises(ValueError, match="reference must be an index"):
+        stats.paired_curve(torch.tensor(scores), reference=3)
