@@ -109,6 +109,13 @@ def problems(html: str, parameters: dict[str, str | None] | None = None) -> list
         aligned = [l for l in lines if len(re.findall(r"\S {2,}\S", l)) >= 2]
         if len(aligned) >= 3:
             found.append(f"print-aligned text table: {lines[0][:80]!r}")
+    # without book/_static/wrap.css a code block scrolls, and a line past the column is cut off
+    if not soup.select('link[href$="wrap.css"]'):
+        for block in main.select("div.highlight pre"):
+            long = [l for l in block.get_text().splitlines()
+                    if MONO.getlength(l) > CONTENT_PX - 2 * THEME_PAD_PX]  # fmt: skip
+            if long:
+                found.append(f"code line cut off (wrap.css not linked): {long[0][:60]!r}")
     for table in main.find_all("table"):
         px = _narrowest_px(table)
         if px > CONTENT_PX:
@@ -208,6 +215,10 @@ SEVEN_COLUMNS = (
 )
 
 
+# a parameters-cell line whose comment runs past the column (83 characters, 699 px of DejaVu Sans Mono)
+LONG_CODE = "probe_seeds: int = 2  # subsets (seeds) of each few-label probe, and a long comment"
+
+
 def test_problems_are_detected():
     """Each kind of fault, planted in a small page, is reported; clean markup is not."""
     page = f"""<main>
@@ -221,6 +232,7 @@ def test_problems_are_detected():
       {SEVEN_COLUMNS}
       <span class="math notranslate">\\(\\frac{{1}}{{2}}\\sigma\\)</span>
       <pre>$ make book</pre>
+      <div class="highlight"><pre>{LONG_CODE}</pre></div>
     </main>"""
     found = problems(page)
     kinds = [f.split(":")[0] for f in found]
@@ -230,6 +242,11 @@ def test_problems_are_detected():
     assert any(k.startswith("stderr") for k in kinds), found
     assert any(k.startswith("print-aligned") for k in kinds), found
     assert kinds.count("table at least 788 px wide") == 1, found
+    assert kinds.count("code line cut off (wrap.css not linked)") == 1, found
+    # with the stylesheet that wraps code, the same line is read whole
+    wrapped = f"""<html><head><link rel="stylesheet" href="_static/wrap.css"></head><main>
+      <div class="highlight"><pre>{LONG_CODE}</pre></div></main></html>"""
+    assert problems(wrapped) == []
     # long headings wrap at their spaces and math takes the room of its glyphs: both fit
     wide = "<td>a rather long column heading here</td>" * 8
     math = '<td><span class="math">\\(\\delta^2/(\\delta^2+\\sigma^2)\\)</span></td>' * 4
