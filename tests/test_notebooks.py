@@ -177,15 +177,20 @@ def _check_06(v):
     paper_gain = [e - s for e, s in pairs]
     assert v["paper_gain_min"] == pytest.approx(min(paper_gain))
     assert v["paper_gain_max"] == pytest.approx(max(paper_gain))
-    # each verdict follows from its signed margin by the chapter's 3-standard-error bar
-    for key, verdict, first, second in (
-        ("snapshot_margin_se", "dae_verdict", "diffusion model", "best DAE"),
-        ("multi_margin_se", "multi_verdict", "multi-level DAE", "single-level DAE"),
-    ):
+    # each verdict follows from its signed margin by the chapter's 3-paired-standard-error bar,
+    # and the margin is the gap over a third of the MDE (3 paired standard errors)
+    for key, verdict, first, second, gap, mde in (
+        ("snapshot_margin_se", "dae_verdict", "diffusion model", "best DAE", "snapshot_gap",
+         "dae_mde"),
+        ("multi_margin_se", "multi_verdict", "multi-level DAE", "single-level DAE", "multi_gap",
+         "multi_mde"),
+    ):  # fmt: skip
         m = v[key]
         expected = (f"{first} ahead" if m > 3 else f"{second} ahead" if m < -3
-                    else "no difference beyond 3 SE")  # fmt: skip
+                    else f"no difference beyond 3 paired SE (a gap under {v[mde]:.2f} points "
+                    "would not be seen)")  # fmt: skip
         assert v[verdict] == expected, (key, m, v[verdict])
+        assert m == pytest.approx(v[gap] / (v[mde] / 3), rel=1e-9)
     margins = [v[f"{k}_over_untrained_se"] for k in ("early", "dae_small", "best_single", "multi")]
     assert ("above it" in v["untrained_verdict"]) == any(m > 3 for m in margins)
     assert ("below it" in v["untrained_verdict"]) == any(m < -3 for m in margins)
