@@ -1,0 +1,102 @@
+"""Feature extraction under bfloat16 autocast against float32, on chapter 5's trained network:
+its speed, and whether the probes it feeds change (issue 25: use bf16 only where a paired
+comparison shows no difference beyond noise). Prints two tables; asserts nothing.
+
+The same probe rows as chapter 5 (class-balanced, seed + 3), the same noise draw in both
+precisions, every block at every level of the paper's grid. For each block and level, the
+logistic probe is fitted on each precision's features and scored on the same test images; the
+difference of per-image correctness, bf16 minus float32, gets a paired 95% interval
+(:func:`lowrank.stats.paired_interval`).
+
+    python benchmarks/bf16_features.py                 # 5000 + 5000 images, about 6 min on 2 cores
+    python benchmarks/bf16_features.py --images 1000   # a smaller check
+
+Needs chapter 5's standard network in the model cache (``LOWRANK_CACHE``, default
+``_build/models``); without it the script says how to train it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+
+import torch
+
+from lowrank import schedules, stats
+from lowrank.data import balanced_subset
+from lowrank.features import features_across_sigma
+from lowrank.models import UNetRun, cache_root, is_cached, load_unet, training_images
+from lowrank.probes import probe_across_sigma
+
+# chapter 5's standard network (notebooks/params/standard.yaml)
+CHAPTER5_STANDARD = UNetRun(dataset="fashion-mnist", size=16, train_images=None, channels=(32, 64),
+                            epochs=6, seed=0, snapshots=(1,))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=5000,
+                        help="probe training images, and as many test images")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not is_cached(CHAPTER5_STANDARD):
+        sys.exit(f"chapter 5's standard network is not in {cache_root()}: train it with "
+                 "`python -m lowrank train --epochs 6 --snapshots 1` (about 20 min on 2 cores) "
+                 "or set LOWRANK_CACHE to a cache that holds it")  # fmt: skip
+    torch.manual_seed(args.seed)
+    den, _ = load_unet(CHAPTER5_STANDARD, progress=False)
+    x_train, y_train = training_images(CHAPTER5_STANDARD, "train")
+    x_test, y_test = training_images(CHAPTER5_STANDARD, "test")
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    train_rows = balanced_subset(y_train, args.images, gen)
+    test_rows = balanced_subset(y_test, args.images, gen)
+    x = torch.cat([x_train[train_rows], x_test[test_rows]])
+    y_tr, y_te = y_train[train_rows], y_test[test_rows]
+    N = len(train_rows)
+    sigmas = schedules.edm_probe_sigmas()
+    names = den.block_names()
+    features, seconds = {}, {}
+    for precision, context in (
+        ("float32", contextlib.nullcontext()),
+        ("bf16", torch.autocast("cpu", dtype=torch.bfloat16)),
+    ):
+        start = time.perf_counter()
+        with context:
+            F = features_across_sigma(den.unet, den, names, x, sigmas, seed=args.seed)
+        seconds[precision] = time.perf_counter() - start
+        features[precision] = {name: f.float() for name, f in F.items()}
+    rate = {p: len(x) * len(sigmas) / s for p, s in seconds.items()}
+    print(f"\n{len(x)} images x {len(sigmas)} levels, every block in one pass, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(f"{'precision':<10} {'images/s':>9} {'ratio':>6}")
+    for p in seconds:
+        print(f"{p:<10} {rate[p]:9.0f} {rate[p] / rate['float32']:6.2f}")
+
+    print("\nbf16 minus float32 probe accuracy, paired on the same test images (points)")
+    print(f"{'block':<15} {'float32 max':>11} {'largest |diff|':>15} {'at sigma':>9} "
+          f"{'95% interval':>18} {'levels excl. 0':>15}")  # fmt: skip
+    widest, excluded = 0.0, 0
+    for name in names:
+        curves = {
+            p: probe_across_sigma(sigmas, list(F[name][:, :N]), y_tr, list(F[name][:, N:]), y_te)
+            for p, F in features.items()
+        }
+        diffs = [stats.paired_interval(b, a) for b, a in
+                 zip(curves["bf16"].correct, curves["float32"].correct, strict=True)]  # fmt: skip
+        worst = max(range(len(diffs)), key=lambda i: abs(diffs[i].mean))
+        d = diffs[worst]
+        outside = sum(not (p.low <= 0 <= p.high) for p in diffs)
+        excluded += outside
+        widest = max(widest, max((p.high - p.low) / 2 for p in diffs))
+        print(f"{name:<15} {100 * curves['float32'].accuracy.max().item():11.2f} "
+              f"{100 * d.mean:+15.2f} {sigmas[worst].item():9.3f} "
+              f"[{100 * d.low:+7.2f}, {100 * d.high:+7.2f}] "
+              f"{outside:>11d} of {len(sigmas)}")  # fmt: skip
+    print(f"\nwidest 95% half-width: {100 * widest:.2f} points; intervals excluding 0: {excluded} "
+          f"of {len(names) * len(sigmas)} (about 5% expected by chance at 95%)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
