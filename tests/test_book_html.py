@@ -215,7 +215,8 @@ SEVEN_COLUMNS = (
 )
 
 
-# a parameters-cell line whose comment runs past the column (83 characters, 699 px of DejaVu Sans Mono)
+# a parameters-cell line whose comment runs past the column (83 characters: 699 px of DejaVu
+# Sans Mono)
 LONG_CODE = "probe_seeds: int = 2  # subsets (seeds) of each few-label probe, and a long comment"
 
 
