@@ -99,3 +99,10 @@ def test_the_table_has_one_row_per_claim_with_the_paper_values(monkeypatch):
     low, high = paper.TABLE3_DAE_VS_DIFFUSION
     assert f"{low:.1f}%" in dae and f"{high:.1f}%" in dae and f"{1 - low:+.1f}" in dae
     assert {c for c, _ in recorded} == set(range(2, 11))
+
+
+def test_the_projection_row_compares_rises_with_the_papers():
+    g = _Fake({5: {"projection_first": 76.0, "projection_at_peak": 77.0}})
+    row = paper.TABLE9["CIFAR-10", "projection"].values  # 86.95 ... 90.93
+    assert results._projection_rise() == pytest.approx(max(row) - row[0])
+    assert results._projection_gap(g) == pytest.approx(1.0 - (90.93 - 86.95))
