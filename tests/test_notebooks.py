@@ -315,6 +315,9 @@ def _check_09(v):
     grid = lr.schedules.edm_probe_sigmas().tolist()
     for key in ("mid_sigma", "top_rise_sigma"):
         assert min(abs(v[key] - s) for s in grid) < 1e-12, key
+    # the paired bound of a curve is at least its rise at any level, the cross-fitted peak's too,
+    # and at least 0 (the first level against itself)
+    assert v["top_bound"] >= max(v["top_rise_points"], 0.0) - 1e-9
     row = paper.TABLE9["CIFAR-10", "logistic"].values
     assert v["paper_c10_rise"] == pytest.approx(max(row) - row[0], abs=1e-5)
     # chapter 5's network at the quick profile: UNetDenoiser.small(16, 1, (32, 64))
