@@ -363,11 +363,14 @@ ROWS = (
         "Control (not in the paper): chapter 5's network, one change at a time toward the paper's",
         lambda g: "not shown",
         lambda g: (
-            f"unimodal: {g(9, 'unimodal_networks')}; largest rise {g(9, 'top_rise'):.1f} "
-            f"unpaired s.e. ({g(9, 'top_rise_network')})"
+            f"unimodal: {g(9, 'unimodal_networks')}; largest rise {g(9, 'top_rise_points'):+.2f} "
+            f"points, {g(9, 'top_rise'):.1f} paired s.e. ({g(9, 'top_rise_network')})"
         ),
         _none,
-        lambda g: f"{g(9, 'n_unimodal')} of {g(9, 'n_networks')} networks unimodal",
+        lambda g: (
+            f"{g(9, 'n_unimodal')} of {g(9, 'n_networks')} networks unimodal; no curve rises "
+            f"more than {g(9, 'top_bound'):.2f} points above σ = 0.002 (95% upper end)"
+        ),
         9,
     ),
     Row(
