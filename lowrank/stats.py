@@ -154,16 +154,11 @@ def paired_curve(scores: torch.Tensor, reference: int = 0, level: float = 0.95) 
     if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or scores.shape[1] < 2:
         shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores)
         raise ValueError(f"scores must be an (S, M) tensor with M >= 2 items, got {shape}")
-    if isinstance(reference, bool) or not isinstance(reference, numbers.Integral):
-        raise TypeError(f"reference must be an integer index, got {reference!r}")
-    if not 0 <= reference < scores.shape[0]:
-        raise ValueError(
-            f"reference must be an index in [0, {scores.shape[0] - 1}], got {reference}"
-        )
+    reference = _check_index(reference, "reference", scores.shape[0])
     rows = [paired_interval(row, scores[reference], level) for row in scores]
     columns = (torch.tensor([getattr(r, name) for r in rows], dtype=torch.float64)
                for name in ("mean", "stderr", "low", "high"))  # fmt: skip
-    return PairedCurve(*columns, int(reference), rows[0].level)
+    return PairedCurve(*columns, reference, rows[0].level)
 
 
 @dataclass(frozen=True)
@@ -320,15 +315,18 @@ class CurveShape:
         return f"{self.verdict}: {bump} below {mde:.2f} {unit} would not be seen"
 
 
+def _check_index(value, name: str, length: int) -> int:
+    """``value`` as an index into ``length`` levels, or a TypeError/ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer index, got {value!r}")
+    if not 0 <= value < length:
+        raise ValueError(f"{name} must be an index in [0, {length - 1}], got {value}")
+    return int(value)
+
+
 def _check_z_and_peak(z, peak, length: int) -> tuple[float, int | None]:
     z = check_real(z, "z", 0.0, None, open_low=True)
-    if peak is not None:
-        if isinstance(peak, bool) or not isinstance(peak, numbers.Integral):
-            raise TypeError(f"peak must be an integer index, got {peak!r}")
-        if not 0 <= peak < length:
-            raise ValueError(f"peak must be an index in [0, {length - 1}], got {peak}")
-        peak = int(peak)
-    return z, peak
+    return z, None if peak is None else _check_index(peak, "peak", length)
 
 
 def _shape(z: float, peak: int, last: int, gaps: tuple[float, float],
