@@ -11,8 +11,9 @@ difference of per-image correctness, bf16 minus float32, gets a paired 95% inter
     python benchmarks/bf16_features.py                 # 5000 + 5000 images, about 6 min on 2 cores
     python benchmarks/bf16_features.py --images 1000   # a smaller check
 
-Needs chapter 5's standard network in the model cache (``LOWRANK_CACHE``, default
-``_build/models``); without it the script says how to train it.
+Chapter 5's network is the one ``notebooks/params/standard.yaml`` names; it must be in the model
+cache (``LOWRANK_CACHE``, as :func:`lowrank.models.cache_root` finds it), else the script says
+how to train it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import argparse
 import contextlib
 import sys
 import time
+from pathlib import Path
 
 import torch
+import yaml
 
 from lowrank import schedules, stats
 from lowrank.data import balanced_subset
@@ -30,26 +33,33 @@ from lowrank.features import features_across_sigma
 from lowrank.models import UNetRun, cache_root, is_cached, load_unet, training_images
 from lowrank.probes import probe_across_sigma
 
-# chapter 5's standard network (notebooks/params/standard.yaml)
-CHAPTER5_STANDARD = UNetRun(dataset="fashion-mnist", size=16, train_images=None, channels=(32, 64),
-                            epochs=6, seed=0, snapshots=(1,))  # fmt: skip
+STANDARD = Path(__file__).resolve().parents[1] / "notebooks" / "params" / "standard.yaml"
+
+
+def chapter5_run(params: dict) -> UNetRun:
+    """Chapter 5's network as its notebook names it from the profile's parameters."""
+    return UNetRun(dataset=params["dataset"], size=params["image_size"] or None,
+                   train_images=params["unet_train_images"] or None,
+                   channels=tuple(params["unet_channels"]), epochs=params["unet_epochs"],
+                   seed=params["seed"], snapshots=(params["early_epoch"],))  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=5000,
                         help="probe training images, and as many test images")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not is_cached(CHAPTER5_STANDARD):
+    params = yaml.safe_load(STANDARD.read_text())
+    run = chapter5_run(params)
+    if not is_cached(run):
         sys.exit(f"chapter 5's standard network is not in {cache_root()}: train it with "
-                 "`python -m lowrank train --epochs 6 --snapshots 1` (about 20 min on 2 cores) "
-                 "or set LOWRANK_CACHE to a cache that holds it")  # fmt: skip
-    torch.manual_seed(args.seed)
-    den, _ = load_unet(CHAPTER5_STANDARD, progress=False)
-    x_train, y_train = training_images(CHAPTER5_STANDARD, "train")
-    x_test, y_test = training_images(CHAPTER5_STANDARD, "test")
-    gen = torch.Generator().manual_seed(args.seed + 3)
+                 f"`python -m lowrank train --epochs {run.epochs} --snapshots "
+                 f"{params['early_epoch']}` (about 30 min on 2 cores) or set LOWRANK_CACHE to "
+                 "a cache that holds it")  # fmt: skip
+    den, _ = load_unet(run, progress=False)
+    x_train, y_train = training_images(run, "train")
+    x_test, y_test = training_images(run, "test")
+    gen = torch.Generator().manual_seed(params["seed"] + 3)  # chapter 5's probe rows
     train_rows = balanced_subset(y_train, args.images, gen)
     test_rows = balanced_subset(y_test, args.images, gen)
     x = torch.cat([x_train[train_rows], x_test[test_rows]])
@@ -64,7 +74,7 @@ def main() -> None:
     ):
         start = time.perf_counter()
         with context:
-            F = features_across_sigma(den.unet, den, names, x, sigmas, seed=args.seed)
+            F = features_across_sigma(den.unet, den, names, x, sigmas, seed=params["seed"])
         seconds[precision] = time.perf_counter() - start
         features[precision] = {name: f.float() for name, f in F.items()}
     rate = {p: len(x) * len(sigmas) / s for p, s in seconds.items()}
