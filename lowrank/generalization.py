@@ -351,11 +351,13 @@ class Assessment:
         threshold: the similarity of :func:`similarity_threshold` for this training set.
         frechet: :func:`frechet_distance` of the samples' embeddings to the reference's.
         curves: ``{probe set: ProbeCurve}`` test accuracy against sigma.
-        peak: the level (index into the grid) chosen on a validation fifth of the first probe
-            set, for every probe set (a probe set of a few images cannot spare a fifth).
-        validation: that validation curve (:func:`lowrank.probes.best_level`): accuracies that
-            may steer a choice, such as when to stop training, without the test split.
-        shapes: ``{probe set: CurveShape}`` at that peak.
+        peak: the level (index into the grid) chosen by two-fold cross-fitting on the first
+            probe set, for every probe set (a probe set of a few images cannot spare a part).
+        validation: that cross-fitted curve (:func:`lowrank.probes.crossfit_level`, with
+            per-image correctness on all of the first set): accuracies that may steer a choice,
+            such as when to stop training, without the test split.
+        shapes: ``{probe set: CurveShape}`` at that peak, with paired errors
+            (:func:`lowrank.stats.paired_curve_shape` on the same test images at every level).
     """
 
     samples: torch.Tensor
@@ -398,16 +400,18 @@ def assess(
         reference: ``(M, p)`` embeddings of real test images, the Frechet distance's other side.
         heldout: ``(M', p)`` embeddings of other real test images, to calibrate the threshold.
         probe_sets: ``{name: (images, labels)}`` labelled images each probe is trained on; the
-            first chooses the level on a validation fifth of its images.
+            first chooses the level by cross-fitting on its images (two halves, each scored by
+            the probe fitted on the other).
         test: ``(images, labels)`` every probe is scored on.
         sigmas: the probing grid.
         seeds: one sample per seed (the same seeds for every network: comparable samples).
         steps, quantile: Heun levels; the calibration's share of real images below threshold.
-        seed: the probing noise and the validation split.
+        seed: the probing noise and the cross-fitting halves.
     """
     from .features import features_across_sigma
-    from .probes import best_level, curve_shape, probe_across_sigma
+    from .probes import crossfit_level, probe_across_sigma
     from .sampling import heun_sample
+    from .stats import paired_curve_shape
 
     sigma_min, sigma_max = denoiser.log_sigmas[[0, -1]].exp().tolist()
     samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]), sigma_min,
@@ -428,11 +432,11 @@ def assess(
         part = F[:, start : start + len(images)]
         start += len(images)
         if name == names[0]:
-            peak, validation = best_level(part, labels, seed=seed, sigmas=sigmas)
+            peak, validation = crossfit_level(part, labels, seed=seed, sigmas=sigmas)
         curves[name] = probe_across_sigma(sigmas, list(part), labels,
                                           list(F[:, -len(x_test):]), y_test)  # fmt: skip
         c = curves[name]
-        shapes[name] = curve_shape(c.accuracy, c.stderr, peak=peak)
+        shapes[name] = paired_curve_shape(c.correct, peak)
     return Assessment(
         samples=samples,
         copy_ratios=ratios,

@@ -9,7 +9,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-__all__ = ["set_theme", "curve_vs_sigma", "PAPER_STYLE"]
+__all__ = ["set_theme", "curve_vs_sigma", "image_rows", "PAPER_STYLE"]
 
 # The paper's numbers are drawn as open black markers so they read as reference points.
 PAPER_STYLE = {"marker": "o", "mfc": "none", "color": "black", "ls": "none", "ms": 6}
@@ -61,4 +61,26 @@ def block_energy_heatmap(ax: plt.Axes, energies: Sequence[Sequence[float]] | tor
                 xticklabels=[f"block {l + 1}" for l in range(K)],
                 yticklabels=[f"class {k + 1}" for k in range(K)])  # fmt: skip
     ax.set_title(title)
+    return ax
+
+
+def image_rows(ax: plt.Axes, rows: Sequence[torch.Tensor], title: str | None = None) -> plt.Axes:
+    """Draw ``rows`` of images, each ``(B, C, H, W)`` in the model range [-1, 1] with the same
+    ``B``, as one picture: row ``i`` above row ``i + 1``, images side by side, grey for one
+    channel and RGB for three; no axes. Samples above their nearest training images, say."""
+    if not rows or len({tuple(r.shape) for r in rows}) != 1 or rows[0].ndim != 4:
+        shapes = [tuple(r.shape) for r in rows]
+        raise ValueError(f"rows must be (B, C, H, W) tensors of one shape, got {shapes}")
+    if rows[0].shape[1] not in (1, 3):
+        raise ValueError(f"rows need 1 or 3 channels, got {rows[0].shape[1]}")
+    # (B, C, H, W) per row -> (C, rows * H, B * W), then [-1, 1] -> [0, 1]
+    picture = torch.cat([torch.cat(list(r.detach().cpu().float()), dim=2) for r in rows], dim=1)
+    picture = ((picture + 1) / 2).clamp(0, 1)
+    if picture.shape[0] == 1:
+        ax.imshow(picture[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(picture.permute(1, 2, 0).numpy())
+    if title is not None:
+        ax.set_title(title, fontsize="small")
+    ax.set_axis_off()
     return ax

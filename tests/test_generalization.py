@@ -18,6 +18,7 @@ from lowrank.generalization import (
     nearest_neighbours,
     similarity_threshold,
 )
+from lowrank.stats import paired_curve_shape
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
@@ -143,7 +144,7 @@ def test_assess_finds_that_a_memorizer_copies(tiny_fashion, tmp_path):
     result = gz.assess(
         _Memorizer(train), train, classifier,
         reference=gz.embed(classifier, x[160:]), heldout=gz.embed(classifier, heldout),
-        probe_sets={"own": (train, labels[:20]), "other": (x[20:100], labels[20:100])},
+        probe_sets={"other": (x[20:100], labels[20:100]), "own": (train, labels[:20])},
         test=(x[160:], labels[160:]), sigmas=[0.01, 0.1, 1.0], layer="0", seeds=range(12),
     )  # fmt: skip
     assert result.samples.shape == (12, 1, 8, 8)
@@ -151,12 +152,15 @@ def test_assess_finds_that_a_memorizer_copies(tiny_fashion, tmp_path):
     assert bool((result.copy_ratios < 1e-3).all())
     torch.testing.assert_close(result.samples, train[result.nearest], atol=1e-3, rtol=0)
     torch.testing.assert_close(result.copy_ratios, copy_ratio(result.samples, train))
-    assert set(result.curves) == {"own", "other"} and result.frechet > 0
-    # the level is chosen on the first probe set's validation fifth, as best_level chooses it
-    for name, curve in result.curves.items():
-        assert curve.accuracy.shape == (3,) and result.shapes[name].peak == result.peak
+    assert list(result.curves) == ["other", "own"] and result.frechet > 0
+    # the level is cross-fitted on the first probe set, every one of its images validating once
+    assert result.validation.correct.shape == (3, 80)
     assert result.peak == int(result.validation.accuracy.argmax())
     assert result.validation.sigmas.tolist() == pytest.approx([0.01, 0.1, 1.0])
+    # the shapes are paired_curve_shape of each test curve's per-image correctness at that level
+    for name, curve in result.curves.items():
+        assert curve.accuracy.shape == (3,) and curve.correct.shape == (3, len(labels) - 160)
+        assert result.shapes[name] == paired_curve_shape(curve.correct, result.peak)
 
 
 def test_rank_correlation_matches_spearmans_formula_and_handles_ties():

@@ -236,6 +236,12 @@ def _check_07(v):
     assert 10 < v["fixed_min"] <= v["fixed_max"] <= 100
     # the page's reading follows from the verdicts it quotes
     shapes = {part.split(": ")[1] for part in v["shapes_fixed"].split(", ")}
+    # the smallest and largest sizes' summaries carry their verdicts; a zero rise, zero points
+    parts = v["shapes_fixed"].split(", ")
+    ends = [part.split(": ")[1] for part in (parts[0], parts[-1])]
+    for key, verdict in zip(("smallest", "largest"), ends, strict=True):
+        assert v[f"shape_summary_{key}"].startswith(f"{verdict}: "), key
+        assert (v[f"rise_{key}"] == 0) == (v[f"rise_points_{key}"] == 0), key
     controls = {v["untrained_shape"], v["pixels_shape"]}
     all_fall = shapes == {"decreasing"} and controls == {"decreasing"}
     assert v["shape_reading"].startswith("every curve falls") == all_fall

@@ -80,6 +80,30 @@ def test_block_energy_heatmap_annotates_every_entry():
     plt.close(fig)
 
 
+def test_image_rows_places_every_pixel_and_maps_the_model_range():
+    gen = torch.Generator().manual_seed(0)
+    top, bottom = (torch.rand(3, 1, 2, 4, generator=gen) * 2 - 1 for _ in range(2))
+    fig, (ax, rgb_ax) = plt.subplots(1, 2)
+    plotting.image_rows(ax, [top, bottom], "samples")
+    shown = ax.images[0].get_array()
+    assert shown.shape == (4, 12) and ax.get_title() == "samples"
+    # pixel (y, x) of image j in row i sits at (2 i + y, 4 j + x), mapped from [-1, 1] to [0, 1]
+    for i, row in enumerate((top, bottom)):
+        for j in range(3):
+            block = shown[2 * i : 2 * i + 2, 4 * j : 4 * j + 4]
+            np.testing.assert_allclose(block, ((row[j, 0] + 1) / 2).numpy(), atol=1e-7)
+    rgb = torch.full((2, 3, 2, 2), -1.0)
+    rgb[1, 0] = 2.0  # clipped to 1: the second image red
+    plotting.image_rows(rgb_ax, [rgb])
+    pixels = rgb_ax.images[0].get_array()
+    assert pixels.shape == (2, 4, 3) and pixels[:, 2:, 0].min() == 1 and pixels[:, :2].max() == 0
+    with pytest.raises(ValueError, match="one shape"):
+        plotting.image_rows(ax, [top, bottom[:2]])
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        plotting.image_rows(ax, [torch.zeros(1, 2, 2, 2)])
+    plt.close(fig)
+
+
 def test_resolve_device_reads_the_one_variable(monkeypatch):
     monkeypatch.delenv(profiles.DEVICE_VARIABLE, raising=False)
     auto = torch.device("cuda" if torch.cuda.is_available() else "cpu")

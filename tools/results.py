@@ -345,7 +345,10 @@ ROWS = (
             f"{g(7, 'shapes_fixed')}"
         ),
         _none,
-        lambda g: f"as predicted for {g(7, 'n_agree')} of {g(7, 'n_networks')} sizes",
+        lambda g: (
+            f"as predicted for {g(7, 'n_agree')} of {g(7, 'n_networks')} sizes; at N = "
+            f"{g(7, 'size_largest'):,}, {g(7, 'shape_summary_largest')}"
+        ),
         7,
     ),
     Row(
