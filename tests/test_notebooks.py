@@ -236,12 +236,15 @@ def _check_07(v):
     assert 10 < v["fixed_min"] <= v["fixed_max"] <= 100
     # the page's reading follows from the verdicts it quotes
     shapes = {part.split(": ")[1] for part in v["shapes_fixed"].split(", ")}
-    # the smallest and largest sizes' summaries carry their verdicts; a zero rise, zero points
+    # the smallest and largest sizes' summaries carry their verdicts, and a verdict passes the
+    # rise over sigma = 0.002 exactly when that rise exceeds 3 paired standard errors
     parts = v["shapes_fixed"].split(", ")
     ends = [part.split(": ")[1] for part in (parts[0], parts[-1])]
     for key, verdict in zip(("smallest", "largest"), ends, strict=True):
         assert v[f"shape_summary_{key}"].startswith(f"{verdict}: "), key
-        assert (v[f"rise_{key}"] == 0) == (v[f"rise_points_{key}"] == 0), key
+        rise = float(v[f"rise_{key}"])  # a glued inf reads back as the string "inf"
+        assert (verdict in ("unimodal", "increasing")) == (rise > 3), (key, verdict, rise)
+        assert rise == 0 or (rise > 0) == (v[f"rise_points_{key}"] > 0), key
     controls = {v["untrained_shape"], v["pixels_shape"]}
     all_fall = shapes == {"decreasing"} and controls == {"decreasing"}
     assert v["shape_reading"].startswith("every curve falls") == all_fall
@@ -276,6 +279,14 @@ def _check_08(v):
     assert len(v["rho_within"].split(", ")) == len(sizes)
     assert v["n_samples"] == QUICK["dynamics_samples"]
     assert v["probe_test"] == QUICK["dynamics_test_images"]
+    assert v["probe_fixed"] == QUICK["probe_fixed_images"]
+    # the checkpoints whose samples are shown: chapter 7's, at both ends of the Frechet distance
+    assert v["fd_max"] >= v["fd_min"] > 0 and v["n_show"] >= 1
+    for which in ("max", "min"):
+        assert v[f"fd_{which}_size"] in sizes and 0 <= v[f"fd_{which}_score"] <= 100
+        n = v[f"fd_{which}_size"]
+        seen = {e * math.ceil(QUICK["sweep_epoch_images"] / n) * n for e in followed}
+        assert v[f"fd_{which}_seen"] in seen, which
     # the long run: its own budget and checkpoints, and the readings that follow from them
     long_size, long_epochs = QUICK["long_size"], QUICK["long_epochs"]
     assert v["long_followed"] == len({*QUICK["long_snapshots"], long_epochs})

@@ -86,7 +86,8 @@ def test_image_rows_places_every_pixel_and_maps_the_model_range():
     fig, (ax, rgb_ax) = plt.subplots(1, 2)
     plotting.image_rows(ax, [top, bottom], "samples")
     shown = ax.images[0].get_array()
-    assert shown.shape == (4, 12) and ax.get_title() == "samples"
+    assert shown.shape == (4, 12) and ax.get_title() == "samples" and not ax.axison
+    assert ax.images[0].get_clim() == (0, 1)  # grey levels fixed, not stretched per picture
     # pixel (y, x) of image j in row i sits at (2 i + y, 4 j + x), mapped from [-1, 1] to [0, 1]
     for i, row in enumerate((top, bottom)):
         for j in range(3):
