@@ -179,12 +179,11 @@ def _check_06(v):
     assert v["paper_gain_max"] == pytest.approx(max(paper_gain))
     # each verdict follows from its signed margin by the chapter's 3-paired-standard-error bar,
     # and the margin is the gap over a third of the MDE (3 paired standard errors)
-    for key, verdict, first, second, gap, mde in (
-        ("snapshot_margin_se", "dae_verdict", "diffusion model", "best DAE", "snapshot_gap",
-         "dae_mde"),
-        ("multi_margin_se", "multi_verdict", "multi-level DAE", "single-level DAE", "multi_gap",
-         "multi_mde"),
-    ):  # fmt: skip
+    for pair, first, second in (
+        ("snapshot", "diffusion model", "best DAE"),
+        ("multi", "multi-level DAE", "single-level DAE"),
+    ):
+        key, verdict, gap, mde = (f"{pair}_{k}" for k in ("margin_se", "verdict", "gap", "mde"))
         m = float(v[key])  # a glued inf reads back as the string "inf"
         expected = (f"{first} ahead" if m > 3 else f"{second} ahead" if m < -3
                     else f"no difference beyond 3 paired SE (a gap under {v[mde]:.2f} points "

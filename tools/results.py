@@ -331,7 +331,7 @@ ROWS = (
             g(6, "multi_at_0002") - paper_values.TABLE3_DAE_VS_DIFFUSION[1],
         ),
         lambda g: (
-            f"diffusion vs DAE: {g(6, 'dae_verdict')}; multi-level vs single: "
+            f"diffusion vs DAE: {g(6, 'snapshot_verdict')}; multi-level vs single: "
             f"{g(6, 'multi_verdict')}"
         ),
         6,
