@@ -278,6 +278,14 @@ def _check_08(v):
     assert len(v["rho_within"].split(", ")) == len(sizes)
     assert v["n_samples"] == QUICK["dynamics_samples"]
     assert v["probe_test"] == QUICK["dynamics_test_images"]
+    assert v["probe_fixed"] == QUICK["probe_fixed_images"]
+    # the checkpoints whose samples are shown: chapter 7's, at both ends of the Frechet distance
+    assert v["fd_max"] >= v["fd_min"] > 0 and v["n_show"] >= 1
+    for which in ("max", "min"):
+        assert v[f"fd_{which}_size"] in sizes and 0 <= v[f"fd_{which}_score"] <= 100
+        n = v[f"fd_{which}_size"]
+        seen = {e * math.ceil(QUICK["sweep_epoch_images"] / n) * n for e in followed}
+        assert v[f"fd_{which}_seen"] in seen, which
     # the long run: its own budget and checkpoints, and the readings that follow from them
     long_size, long_epochs = QUICK["long_size"], QUICK["long_epochs"]
     assert v["long_followed"] == len({*QUICK["long_snapshots"], long_epochs})
