@@ -86,6 +86,19 @@ class PairedDifference:
     n: int
     level: float
 
+    @property
+    def z(self) -> float:
+        """The mean difference in standard errors: ±inf when every differing item differs
+        alike (a zero error with a nonzero mean), 0 when no item differs."""
+        return _margin(self.mean, self.stderr)
+
+
+def _margin(gap: float, error: float) -> float:
+    """``gap / error``, with an exact (zero-error) gap counted as infinitely many errors."""
+    if error > 0:
+        return gap / error
+    return math.copysign(math.inf, gap) if gap != 0 else 0.0
+
 
 def _scores(values, name: str) -> torch.Tensor:
     v = torch.as_tensor(values).detach().to(torch.float64)
@@ -334,12 +347,7 @@ def _shape(z: float, peak: int, last: int, gaps: tuple[float, float],
     """The verdict from the peak's gaps over the two ends (index 0 and ``last``) and the
     standard errors of those gaps (0 at the peak's own end)."""
 
-    def margin(gap: float, error: float) -> float:
-        if error > 0:
-            return gap / error
-        return math.copysign(math.inf, gap) if gap != 0 else 0.0  # exact: any gap counts
-
-    rise, fall = margin(gaps[0], errors[0]), margin(gaps[1], errors[1])
+    rise, fall = _margin(gaps[0], errors[0]), _margin(gaps[1], errors[1])
     passed = (rise > z, fall > z)
     # the threshold of the side(s) that failed (both, when both passed): a curve that falls far
     # to its last level is held back only by its rise, whose error is what bounds the bump

@@ -29,6 +29,20 @@ def test_paired_interval_against_an_independent_computation():
     assert out.stderr < math.sqrt((cov[0, 0] + cov[1, 1]).item() / 10)
 
 
+def test_paired_difference_z_is_the_mean_in_standard_errors():
+    a = [1, 1, 0, 1, 1, 0, 1, 1, 1, 0]
+    b = [1, 0, 0, 1, 0, 0, 1, 1, 0, 0]
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    out = stats.paired_interval(torch.tensor(a), torch.tensor(b))
+    assert out.z == pytest.approx(statistics.fmean(d) / (statistics.stdev(d) / math.sqrt(10)))
+    assert stats.paired_interval(torch.tensor(b), torch.tensor(a)).z == pytest.approx(-out.z)
+    # every differing item differs alike: an exact gap, infinitely many errors, with its sign
+    same, better = torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([0.0, 0.0, 1.0, 1.0]) + 0.5
+    assert stats.paired_interval(better, same).z == math.inf
+    assert stats.paired_interval(same, better).z == -math.inf
+    assert stats.paired_interval(same, same).z == 0.0
+
+
 def test_paired_interval_covers_the_truth_at_its_level():
     """Items of varying difficulty scored twice: 95% intervals cover the true difference in
     about 95% of 400 replicates (binomial 5th-95th percentiles: 92.8-97.0%)."""
