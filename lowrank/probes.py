@@ -681,11 +681,12 @@ def probe_network(
     train = {name: F[:, :N] for name, F in features.items()}
     layer, validation = best_layer(sigmas, train, y_train, seed=seed)
     test = features[layer][:, N:]
-    curve = probe_across_sigma(sigmas, list(train[layer]), y_train, list(test), y_test)
     if paired:
-        peak, crossfit = crossfit_level(train[layer], y_train, seed=seed, sigmas=sigmas)
-        shape = paired_curve_shape(curve.correct, peak, z=z)
+        block = probe_blocks(sigmas, {layer: train[layer]}, y_train, {layer: test}, y_test,
+                             seed=seed, z=z)[layer]  # fmt: skip
+        curve, crossfit, shape = block.curve, block.crossfit, block.shape
     else:
+        curve = probe_across_sigma(sigmas, list(train[layer]), y_train, list(test), y_test)
         peak, crossfit = int(validation[layer].accuracy.argmax()), None
         shape = curve_shape(curve.accuracy, curve.stderr, z=z, peak=peak)
     return NetworkProbe(layer, curve, validation[layer], crossfit, shape, seconds)
