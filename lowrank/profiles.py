@@ -16,7 +16,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["DEVICE_VARIABLE", "resolve_device", "environment", "describe_run", "banner"]
+__all__ = [
+    "DEVICE_VARIABLE",
+    "NUMERIC_SETTINGS",
+    "resolve_device",
+    "environment",
+    "platform_record",
+    "describe_run",
+    "banner",
+]
 
 #: The environment variable every chapter takes its device from (``make ... DEVICE=cuda`` sets it).
 DEVICE_VARIABLE = "LOWRANK_DEVICE"
@@ -89,6 +97,75 @@ def environment() -> dict:
         "torch": torch.__version__,
         "lowrank": lowrank.__version__,
         "git": _git_revision(),
+    }
+
+
+#: Environment variables that change the bits of a float computation on the same processor: MKL's
+#: code path and reproducibility mode, ATen's and oneDNN's instruction sets, the thread counts
+#: (a sum split over other threads rounds otherwise).
+NUMERIC_SETTINGS = (
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "NVIDIA_TF32_OVERRIDE",
+)
+# the instruction-set extensions whose presence changes which kernels MKL, oneDNN and ATen run
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile")
+_LIBRARY = re.compile(r"(Math Kernel Library Version \S+|MKL-DNN v\S+|OpenBLAS\S*)")
+
+
+def _cpu_info(cpuinfo: str) -> tuple[str, str]:
+    """``(model name, ISA extensions)`` from the text of ``/proc/cpuinfo`` (empty fields when
+    the text lacks them, as on macOS)."""
+
+    def field(name: str) -> str:
+        found = re.search(rf"^{name}\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+        return found.group(1).strip() if found else ""
+
+    model = field("model name")
+    if model and field("cpu family"):  # "AMD EPYC" alone names several generations
+        model += f" (family {field('cpu family')}, model {field('model')})"
+    present = set(field("flags").split())
+    return model, " ".join(f for f in _ISA_FLAGS if f in present)
+
+
+def platform_record(cpuinfo: str | None = None) -> dict[str, str]:
+    """What decides the bits of this process's float results: processor, instruction sets,
+    libraries, versions, device, threads and the :data:`NUMERIC_SETTINGS` that are set.
+
+    Two runs with equal records reproduce each other's seeded results exactly; the regression
+    test compares exactly between them and within measured tolerances otherwise
+    (``tools/regression.py``).
+
+    Arguments:
+        cpuinfo: the text of ``/proc/cpuinfo`` (read from the machine by default).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    model, isa = _cpu_info(cpuinfo)
+    chosen = resolve_device()
+    device = "cpu"
+    if chosen.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(chosen)
+        device = f"cuda: {torch.cuda.get_device_name(chosen)} (sm_{major}{minor})"
+    settings = {k: os.environ[k] for k in NUMERIC_SETTINGS if os.environ.get(k)}
+    return {
+        "cpu": model or platform.processor() or platform.machine(),
+        "isa": isa,
+        "aten_capability": torch.backends.cpu.get_cpu_capability(),
+        "libraries": ", ".join(_LIBRARY.findall(torch.__config__.show())),
+        "torch": torch.__version__,
+        "device": device,
+        "threads": str(torch.get_num_threads()),
+        "settings": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
     }
 
 

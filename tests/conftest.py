@@ -8,6 +8,12 @@ import torch
 
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", help="torch device for device-agnostic tests")
+    parser.addoption(
+        "--executed",
+        default=None,
+        help="folder of chapters executed at the quick profile, for tests/nbval/test_results.py "
+        "(default: _build/executed/quick, every chapter)",
+    )
 
 
 def pytest_configure(config):

@@ -156,3 +156,40 @@ def test_results_cell_is_added_once_and_references_keep_only_compared_outputs(tm
     ref = nbformat.read(tmp_path / "refs" / "ch.ipynb", as_version=4)
     assert [c.source for c in ref.cells] == ["plot()", book.RESULTS_SOURCE]  # no injected cell
     assert ref.cells[0].outputs == [] and book.results_text(ref) == "acc = 0.8\n"
+
+
+def test_execute_refuses_an_override_the_profile_lacks(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        book.main(["execute", "--set", "sed=1", "--out", str(tmp_path), "missing.ipynb"])
+    assert stop.value.code == 2 and "'sed'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        book.main(["execute", "--set", "seed", "--out", str(tmp_path), "missing.ipynb"])
+    assert "write NAME=VALUE" in capsys.readouterr().err
+
+
+def test_execute_overrides_keeps_going_and_records_the_platform(tmp_path):
+    """Two small chapters, the first failing: with keep_going the second still runs, with the
+    overridden seed, and both executed copies record the platform that ran them."""
+    notebooks = []
+    for name, body in (("a_fails", "assert seed == 0"), ("b_runs", "print(seed)")):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]})
+        nb.cells = [params, nbformat.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        nb.metadata["language_info"] = {"name": "python"}
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+        notebooks.append(tmp_path / f"{name}.ipynb")
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="a_fails.ipynb"):
+        book.execute(notebooks, "quick", out, overrides={"seed": 3}, keep_going=True)
+    ran = nbformat.read(out / "b_runs.ipynb", as_version=4)
+    assert ran.cells[-2].outputs[0]["text"] == "3\n"  # the cell before the results cell
+    for path in (out / "a_fails.ipynb", out / "b_runs.ipynb"):
+        platform = nbformat.read(path, as_version=4).metadata[book.PLATFORM_KEY]
+        assert platform == profiles.platform_record()
+    assert [r["status"] for r in book.read_provenance(out)] == ["failed", "ok"]
+    assert book.normalized(ran).metadata[book.PLATFORM_KEY] == profiles.platform_record()

@@ -51,6 +51,8 @@ INJECTED = "injected-parameters"
 # that every chapter gets the same cell and a committed notebook gets it at its next rerun.
 RESULTS = "results"
 NBVAL_CHECK = "nbval-check-output"
+# where an executed notebook records the platform that ran it (lowrank.profiles.platform_record)
+PLATFORM_KEY = "lowrank_platform"
 RESULTS_SOURCE = """\
 # Results: every number and verdict this chapter glued, rounded (lowrank.report.results);
 # nbval compares this cell with tests/nbval/quick (make nbval) or the committed notebook.
@@ -72,29 +74,49 @@ def load_profile(profile: str, params_dir: Path | str = PARAMS_DIR) -> dict:
 
 
 def execute(
-    notebooks: list[Path], profile: str, out: Path, device: str | None = None
+    notebooks: list[Path],
+    profile: str,
+    out: Path,
+    device: str | None = None,
+    overrides: dict | None = None,
+    keep_going: bool = False,
 ) -> list[dict]:
     """Execute ``notebooks`` with papermill at ``profile`` into ``out``; return the records.
+
+    ``overrides`` replace values of the profile (``{"seed": 1}`` reruns every chapter with
+    another seed, as the regression tolerances are measured). Each executed notebook records
+    the platform that ran it in its metadata (:data:`PLATFORM_KEY`), which decides whether the
+    regression test compares it exactly or within tolerances.
 
     ``device`` (auto, cpu, cuda, cuda:N) is handed to every chapter as ``LOWRANK_DEVICE``, the one
     place the chapters take their device from; ``None`` keeps the variable as it is. It is checked
     before the first notebook starts, so that ``cuda`` on a machine without a GPU stops at once.
     Stops at the first failing notebook (papermill writes what ran, with the error, to
-    ``out``), after saving the records of the notebooks that ran.
+    ``out``), after saving the records of the notebooks that ran; with ``keep_going``, runs the
+    others and then raises a ``RuntimeError`` that names every failed one.
     """
     import papermill as pm
 
-    from lowrank.profiles import DEVICE_VARIABLE, environment, resolve_device
+    from lowrank.profiles import DEVICE_VARIABLE, environment, platform_record, resolve_device
 
     if device is not None:
         os.environ[DEVICE_VARIABLE] = device
     resolve_device()
     params = load_profile(profile)
+    unknown = set(overrides or {}) - set(params)
+    if unknown:
+        raise KeyError(
+            f"--set {sorted(unknown)}: not parameters of {profile}.yaml; "
+            f"choose among {sorted(params)}"
+        )
+    params.update(overrides or {})
+    platform = platform_record()
     out.mkdir(parents=True, exist_ok=True)
     env = environment()
     records = [
         r for r in read_provenance(out) if r["notebook"] not in {nb.stem for nb in notebooks}
     ]
+    failed = []
     for nb in notebooks:
         declared = set(pm.inspect_notebook(str(nb)))
         missing = declared - set(params)
@@ -118,16 +140,30 @@ def execute(
             record["status"] = "ok"
         except Exception:
             record["status"] = "failed"
-            raise
+            if not keep_going:
+                raise
+            failed.append(nb.name)
         finally:
             source.unlink()
+            if (out / nb.name).exists():
+                stamp_platform(out / nb.name, platform)
             record["seconds"] = round(time.perf_counter() - start, 1)
             records.append(record)
             (out / "provenance.json").write_text(json.dumps(records, indent=2) + "\n")
             print(
                 f"[{profile}] {nb.name}: {record['status']} in {record['seconds']} s", flush=True
             )
+    if failed:
+        raise RuntimeError(f"failed (their errors are in {out}): {', '.join(failed)}")
     return records
+
+
+def stamp_platform(path: Path, platform: dict) -> None:
+    """Record ``platform`` (:func:`lowrank.profiles.platform_record`) in the notebook at
+    ``path``, under ``metadata[PLATFORM_KEY]``."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata[PLATFORM_KEY] = platform
+    nbformat.write(nb, path)
 
 
 def with_results_cell(nb):
@@ -300,10 +336,13 @@ def normalized(nb):
     """The notebook with run-specific metadata removed (timestamps, per-cell durations), so that
     a rerun with the same outputs gives the same file."""
     nb = copy.deepcopy(nb)
+    platform = nb.metadata.get(PLATFORM_KEY)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }
+    if platform:  # what made the outputs, which the regression test reads
+        nb.metadata[PLATFORM_KEY] = platform
     for cell in nb.cells:
         for key in ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
@@ -328,6 +367,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--device", help="auto | cpu | cuda | cuda:N for every chapter (default: $LOWRANK_DEVICE)"
     )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace a parameter of the profile (YAML value), e.g. --set seed=1; repeatable",
+    )
+    run.add_argument(
+        "--keep-going", action="store_true", help="run every notebook, even after one fails"
+    )
     run.add_argument("notebooks", type=Path, nargs="+")
     strip = sub.add_parser("strip-injected", help="copy notebooks without injected parameters")
     strip.add_argument("--out", type=Path, required=True)
@@ -348,7 +398,21 @@ def main(argv: list[str] | None = None) -> int:
             resolve_device(args.device)
         except (ValueError, RuntimeError) as error:
             parser.error(str(error))
-        records = execute(args.notebooks, args.profile, args.out, args.device)
+        overrides = {}
+        for item in args.overrides:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                parser.error(f"--set {item!r}: write NAME=VALUE, e.g. --set seed=1")
+            overrides[name.strip()] = yaml.safe_load(value)
+        try:
+            records = execute(
+                args.notebooks, args.profile, args.out, args.device, overrides, args.keep_going
+            )
+        except KeyError as error:
+            parser.error(str(error.args[0]))
+        except RuntimeError as error:
+            print(error, file=sys.stderr)
+            return 1
         if args.status_table:
             args.status_table.write_text(status_table(records))
     elif args.command == "stage":

@@ -1,47 +1,47 @@
-"""The nbval comparison of ``make test``, without a second execution: the results cell of every
-chapter executed by the notebook tests (``_build/executed/quick``, at the quick profile) against
-its reference in ``tests/nbval/quick``, through the sanitizers nbval uses
-(``tests/nbval_sanitize.cfg``). ``make nbval`` runs nbval itself on the references, which
-executes them again; this test reads what ``make unit`` already executed.
+"""The regression comparison of ``make test``, without a second execution: the results cell of
+every chapter executed by the notebook tests (``_build/executed/quick``, at the quick profile;
+``--executed DIR`` names another folder, as ``make nbval-results EXECUTED=DIR`` does) against its
+reference in ``tests/nbval/quick``, through nbval's sanitizers. Exactly where the run and the
+reference recorded the same platform, within the tolerances measured over seeds
+(``tests/nbval/tolerances.json``) elsewhere (``tools/regression.py``). ``make nbval`` runs nbval
+itself on the references, which executes them again, under the same rules.
 """
 
-import difflib
-import re
+import json
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbval.plugin import get_sanitize_patterns
 
-from tools import book
+from tools import book, regression
 
 ROOT = Path(__file__).resolve().parents[2]
-EXECUTED = ROOT / "_build" / "executed" / "quick"
-REFERENCES = Path(__file__).resolve().parent / "quick"
+DEFAULT_EXECUTED = ROOT / "_build" / "executed" / "quick"
+REFERENCES = regression.REFERENCES
 CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-PATTERNS = get_sanitize_patterns((ROOT / "tests" / "nbval_sanitize.cfg").read_text())
 
 
-def sanitized(text: str) -> str:
-    for regex, replace in PATTERNS:
-        text = re.sub(regex, replace, text)
-    return text
+def executed_folder(config) -> Path:
+    return Path(config.getoption("--executed") or DEFAULT_EXECUTED)
 
 
-def results_of(path: Path) -> str:
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make unit` first (it executes every chapter)")
-    text = book.results_text(nbformat.read(path, as_version=4))
-    if text is None:
-        pytest.fail(f"{path} has no results cell: execute it with tools/book.py")
-    if not text:
-        pytest.fail(f"{path}: its results cell printed nothing (did an earlier cell fail?)")
-    return sanitized(text)
+def pytest_generate_tests(metafunc):
+    if "executed" not in metafunc.fixturenames:
+        return
+    folder = executed_folder(metafunc.config)
+    if metafunc.config.getoption("--executed"):  # the chapters that folder holds
+        paths = regression.executed_notebooks(folder)
+        if not paths:
+            raise pytest.UsageError(f"--executed {folder}: holds no executed notebook (*.ipynb)")
+    else:  # make test: every chapter, executed by make unit
+        paths = [folder / c.name for c in CHAPTERS]
+    metafunc.parametrize("executed", paths, ids=lambda p: p.stem)
 
 
 def test_sanitizers_replace_what_is_volatile():
     assert (
-        sanitized("took 12.5 s at 0x7f3a, table T_1a2b3") == "took TIME at 0xADDRESS, table T_ID"
+        regression.sanitized("took 12.5 s at 0x7f3a, table T_1a2b3")
+        == "took TIME at 0xADDRESS, table T_ID"
     )
 
 
@@ -49,16 +49,37 @@ def test_every_chapter_has_a_reference():
     assert sorted(p.name for p in REFERENCES.glob("*.ipynb")) == [p.name for p in CHAPTERS]
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
-def test_results_match_the_quick_reference(chapter):
-    ours, reference = results_of(EXECUTED / chapter.name), results_of(REFERENCES / chapter.name)
-    if ours != reference:
-        diff = difflib.unified_diff(
-            reference.splitlines(), ours.splitlines(), "reference", "this run", lineterm=""
+def test_every_reference_records_its_platform():
+    for path in sorted(REFERENCES.glob("*.ipynb")):
+        platform = regression.platform_of(nbformat.read(path, as_version=4))
+        assert platform and platform["cpu"] and platform["torch"], path.name
+
+
+def test_tolerances_cover_every_result_of_the_references():
+    """Each result a reference prints has its seeds' values: a result glued since the seeds were
+    run would be compared to the last digit on another platform (rerun the seeds of its chapter:
+    make nbval-tolerances CHAPTERS=...)."""
+    tolerances = regression.load_tolerances()
+    data = json.loads(regression.TOLERANCES.read_text())
+    for path in sorted(REFERENCES.glob("*.ipynb")):
+        text = book.results_text(nbformat.read(path, as_version=4))
+        names = regression.parse_results(regression.sanitized(text)).keys()
+        assert path.stem in tolerances, f"{path.stem}: no tolerances measured"
+        missing = names - tolerances[path.stem].keys()
+        assert not missing, f"{path.stem}: no tolerance for {sorted(missing)}"
+        assert len(set(data["chapters"][path.stem]["seeds"])) >= 4, path.stem  # seed 0 and 3 more
+
+
+def test_results_match_the_quick_reference(executed):
+    try:
+        comparison = regression.compare_chapter(
+            executed, REFERENCES / executed.name, regression.load_tolerances().get(executed.stem)
         )
+    except (FileNotFoundError, ValueError) as error:
+        pytest.fail(str(error), pytrace=False)
+    if not comparison.ok:
         pytest.fail(
-            f"{chapter.name}: results differ from the reference. If the change is intended, "
-            "regenerate the references (make nbval-references) and commit them.\n"
-            + "\n".join(diff),
+            comparison.report() + "\nIf the change is intended, regenerate the references "
+            "(make nbval-references) and commit them.",
             pytrace=False,
         )
