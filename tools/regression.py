@@ -322,20 +322,17 @@ def compare_chapter(
         why = "same platform" if same else platform_difference(ref_platform, ours_platform)
     else:
         why = f"{mode} mode asked for"
+    ref_lines, our_lines = ref_text.splitlines(), ours_text.splitlines()
+    # in both modes, "moved" counts the reference's lines this run does not print as they are
+    moved = len(set(ref_lines) - set(our_lines))
     if mode == "exact":
         diff = "\n".join(
-            difflib.unified_diff(
-                ref_text.splitlines(), ours_text.splitlines(), "reference", "this run", lineterm=""
-            )
+            difflib.unified_diff(ref_lines, our_lines, "reference", "this run", lineterm="")
         )
-        moved = sum(
-            line.startswith("-") and not line.startswith("---") for line in diff.splitlines()
-        )
-        return Comparison(executed.stem, mode, why, diff, len(ref_text.splitlines()), moved)
+        return Comparison(executed.stem, mode, why, diff, len(ref_lines), moved)
     reference_values, our_values = parse_results(ref_text), parse_results(ours_text)
     mismatches = compare_tolerant(reference_values, our_values, tolerances or {})
     diff = "\n".join(m.line() for m in mismatches)
-    moved = sum(our_values.get(name) != text for name, text in reference_values.items())
     return Comparison(executed.stem, mode, why, diff, len(reference_values), moved)
 
 
