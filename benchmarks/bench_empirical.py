@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from lowrank import EmpiricalDenoiser
+from lowrank.theory.denoisers import EmpiricalDenoiser
 
 
 def _status_bytes(field: str) -> int:

@@ -31,9 +31,10 @@ import time
 
 import torch
 
-from lowrank import MixtureDenoiser, MoLRG
-from lowrank.kernels import triton_available
-from lowrank.kernels.reference import coordinates_posterior
+from lowrank.theory.denoisers import MixtureDenoiser
+from lowrank.theory.kernels import triton_available
+from lowrank.theory.kernels.reference import coordinates_posterior
+from lowrank.theory.mixtures import MoLRG
 
 
 def timed(fn, device: torch.device, repeats: int) -> float:

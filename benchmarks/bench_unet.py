@@ -6,10 +6,10 @@ inputs of the chapter's shape (the speed does not depend on the values):
 * training steps of ``UNetDenoiser.small(16, channels=(32, 64))`` (DDPM loss, Adam, batch 128)
   in float32, and under ``torch.autocast(dtype=torch.bfloat16)``;
 * a bare forward pass of the network in eval mode, against
-  :func:`lowrank.features.features_across_sigma` on every block (hooks, pooling, noise), on the
-  same 1024 images in batches of 256, alternated, best of three rounds;
-* one logistic probe (:func:`lowrank.probes.logistic_probe`) on 5000 features of width 64, and
-  on 5000 noisy images (width 256).
+  :func:`lowrank.measure.features.features_across_sigma` on every block (hooks, pooling, noise),
+  on the same 1024 images in batches of 256, alternated, best of three rounds;
+* one logistic probe (:func:`lowrank.measure.probes.logistic_probe`) on 5000 features of width 64,
+  and on 5000 noisy images (width 256).
 
     python benchmarks/bench_unet.py             # about 2 minutes on 2 cores
     python benchmarks/bench_unet.py --device cuda
@@ -23,9 +23,9 @@ import time
 
 import torch
 
-from lowrank.features import features_across_sigma
-from lowrank.nets import UNetDenoiser
-from lowrank.probes import logistic_probe
+from lowrank.measure.features import features_across_sigma
+from lowrank.measure.probes import logistic_probe
+from lowrank.nets.unet import UNetDenoiser
 
 
 def _rate(step, images: int, repeats: int) -> float:

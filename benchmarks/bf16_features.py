@@ -6,13 +6,13 @@ The same probe rows as chapter 5 (class-balanced, seed + 3), the same noise draw
 precisions, every block at every level of the paper's grid. For each block and level, the
 logistic probe is fitted on each precision's features and scored on the same test images; the
 difference of per-image correctness, bf16 minus float32, gets a paired 95% interval
-(:func:`lowrank.stats.paired_interval`).
+(:func:`lowrank.measure.stats.paired_interval`).
 
     python benchmarks/bf16_features.py                 # 5000 + 5000 images, about 6 min on 2 cores
     python benchmarks/bf16_features.py --images 1000   # a smaller check
 
 Chapter 5's network is the one ``notebooks/params/standard.yaml`` names; it must be in the model
-cache (``LOWRANK_CACHE``, as :func:`lowrank.models.cache_root` finds it), else the script says
+cache (``LOWRANK_CACHE``, as :func:`lowrank.nets.runs.cache_root` finds it), else the script says
 how to train it.
 """
 
@@ -27,11 +27,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from lowrank import schedules, stats
 from lowrank.data import balanced_subset
-from lowrank.features import features_across_sigma
-from lowrank.models import UNetRun, cache_root, is_cached, load_unet, training_images
-from lowrank.probes import probe_across_sigma
+from lowrank.measure import stats
+from lowrank.measure.features import features_across_sigma
+from lowrank.measure.probes import probe_across_sigma
+from lowrank.nets.cache import is_cached, load_unet, training_images
+from lowrank.nets.runs import UNetRun, cache_root
+from lowrank.theory import schedules
 
 STANDARD = Path(__file__).resolve().parents[1] / "notebooks" / "params" / "standard.yaml"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of the projection-denoiser kernel, one script for a machine lent for minutes:
-#   correctness  tests/test_kernels.py and tests/test_denoisers.py on CUDA: the kernel against
+#   correctness  tests/theory/test_kernels.py and tests/theory/test_denoisers.py on CUDA: the kernel against
 #                float64 in IEEE, TF32, float16 and bfloat16 (bfloat16 runs only here);
 #   compile      the ahead-of-time table for sm_80 and sm_90 that `make test` checks on CPU
 #                (needs triton 3.7.1: it reuses Triton's launch-time specialization);
@@ -31,8 +31,8 @@ step() {  # step NAME SECONDS COMMAND...
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 step correctness 120 $PY -m pytest -p no:cacheprovider -q --device cuda \
-  tests/test_kernels.py tests/test_denoisers.py
-step compile 90 $PY -m lowrank.kernels.compile_report
+  tests/theory/test_kernels.py tests/theory/test_denoisers.py
+step compile 90 $PY -m tools.compile_report
 step benchmark 120 $PY benchmarks/bench_projection_denoiser.py --device cuda --repeats 10 \
   --d 5 20
 step benchmark-bf16 60 $PY benchmarks/bench_projection_denoiser.py --device cuda --repeats 10 \

@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from lowrank import MixtureDenoiser, MoLRG
+from lowrank.theory.denoisers import MixtureDenoiser
+from lowrank.theory.mixtures import MoLRG
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Candidate tiles of the fused kernel, compiled for sm_80 and sm_90, ranked without a GPU.
 
 For each input type and padded width, every candidate ``(BLOCK_B, BLOCK_N, num_warps)`` is
-compiled for both targets (:mod:`lowrank.kernels.compile_report`) and ranked by the rules that
-:func:`lowrank.kernels.triton_projection.launch_config` states (:func:`rank`).
+compiled for both targets (:mod:`tools.compile_report`) and ranked by the rules that
+:func:`lowrank.theory.kernels.triton_projection.launch_config` states (:func:`rank`).
 
 Prints every candidate and, per case, the pick next to the launcher's choice; exits 1 where they
 differ. 240 compilations: 14 minutes on this project's 2 (shared) cores.
@@ -18,8 +18,8 @@ import itertools
 import sys
 from collections import defaultdict
 
-from lowrank.kernels import compile_report
-from lowrank.kernels.triton_projection import LaunchConfig, launch_config
+from lowrank.theory.kernels.triton_projection import LaunchConfig, launch_config
+from tools import compile_report
 
 BLOCK_B = (16, 32, 64)
 SHAPES = ((64, 4), (32, 8))  # (BLOCK_N, num_warps)

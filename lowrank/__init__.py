@@ -2,31 +2,17 @@
 
 Companion package of the executable book on arXiv:2502.05743 (Li et al., "Understanding
 Representation Dynamics of Diffusion Models via Low-Dimensional Modeling").
+
+The package is layered; a layer imports only from the layers listed before it
+(``tests/test_layers.py`` checks this from the imports):
+
+* leaves, read by every layer: :mod:`lowrank.data` (data sets), :mod:`lowrank.provenance`
+  (device, versions, platform) and ``lowrank._checks`` (argument checks);
+* :mod:`lowrank.theory`: the MoLRG, its exact denoisers and closed forms, sampling, kernels;
+* :mod:`lowrank.measure`: statistics, SNR, features, probes and level choice, copies, distances;
+* :mod:`lowrank.nets`: the UNet, training, runs and their cache, the embedding classifier;
+* :mod:`lowrank.experiments`: the pipelines that chapters call, each returning a record;
+* :mod:`lowrank.book`: the results cell and glue, plotting, profiles, the paper's numbers.
 """
 
-from . import data, kernels, metrics, probes, profiles, schedules, stats, theory
-from .denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
-from .metrics import snr_estimate, snr_exact
-from .mixtures import LowRankMixture, MoLRG
-from .theory import snr_approx
-
 __version__ = "0.1.0"
-
-__all__ = [
-    "EmpiricalDenoiser",
-    "LowRankDAE",
-    "LowRankMixture",
-    "MixtureDenoiser",
-    "MoLRG",
-    "data",
-    "kernels",
-    "metrics",
-    "probes",
-    "profiles",
-    "schedules",
-    "snr_approx",
-    "snr_estimate",
-    "snr_exact",
-    "stats",
-    "theory",
-]

@@ -16,7 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from .models import DATASETS, PARAMETERIZATIONS, UNetRun, is_cached, load_unet
+from lowrank.nets.cache import is_cached, load_unet
+from lowrank.nets.runs import DATASETS, PARAMETERIZATIONS, UNetRun
 
 # what a flag takes besides numbers, added to its error
 _WORDS = {"size": " (or 'native')", "train_images": " (or 'all')"}

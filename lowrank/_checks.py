@@ -266,3 +266,13 @@ def orthonormalize(M: torch.Tensor) -> torch.Tensor:
     signs = torch.sign(torch.diagonal(R))
     signs = torch.where(signs == 0, torch.ones_like(signs), signs)
     return Q * signs
+
+
+def check_rows(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` as a finite, non-empty ``(N, features)`` matrix (``(N, ...)`` flattened)."""
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or len(x) == 0:
+        shape = getattr(x, "shape", x)
+        raise ValueError(f"{name} must be a non-empty (N, ...) tensor, got {shape}")
+    if not bool(torch.all(torch.isfinite(x))):
+        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+    return x.flatten(1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import check_count, check_labels, check_real
+from lowrank._checks import check_count, check_labels, check_real
 
 __all__ = [
     "load_fashion_mnist",
@@ -39,6 +40,7 @@ __all__ = [
     "to_model_range",
     "overlay",
     "FASHION_MNIST_DEBIAN",
+    "unpickle_batch",
 ]
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -165,8 +167,6 @@ def _latin1(text, encoding="utf-8", errors="strict"):
 
 def _numpy_global(module: str, name: str):
     """numpy's ``module.name`` (``numpy.core`` is numpy 2's ``numpy._core``)."""
-    import importlib
-
     if module.startswith("numpy.core") and hasattr(np, "_core"):
         module = "numpy._core" + module[len("numpy.core") :]
     return getattr(importlib.import_module(module), name)
@@ -199,7 +199,7 @@ class _CifarUnpickler(pickle.Unpickler):
         return _numpy_global(module, name)
 
 
-def _unpickle_batch(blob: bytes, where: str) -> dict:
+def unpickle_batch(blob: bytes, where: str) -> dict:
     """One CIFAR-10 batch from its pickled bytes (``where``: the file, for messages)."""
     try:
         return _CifarUnpickler(io.BytesIO(blob), encoding="bytes").load()
@@ -242,7 +242,7 @@ def _cifar_batches(source: Path, names: list[str]) -> list[dict]:
         ) from e
     batches = []
     for where, blob in blobs.items():
-        batch = _unpickle_batch(blob, where)
+        batch = unpickle_batch(blob, where)
         if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
             raise ValueError(f"{where}: no data and labels (is it a CIFAR-10 batch?)")
         pixels, labels = batch[b"data"], batch[b"labels"]

@@ -16,11 +16,13 @@ import pytest
 import torch
 from bad_input_cases import check_case
 
-from lowrank import data, metrics, probes, theory
+from lowrank import data
 from lowrank._checks import row_sigma
-from lowrank.denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
-from lowrank.mixtures import LowRankMixture, MoLRG
-from lowrank.train import fit, load_checkpoint, save_checkpoint, train_dae
+from lowrank.measure import probes, snr, stats
+from lowrank.nets.train import fit, load_checkpoint, save_checkpoint, train_dae
+from lowrank.theory import closed_forms
+from lowrank.theory.denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
+from lowrank.theory.mixtures import LowRankMixture, MoLRG
 
 MIX = MoLRG(12, 3, 2, 0.3, seed=0)
 NAN, INF = float("nan"), float("inf")
@@ -253,10 +255,10 @@ CASES = {
         (ValueError, "sigma must lie in [3.3e-10"),
     ),
     "half-precision sigmas computed in float32": (
-        lambda t: theory.snr_approx(3, 5, 0.2, torch.tensor([0.3], dtype=torch.bfloat16)),
+        lambda t: closed_forms.snr_approx(3, 5, 0.2, torch.tensor([0.3], dtype=torch.bfloat16)),
         lambda snr: (
             snr.dtype == torch.float32
-            and abs(snr.item() - theory.snr_approx(3, 5, 0.2, [0.30078125]).item()) < 1e-4
+            and abs(snr.item() - closed_forms.snr_approx(3, 5, 0.2, [0.30078125]).item()) < 1e-4
         ),
     ),
     "empirical denoiser in bfloat16": (
@@ -302,34 +304,40 @@ CASES = {
     ),
     # theory
     "snr_approx d zero": (
-        lambda t: theory.snr_approx(3, 0, 0.3, [1.0]),
+        lambda t: closed_forms.snr_approx(3, 0, 0.3, [1.0]),
         (ValueError, "d must be"),
     ),
     "snr_approx d negative": (
-        lambda t: theory.snr_approx(3, -2, 0.3, [1.0]),
+        lambda t: closed_forms.snr_approx(3, -2, 0.3, [1.0]),
         (ValueError, ">= 1"),
     ),
     "snr_approx K fractional": (
-        lambda t: theory.snr_approx(2.5, 2, 0.3, [1.0]),
+        lambda t: closed_forms.snr_approx(2.5, 2, 0.3, [1.0]),
         (TypeError, "K must be an integer"),
     ),
-    "snr_approx one class": (lambda t: theory.snr_approx(1, 2, 0.3, [1.0]), (ValueError, ">= 2")),
+    "snr_approx one class": (
+        lambda t: closed_forms.snr_approx(1, 2, 0.3, [1.0]),
+        (ValueError, ">= 2"),
+    ),
     "snr_approx sigma 1e200": (
-        lambda t: theory.snr_approx(3, 2, 0.3, [1e200]),
+        lambda t: closed_forms.snr_approx(3, 2, 0.3, [1e200]),
         (ValueError, "sigma must lie in"),
     ),
     "snr_approx no sigmas": (
-        lambda t: theory.snr_approx(3, 2, 0.3, []),
+        lambda t: closed_forms.snr_approx(3, 2, 0.3, []),
         (ValueError, "non-empty"),
     ),
     "snr_approx variant": (
-        lambda t: theory.snr_approx(3, 2, 0.3, [1.0], variant="printed"),
+        lambda t: closed_forms.snr_approx(3, 2, 0.3, [1.0], variant="printed"),
         (ValueError, "variant must be"),
     ),
-    "two-block d zero": (lambda t: theory.snr_two_block(3, 0, 0.3, [1.0]), (ValueError, "d must")),
+    "two-block d zero": (
+        lambda t: closed_forms.snr_two_block(3, 0, 0.3, [1.0]),
+        (ValueError, "d must"),
+    ),
     # metrics
     "snr_exact too few draws": (
-        lambda t: metrics.snr_exact(MIX, [0.3], 3),
+        lambda t: snr.snr_exact(MIX, [0.3], 3),
         (ValueError, "num_samples must be at least 2 per class"),
     ),
     "probe negative label": (
@@ -353,41 +361,41 @@ CASES = {
         (ValueError, "rank must be >= 1, got 0"),
     ),
     "snr weights not summing to 1": (
-        lambda t: metrics.snr(
+        lambda t: snr.snr(
             _x(dtype=torch.float64), _labels(0, 1, 0, 1), _eye_bases(), weights=[0.7, 0.7]
         ),  # fmt: skip
         (ValueError, "weights must be 2 non-negative numbers summing to 1"),
     ),
     "snr bases not orthonormal": (
-        lambda t: metrics.snr(_x(), _labels(0, 1, 0, 1), [3 * B for B in _eye_bases()]),
+        lambda t: snr.snr(_x(), _labels(0, 1, 0, 1), [3 * B for B in _eye_bases()]),
         (ValueError, "class_bases[0] must have orthonormal columns"),
     ),
     "snr NaN features": (
-        lambda t: metrics.snr(torch.full((4, 12), NAN), _labels(0, 1, 0, 1), _eye_bases()),
+        lambda t: snr.snr(torch.full((4, 12), NAN), _labels(0, 1, 0, 1), _eye_bases()),
         (ValueError, "features must be finite"),
     ),
     "real-data snr at full rank": (
-        lambda t: metrics.real_data_snr(_x(8), _labels(0, 1, 0, 1, 0, 1, 0, 1), rank=12),
+        lambda t: snr.real_data_snr(_x(8), _labels(0, 1, 0, 1, 0, 1, 0, 1), rank=12),
         (ValueError, "rank must lie in [1, 11]"),
     ),
     "real-data snr class too small": (
-        lambda t: metrics.real_data_snr(_x(8), _labels(0, 1, 0, 1, 0, 1, 0, 1), rank=4),
+        lambda t: snr.real_data_snr(_x(8), _labels(0, 1, 0, 1, 0, 1, 0, 1), rank=4),
         (ValueError, "more than rank = 4 samples"),
     ),
     "accuracy fractional count": (
-        lambda t: probes.accuracy_interval(0.5, 3),
+        lambda t: stats.accuracy_interval(0.5, 3),
         (TypeError, "correct must be an integer"),
     ),
     "accuracy interval at zero": (
-        lambda t: probes.accuracy_interval(0, 7),
+        lambda t: stats.accuracy_interval(0, 7),
         lambda interval: interval[0] == 0.0 and 0 < interval[1] < 0.5,
     ),
     "curve with infinite stderr": (
-        lambda t: probes.curve_shape([0.5, 0.6, 0.5], [0.1, INF, 0.1]),
+        lambda t: stats.curve_shape([0.5, 0.6, 0.5], [0.1, INF, 0.1]),
         (ValueError, "stderr finite"),
     ),
     "curve exact with a tie at the end": (
-        lambda t: probes.curve_shape([0.5, 1.0, 1.0], [0.0, 0.0, 0.0]),
+        lambda t: stats.curve_shape([0.5, 1.0, 1.0], [0.0, 0.0, 0.0]),
         lambda shape: shape.verdict == "increasing" and shape.fall == 0.0,
     ),
     # data

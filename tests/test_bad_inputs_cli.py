@@ -11,7 +11,7 @@ import json
 import pytest
 
 from lowrank.__main__ import main
-from lowrank.models import UNetRun
+from lowrank.nets.runs import UNetRun
 
 TINY = ["--size", "8", "--channels", "8", "16", "--epochs", "2", "--batch-size", "16"]
 

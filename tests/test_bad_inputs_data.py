@@ -291,7 +291,7 @@ def test_only_the_restricted_unpickler_keeps_the_payload_from_running(loader, tm
     blob = pickle.dumps(_batch(labels=_Touch(marker)))
     if loader == "restricted":
         with pytest.raises(ValueError, match="not a CIFAR-10 batch"):
-            data._unpickle_batch(blob, "test_batch")
+            data.unpickle_batch(blob, "test_batch")
         assert not marker.exists()
     else:
         pickle.loads(blob, encoding="bytes")

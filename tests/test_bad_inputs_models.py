@@ -17,9 +17,11 @@ import pytest
 import torch
 from bad_input_cases import check_case
 
-import lowrank.models as models
-from lowrank.models import UNetRun, UnverifiedWeightsWarning, load_unet, train_unet
-from lowrank.nets import UNetDenoiser
+from lowrank import data
+from lowrank.nets import cache, runs
+from lowrank.nets.cache import load_unet, train_unet
+from lowrank.nets.runs import UNetRun, UnverifiedWeightsWarning
+from lowrank.nets.unet import UNetDenoiser
 
 NAN, INF = float("nan"), float("inf")
 BASE = dict(size=8, channels=(8, 16), epochs=2, batch_size=16)
@@ -34,7 +36,7 @@ def _tiny_data(mp):
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (40, 8, 8), generator=gen, dtype=torch.uint8)
     labels = torch.arange(40) % 10
-    mp.setattr(models.datasets, "load_fashion_mnist", lambda split, root=None: (images, labels))
+    mp.setattr(data, "load_fashion_mnist", lambda split, root=None: (images, labels))
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +187,7 @@ def _missing_data_leaves_no_folder(tmp):
         raise FileNotFoundError("Fashion-MNIST not found")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(models.datasets, "load_fashion_mnist", missing)
+        mp.setattr(data, "load_fashion_mnist", missing)
         with pytest.raises(FileNotFoundError, match="not found"):
             train_unet(RUN, tmp / "cache", progress=False)
     return (tmp / "cache").exists()
@@ -371,8 +373,8 @@ CASES = {
         (TypeError, "epoch_images must be an integer"),
     ),
     "noise level at the schedule's largest sigma": (
-        lambda t: UNetRun(**BASE, noise_levels=(models._SIGMA_MAX, 1e-6)).noise_levels,
-        lambda levels: levels == (1e-6, models._SIGMA_MAX),
+        lambda t: UNetRun(**BASE, noise_levels=(runs.SIGMA_MAX, 1e-6)).noise_levels,
+        lambda levels: levels == (1e-6, runs.SIGMA_MAX),
     ),
     "numpy values become Python values, key kept": (
         _numpy_values,
@@ -418,7 +420,7 @@ CASES = {
         (ValueError, "records another run than this one (seed: recorded 1, this run 0)"),
     ),
     "another run's run.json, is_cached": (
-        lambda t: _other_record(t, lambda t: models.is_cached(RUN, t / "cache")),
+        lambda t: _other_record(t, lambda t: cache.is_cached(RUN, t / "cache")),
         (ValueError, "records another run than this one"),
     ),
     "complete 'no' is not complete": (
@@ -426,7 +428,7 @@ CASES = {
         (FileNotFoundError, "holds no finished run"),
     ),
     "complete 'no', is_cached": (
-        lambda t: _edit_record(t, complete="no") and models.is_cached(RUN, t / "cache"),
+        lambda t: _edit_record(t, complete="no") and cache.is_cached(RUN, t / "cache"),
         lambda cached: cached is False,
     ),
     "sample_size edited": (
@@ -471,11 +473,11 @@ CASES = {
         (ValueError, "run.json holds no train_images"),
     ),
     "ema_init_weight without train_images": (
-        lambda t: models.ema_init_weight(RUN, {}, 1),
+        lambda t: cache.ema_init_weight(RUN, {}, 1),
         (ValueError, "the record holds no train_images"),
     ),
     "ema_init_weight of a record that is a list": (
-        lambda t: models.ema_init_weight(RUN, [], 1),
+        lambda t: cache.ema_init_weight(RUN, [], 1),
         (ValueError, "holds no train_images"),
     ),
     "epoch 1.0": (
@@ -528,6 +530,6 @@ def test_the_expected_architecture_is_what_initial_network_builds():
     """The fields the load check compares are those of the network the run trains."""
     for run in (RUN, BIG, UNetRun(size=None, channels=(8, 16, 16), layers_per_block=2)):
         side = run.size or 28
-        built = models.initial_network(run, side, 1).unet.config
-        for key, value in models._expected_architecture(run).items():
+        built = cache.initial_network(run, side, 1).unet.config
+        for key, value in cache.expected_architecture(run).items():
             assert list(built[key]) == value if isinstance(value, list) else built[key] == value

@@ -8,10 +8,12 @@ import pytest
 import torch
 from bad_input_cases import check_case
 
-from lowrank import generalization, probes, stats, theory
-from lowrank.denoisers import MixtureDenoiser
-from lowrank.features import features_across_sigma
-from lowrank.mixtures import MoLRG
+from lowrank.experiments import size_sweep
+from lowrank.measure import copies, levels, probes, stats
+from lowrank.measure.features import features_across_sigma
+from lowrank.theory import closed_forms
+from lowrank.theory.denoisers import MixtureDenoiser
+from lowrank.theory.mixtures import MoLRG
 
 NAN, INF = float("nan"), float("inf")
 MIX = MoLRG(12, 3, 2, 0.3, seed=0)
@@ -70,7 +72,7 @@ def _near_copy_of_a_repeated_image():
     train = torch.rand(5, 1, 4, 4, generator=g)
     train = torch.cat([train, train[:1]])
     sample = train[:1] + 1e-3 * torch.randn(1, 1, 4, 4, generator=g)
-    ratios = generalization.copy_ratio(torch.cat([train[:1], sample]), train)
+    ratios = copies.copy_ratio(torch.cat([train[:1], sample]), train)
     return ratios
 
 
@@ -129,7 +131,7 @@ CASES = {
         (ValueError, "seeds is empty"),
     ),
     "crossfit too few rows": (
-        lambda t: probes.crossfit_level([_blobs()[0][:3]], _blobs()[1][:3]),
+        lambda t: levels.crossfit_level([_blobs()[0][:3]], _blobs()[1][:3]),
         (ValueError, "N = 3 >= 4 rows"),
     ),
     # curve_shape and paired_curve_shape
@@ -174,11 +176,11 @@ CASES = {
     ),
     # generalization
     "stopping unknown verdict": (
-        lambda t: generalization.stopping_checkpoint(["unimodal", "bumpy"], [0.5, 0.6]),
+        lambda t: size_sweep.stopping_checkpoint(["unimodal", "bumpy"], [0.5, 0.6]),
         (ValueError, "got 'bumpy'"),
     ),
     "stopping verdicts as one string": (
-        lambda t: generalization.stopping_checkpoint("unimodal", [0.5] * 8),
+        lambda t: size_sweep.stopping_checkpoint("unimodal", [0.5] * 8),
         (TypeError, "verdicts must be a list"),
     ),
     "copy of a repeated training image": (
@@ -186,7 +188,7 @@ CASES = {
         lambda ratio: ratio[0].item() == 0.0 and ratio[1].item() < 0.05,
     ),
     "generalization threshold NaN": (
-        lambda t: generalization.generalization_score(torch.ones(2, 3), torch.ones(2, 3), NAN),
+        lambda t: copies.generalization_score(torch.ones(2, 3), torch.ones(2, 3), NAN),
         (ValueError, "threshold must be finite"),
     ),
     # the denoiser and Theorem 1
@@ -203,15 +205,15 @@ CASES = {
         (ValueError, "x_t must be finite"),
     ),
     "snr_approx at one level": (
-        lambda t: theory.snr_approx(3, 2, 0.3, 0.5),
-        lambda v: v.shape == (1,) and torch.equal(v, theory.snr_approx(3, 2, 0.3, [0.5])),
+        lambda t: closed_forms.snr_approx(3, 2, 0.3, 0.5),
+        lambda v: v.shape == (1,) and torch.equal(v, closed_forms.snr_approx(3, 2, 0.3, [0.5])),
     ),
     "snr_approx NaN delta": (
-        lambda t: theory.snr_approx(3, 2, NAN, [0.5]),
+        lambda t: closed_forms.snr_approx(3, 2, NAN, [0.5]),
         (ValueError, "delta must lie in (0, 1), got nan"),
     ),
     "snr_approx sigmas as text": (
-        lambda t: theory.snr_approx(3, 2, 0.3, "0.5"),
+        lambda t: closed_forms.snr_approx(3, 2, 0.3, "0.5"),
         (TypeError, "sigmas must be numbers or a 1-D tensor"),
     ),
 }

@@ -14,9 +14,9 @@ import nbformat
 import pytest
 import torch
 
-import lowrank as lr
-from lowrank import paper, theory
-from lowrank.models import UNetRun
+from lowrank.book import paper
+from lowrank.nets.runs import UNetRun
+from lowrank.theory import closed_forms, schedules
 from tools import book
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def _covariance_rel_rms(N: int) -> float:
 
 def _two_block(sigmas) -> torch.Tensor:
     F = paper.FIG3_SETTING
-    return theory.snr_two_block(F["K"], F["d"], F["delta"], torch.as_tensor(sigmas).double())
+    return closed_forms.snr_two_block(F["K"], F["d"], F["delta"], torch.as_tensor(sigmas).double())
 
 
 def _check_01(v):
@@ -84,7 +84,7 @@ def _check_03(v):
 
 def _check_04(v):
     # the optimal SNR's peak on the paper's grid, against the quadrature on the same grid
-    quad = _two_block(lr.schedules.molrg_sigmas())
+    quad = _two_block(schedules.molrg_sigmas())
     assert v["peak_opt_snr"] == pytest.approx(quad.max().item(), rel=0.05)
     # Table 7's small-sigma limit d / ((K-1) delta^2 d + |mu|^2) with separation 3
     F = paper.FIG3_SETTING
@@ -101,7 +101,7 @@ def _check_05(v):
     for key in ("acc_first", "acc_peak", "acc_last", "pixels_first", "untrained_first"):
         assert 10 < v[key] <= 100, (key, v[key])  # above chance (10 classes)
     assert v["acc_max"] >= max(v["acc_first"], v["acc_peak"], v["acc_last"])
-    grid = lr.schedules.edm_probe_sigmas().tolist()
+    grid = schedules.edm_probe_sigmas().tolist()
     for key in ("acc_peak_sigma", "acc_max_sigma", "snr_peak_sigma", "mixture_peak_sigma"):
         assert min(abs(v[key] - s) for s in grid) < 1e-12, key  # a point of the paper's grid
     assert v["best_layer"] in ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0",
@@ -204,7 +204,7 @@ def _check_06(v):
     # the verdict names exactly the rates whose gain interval lies above zero
     assert v["ensemble_verdict"] == ("no gain beyond noise" if v["gain_significant"] == "none"
                                      else f"gains at {v['gain_significant']} flipped")  # fmt: skip
-    grid = lr.schedules.edm_probe_sigmas().tolist()
+    grid = schedules.edm_probe_sigmas().tolist()
     assert min(abs(v["diff_peak_sigma"] - s) for s in grid) < 1e-12
     assert v["layer"] in ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0",
                           "up_blocks.1"]  # fmt: skip
@@ -328,7 +328,7 @@ def _check_09(v):
     )
     for key in ("debias_small", "debias_mid"):
         assert math.isfinite(v[key]) and v[f"{key}_se"] > 0, key
-    grid = lr.schedules.edm_probe_sigmas().tolist()
+    grid = schedules.edm_probe_sigmas().tolist()
     for key in ("mid_sigma", "top_rise_sigma"):
         assert min(abs(v[key] - s) for s in grid) < 1e-12, key
     # the paired bound of a curve is at least its rise at any level, the cross-fitted peak's too,

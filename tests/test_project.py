@@ -88,10 +88,10 @@ def test_ci_runs_the_readme_test_command():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_chapter_chooses_its_own_device(path):
-    """Every chapter takes its device from lowrank.profiles.resolve_device (LOWRANK_DEVICE)."""
+    """Every chapter takes its device from lowrank.provenance.resolve_device (LOWRANK_DEVICE)."""
     nb = nbformat.read(path, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for pattern in (r"""["']cpu["']""", r"""["']cuda(:\d+)?["']""", r"cuda\.is_available"):
         assert not re.search(pattern, code), f"{path.name} hard-codes a device ({pattern})"
     if re.search(r"\.to\(device\)", code):
-        assert "device = lr.profiles.resolve_device()" in code
+        assert "device = provenance.resolve_device()" in code

@@ -51,12 +51,12 @@ INJECTED = "injected-parameters"
 # that every chapter gets the same cell and a committed notebook gets it at its next rerun.
 RESULTS = "results"
 NBVAL_CHECK = "nbval-check-output"
-# where an executed notebook records the platform that ran it (lowrank.profiles.platform_record)
+# where an executed notebook records the platform that ran it (lowrank.provenance.platform_record)
 PLATFORM_KEY = "lowrank_platform"
 RESULTS_SOURCE = """\
-# Results: every number and verdict this chapter glued, rounded (lowrank.report.results);
+# Results: every number and verdict this chapter glued, rounded (lowrank.book.report.results);
 # nbval compares this cell with tests/nbval/quick (make nbval) or the committed notebook.
-from lowrank import report
+from lowrank.book import report
 
 print(report.results())"""
 
@@ -97,7 +97,7 @@ def execute(
     """
     import papermill as pm
 
-    from lowrank.profiles import DEVICE_VARIABLE, environment, platform_record, resolve_device
+    from lowrank.provenance import DEVICE_VARIABLE, environment, platform_record, resolve_device
 
     if device is not None:
         os.environ[DEVICE_VARIABLE] = device
@@ -159,7 +159,7 @@ def execute(
 
 
 def stamp_platform(path: Path, platform: dict) -> None:
-    """Record ``platform`` (:func:`lowrank.profiles.platform_record`) in the notebook at
+    """Record ``platform`` (:func:`lowrank.provenance.platform_record`) in the notebook at
     ``path``, under ``metadata[PLATFORM_KEY]``."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata[PLATFORM_KEY] = platform
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     norm.add_argument("notebooks", type=Path, nargs="+")
     args = parser.parse_args(argv)
     if args.command == "execute":
-        from lowrank.profiles import resolve_device
+        from lowrank.provenance import resolve_device
 
         try:  # a device this machine lacks stops here, in one line, before any notebook runs
             resolve_device(args.device)

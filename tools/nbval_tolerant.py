@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nbval.plugin import IPyNbCell
 
-from lowrank.profiles import platform_record
+from lowrank.provenance import platform_record
 from tools import book, regression
 
 _nbval_compare = IPyNbCell.compare_outputs

@@ -1,8 +1,8 @@
 """Regression across machines: each chapter's results cell against its reference, compared
 exactly on the platform that made the reference and within measured tolerances on any other.
 
-A results cell (``lowrank.report.results``) prints ``name = value`` lines. Two runs on equal
-platforms (``lowrank.profiles.platform_record``: processor, instruction sets, libraries, torch,
+A results cell (``lowrank.book.report.results``) prints ``name = value`` lines. Two runs on equal
+platforms (``lowrank.provenance.platform_record``: processor, instruction sets, libraries, torch,
 device, threads, numeric settings) reproduce each other's text exactly, so there the comparison
 is the sanitized text, line for line. An executed notebook without a recorded platform counts
 as another platform.
@@ -51,8 +51,8 @@ from nbval.plugin import get_sanitize_patterns
 
 if __package__ in (None, ""):  # run as a script (python tools/regression.py)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lowrank.report import RESULTS_DIGITS  # noqa: E402
-from lowrank.stats import t_quantile  # noqa: E402
+from lowrank.book.report import RESULTS_DIGITS
+from lowrank.measure.stats import t_quantile
 from tools import book  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,8 @@ def as_number(text: str) -> float | None:
 
 
 def last_digit_unit(text: str) -> float:
-    """One unit in the last digit :func:`lowrank.report.results` prints for this number: a float
+    """One unit in the last digit :func:`lowrank.book.report.results` prints for this number: a
+    float
     printed with :data:`RESULTS_DIGITS` significant digits, or 0 for an integer with more digits
     than that (an integer prints in full and does not round)."""
     if text.startswith("< "):  # a residual printed as a bound moves within the bound

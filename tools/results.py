@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from lowrank import paper as paper_values
+from lowrank.book import paper as paper_values
 
 RECORD = "application/papermill.record/text/plain"
 # the two smallest levels of the paper's real-data grid (chapters 5-10): a peak there is no
@@ -90,34 +90,34 @@ def _none(g: Glued) -> str:
     return "—"
 
 
-def _thm1_shape(g: Glued) -> str:
+def thm1_shape(g: Glued) -> str:
     exact, approx = g(3, "exact_peak_sigma"), g(3, "approx_peak_sigma")
     return f"peak σ {approx / exact - 1:+.0%}; SNR levels up to {g(3, 'thm1_worst_rel_error'):.0%}"
 
 
-def _real_rise(g: Glued) -> float:
+def real_rise(g: Glued) -> float:
     return g(5, "acc_peak") - g(5, "acc_first")
 
 
-def _projection_rise() -> float:
+def projection_rise() -> float:
     """The paper's CIFAR-10 projection classifier: its rise from sigma = 0.008 to its peak."""
     row = paper_values.TABLE9["CIFAR-10", "projection"].values
     return max(row) - row[0]
 
 
-def _projection_gap(g: Glued) -> float:
+def projection_gap(g: Glued) -> float:
     """Our projection classifier's rise to the logistic probe's peak, minus the paper's."""
-    return g(5, "projection_at_peak") - g(5, "projection_first") - _projection_rise()
+    return g(5, "projection_at_peak") - g(5, "projection_first") - projection_rise()
 
 
-def _peaks(g: Glued) -> str:
+def peaks(g: Glued) -> str:
     acc, snr = g(5, "acc_peak_sigma"), g(5, "snr_peak_sigma")
     if max(round(acc, 3), round(snr, 3)) <= LOW_END:
         return f"both at the low end of the grid (σ ≤ {LOW_END}): no intermediate peak to coincide"
     return f"{g(5, 'peaks_coincide')} within one grid point"
 
 
-def _label_noise(g: Glued) -> str:
+def label_noise(g: Glued) -> str:
     gain_0, gain_80 = g(6, "gain_0"), g(6, "gain_80")
     # independent intervals: the difference is seen when it exceeds their combined half-width
     half = (g(6, "gain_0_half") ** 2 + g(6, "gain_80_half") ** 2) ** 0.5
@@ -128,7 +128,7 @@ def _label_noise(g: Glued) -> str:
     )
 
 
-def _mechanism(g: Glued) -> str:
+def mechanism(g: Glued) -> str:
     grew, blocks = g(10, "n_grew"), g(10, "n_blocks")
     seen = (
         f"grew in {grew} of {blocks} blocks ({g(10, 'blocks_grew')})"
@@ -166,7 +166,7 @@ ROWS = (
             f"{g(3, 'exact_peak_sigma'):.2f}), peak SNR {g(3, 'approx_peak_snr'):.1f} (exact: "
             f"{g(3, 'exact_peak_snr'):.1f})"
         ),
-        _thm1_shape,
+        thm1_shape,
         lambda g: (
             "one interior peak in both; its place and height differ by the gaps beside "
             f"(against the book's own 10% bar: {g(3, 'thm1_verdict')})"
@@ -259,7 +259,7 @@ ROWS = (
             f"{g(5, 'acc_first'):.1f}% → {g(5, 'acc_peak'):.1f}% at σ = "
             f"{g(5, 'acc_peak_sigma'):.3f} → {g(5, 'acc_last'):.1f}% ({g(5, 'data_name')})"
         ),
-        lambda g: f"rise {_real_rise(g) - g(5, 'paper_c10_rise'):+.1f} points",
+        lambda g: f"rise {real_rise(g) - g(5, 'paper_c10_rise'):+.1f} points",
         lambda g: (
             f"{g(5, 'acc_verdict')} at the cross-fitted peak (paired errors); no level rises more "
             f"than {g(5, 'acc_rise_bound'):.2f} points above σ = 0.002 (95% upper end)"
@@ -274,7 +274,7 @@ ROWS = (
             f"{g(5, 'snr_peak_sigma'):.3f}"
         ),
         _none,
-        _peaks,
+        peaks,
         5,
     ),
     Row(
@@ -290,12 +290,12 @@ ROWS = (
     ),
     Row(
         "Table 9: the projection classifier is unimodal too",
-        lambda g: f"unimodal; CIFAR-10 rises {_projection_rise():.1f} points",
+        lambda g: f"unimodal; CIFAR-10 rises {projection_rise():.1f} points",
         lambda g: (
             f"{g(5, 'projection_first'):.1f}% → {g(5, 'projection_at_peak'):.1f}% → "
             f"{g(5, 'projection_last'):.1f}%"
         ),
-        lambda g: f"rise {_projection_gap(g):+.1f} points",
+        lambda g: f"rise {projection_gap(g):+.1f} points",
         lambda g: f"{g(5, 'projection_verdict')} (rise {g(5, 'projection_rise'):.1f} paired s.e.)",
         5,
     ),
@@ -313,7 +313,7 @@ ROWS = (
             f"{g(6, 'gain_0') - g(6, 'paper_gain_0'):+.1f} (clean), "
             f"{g(6, 'gain_80') - g(6, 'paper_gain_80'):+.1f} (80%) points"
         ),
-        _label_noise,
+        label_noise,
         6,
     ),
     Row(
@@ -386,7 +386,7 @@ ROWS = (
             "networks each)"
         ),
         _none,
-        _mechanism,
+        mechanism,
         10,
     ),
 )

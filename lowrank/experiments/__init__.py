@@ -1,0 +1,10 @@
+"""The pipelines that chapters call, each returning a record (a frozen dataclass).
+
+* :mod:`~lowrank.experiments.network_probe`: a network probed block by block (chapters 5, 9, 10);
+* :mod:`~lowrank.experiments.label_noise`: ensembles against the best probe under label noise
+  (chapter 6);
+* :mod:`~lowrank.experiments.size_sweep`: generalization against memorization over data sizes
+  and checkpoints (chapters 7 and 8).
+
+Imports every layer above it, never :mod:`lowrank.book`.
+"""

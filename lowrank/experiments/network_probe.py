@@ -1,0 +1,162 @@
+"""A trained network probed across noise levels, as chapters 5, 9 and 10 do.
+
+* :func:`probe_network` -> :class:`NetworkProbe`: features of every block, the block chosen on
+  validation, its test curve with per-item correctness, the peak chosen by cross-fitting and
+  the paired unimodality test at it;
+* :func:`probe_blocks` -> :class:`BlockProbe` per block (or any feature set): the test curve,
+  the peak chosen by cross-fitting and the paired unimodality test at it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lowrank._checks import as_sigmas
+from lowrank.measure.features import features_across_sigma
+from lowrank.measure.levels import best_layer, crossfit_level
+from lowrank.measure.probes import ProbeCurve, probe_across_sigma, probe_layers
+from lowrank.measure.stats import (
+    CurveShape,
+    curve_shape,
+    paired_curve_shape,
+)
+
+__all__ = [
+    "NetworkProbe",
+    "probe_network",
+    "BlockProbe",
+    "probe_blocks",
+]
+
+
+@dataclass(frozen=True)
+class NetworkProbe:
+    """What :func:`probe_network` finds for one network.
+
+    Attributes:
+        layer: the block chosen on the validation split.
+        curve: its test curve (:class:`ProbeCurve`, with per-item correctness).
+        validation: its validation curve, which chose the block (and, unless ``paired``, the
+            peak).
+        crossfit: with ``paired``, its cross-fitted curve on the training images
+            (:func:`crossfit_level`), which places the peak; else ``None``.
+        shape: the verdict on the test curve at the peak: with ``paired``,
+            :func:`lowrank.measure.stats.paired_curve_shape`; else
+            :func:`lowrank.measure.stats.curve_shape` with binomial errors.
+        feature_seconds: wall time of the feature extraction.
+    """
+
+    layer: str
+    curve: ProbeCurve
+    validation: ProbeCurve
+    crossfit: ProbeCurve | None
+    shape: CurveShape
+    feature_seconds: float
+
+
+def probe_network(
+    denoiser,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    seed: int = 0,
+    progress: bool = False,
+    z: float = 3.0,
+    paired: bool = False,
+) -> NetworkProbe:
+    """The paper's probe of one trained network, as chapter 5 runs it: pooled features of
+    every block (``denoiser.block_names()`` of ``denoiser.unet``, noisy input, noise seeded by
+    ``seed``), the block whose validation curve peaks highest (:func:`best_layer`), its test
+    curve, and the unimodality test (margin ``z``) at a peak chosen on the training images.
+
+    ``paired=False`` (what chapter 9's committed outputs used): the peak of the block's
+    validation curve (a fifth of the training images) and binomial errors. ``paired=True``
+    (issue 25's test, for the chapters' next standard runs): the peak chosen by cross-fitting
+    on all the training images (:func:`crossfit_level`) and paired errors on the test images
+    (:func:`lowrank.measure.stats.paired_curve_shape`), which see bumps several times smaller.
+
+    Arguments:
+        denoiser: a :class:`lowrank.nets.unet.UNetDenoiser` (or its EDM form), on ``x_train``'s
+            device.
+        x_train, y_train: labelled training images ``(N, C, H, W)`` and ``(N,)``.
+        x_test, y_test: the test images the curve is scored on.
+    """
+    sigmas = as_sigmas(sigmas)
+    names = denoiser.block_names()
+    start = time.perf_counter()
+    features = features_across_sigma(denoiser.unet, denoiser, names,
+                                     torch.cat([x_train, x_test]), sigmas, seed=seed,
+                                     progress=progress)  # fmt: skip
+    seconds = time.perf_counter() - start
+    N = len(x_train)
+    train = {name: F[:, :N] for name, F in features.items()}
+    layer, validation = best_layer(sigmas, train, y_train, seed=seed)
+    test = features[layer][:, N:]
+    if paired:
+        block = probe_blocks(sigmas, {layer: train[layer]}, y_train, {layer: test}, y_test,
+                             seed=seed, z=z)[layer]  # fmt: skip
+        curve, crossfit, shape = block.curve, block.crossfit, block.shape
+    else:
+        curve = probe_across_sigma(sigmas, list(train[layer]), y_train, list(test), y_test)
+        peak, crossfit = int(validation[layer].accuracy.argmax()), None
+        shape = curve_shape(curve.accuracy, curve.stderr, z=z, peak=peak)
+    return NetworkProbe(layer, curve, validation[layer], crossfit, shape, seconds)
+
+
+@dataclass(frozen=True)
+class BlockProbe:
+    """What :func:`probe_blocks` finds for one block.
+
+    Attributes:
+        curve: the test curve (:class:`ProbeCurve`, with per-item correctness).
+        crossfit: the cross-fitted curve on the training images, which places the peak.
+        shape: :func:`lowrank.measure.stats.paired_curve_shape` of the test curve at that peak: the
+            paired bump (``gap_first``), its margins and its MDE.
+    """
+
+    curve: ProbeCurve
+    crossfit: ProbeCurve
+    shape: CurveShape
+
+
+def probe_blocks(
+    sigmas: Sequence[float] | torch.Tensor,
+    train_features: dict[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: dict[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    seed: int = 0,
+    z: float = 3.0,
+) -> dict[str, BlockProbe]:
+    """The paired unimodality test of every block, each at its own peak: for each name, the
+    logistic probe's test curve (:func:`probe_across_sigma`), the level chosen by cross-fitting
+    on the training features (:func:`crossfit_level`, seeded with ``seed``; the test items are
+    never seen by the choice) and :func:`lowrank.measure.stats.paired_curve_shape` at that level.
+
+    Unlike :func:`probe_network`, no block is singled out: a bump in any block is reported
+    where it is, with its own MDE.
+
+    Arguments:
+        train_features, test_features: per block, ``(S, N, p)`` and ``(S, M, p)`` features at
+            the ``S`` levels (as :func:`lowrank.measure.features.features_across_sigma`
+            returns them, or noisy pixels).
+    """
+    sigmas = as_sigmas(sigmas)
+    if set(train_features) != set(test_features):
+        raise ValueError(
+            f"train_features and test_features must name the same blocks, got "
+            f"{sorted(train_features)} and {sorted(test_features)}"
+        )
+    curves = probe_layers(sigmas, train_features, train_labels, test_features, test_labels)
+    out = {}
+    for name, curve in curves.items():
+        peak, crossfit = crossfit_level(train_features[name], train_labels, seed=seed,
+                                        sigmas=sigmas)  # fmt: skip
+        out[name] = BlockProbe(curve, crossfit, paired_curve_shape(curve.correct, peak, z=z))
+    return out

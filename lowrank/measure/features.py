@@ -1,0 +1,175 @@
+"""Activations of a network at named layers, pooled, across noise levels (the paper's features).
+
+The paper probes a diffusion model by feeding it a noisy image :math:`x_0 + \\sigma n` (or the
+clean :math:`x_0` with :math:`\\sigma`'s conditioning, Fig. 11), reading the activation of a
+block and averaging it over space. One forward pass gives every layer: forward hooks on the
+named submodules record the globally average-pooled output of each as the network runs.
+
+* :class:`PooledActivations`: a context manager holding the hooks (removed on exit, also on an
+  error);
+* :func:`features_across_sigma`: ``(S, N, C)`` features per layer for ``S`` noise levels and
+  ``N`` images, batched, seeded, with a progress bar;
+* :func:`noisy_pixels`: the noisy inputs themselves with the same noise (the pixel control).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.std import tqdm
+
+from lowrank._checks import as_sigmas, check_count
+
+__all__ = ["PooledActivations", "features_across_sigma", "noisy_pixels"]
+
+
+def _pool(output) -> torch.Tensor:
+    """``(B, C)`` global average of a block's output over its spatial dimensions; blocks that
+    return a tuple (a UNet down block returns its output and its skip connections) give their
+    first element."""
+    if isinstance(output, tuple | list):
+        output = output[0]
+    if not isinstance(output, torch.Tensor) or output.ndim < 2:
+        raise TypeError(f"a hooked layer must output a (B, C, ...) tensor, got {type(output)}")
+    return output.flatten(2).mean(-1) if output.ndim > 2 else output
+
+
+def _batch_seed(seed: int, level: int, batch: int) -> int:
+    """A seed for one batch at one noise level: SeedSequence mixes the three numbers so that
+    neighbouring ones give unrelated streams."""
+    state = np.random.SeedSequence([seed, level, batch]).generate_state(1, np.uint64)[0]
+    return int(state) & (2**63 - 1)
+
+
+class PooledActivations:
+    """Record the pooled outputs of ``model``'s submodules ``names`` during forward passes.
+
+    ``with PooledActivations(model, ["mid_block", "up_blocks.0"]) as act: model(x)`` leaves
+    ``act.outputs[name]`` = ``(B, C)`` float32 pooled activations of the last pass.
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str]):
+        modules = dict(model.named_modules())
+        missing = [name for name in names if name not in modules]
+        if missing or not names:
+            known = [name for name in modules if name][:20]
+            raise ValueError(f"no layers {missing or names!r} in the model; some it has: {known}")
+        self.modules = {name: modules[name] for name in names}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles: list = []
+
+    def __enter__(self) -> PooledActivations:
+        for name, module in self.modules.items():
+            hook = self._recorder(name)
+            self._handles.append(module.register_forward_hook(hook))
+        return self
+
+    def _recorder(self, name: str):
+        def record(module, inputs, output):
+            self.outputs[name] = _pool(output).detach().float()
+
+        return record
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+@torch.no_grad()
+def features_across_sigma(
+    model: nn.Module,
+    denoise: Callable[[torch.Tensor, torch.Tensor], object],
+    names: Sequence[str],
+    x0: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    clean: bool = False,
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Pooled features of ``model``'s layers ``names`` at every noise level.
+
+    Arguments:
+        model: the network whose submodules are hooked.
+        denoise: ``denoise(x_t, sigma)`` runs ``model`` once on a batch ``x_t`` with per-row
+            noise levels ``sigma`` ``(B,)`` (the book's convention ``x_t = x_0 + sigma n``); its
+            return value is ignored.
+        names: submodule names, as in ``model.named_modules()``.
+        x0: ``(N, ...)`` clean inputs, on the model's device.
+        sigmas: ``(S,)`` noise levels > 0.
+        clean: feed ``x0`` itself with ``sigma``'s conditioning (the paper's Fig. 11) instead of
+            ``x0 + sigma n``.
+        batch_size: images per forward pass.
+        seed: the noise of batch ``b`` at level ``s`` comes from a generator seeded with
+            ``(seed, s, b)``, so it does not depend on the other levels or on the device.
+        progress: show a progress bar over the ``S`` levels.
+
+    Returns:
+        ``{name: (S, N, C) float32 tensor}`` on the CPU.
+    """
+    sig = as_sigmas(sigmas, torch.float64)
+    batch_size = check_count(batch_size, "batch_size")
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or len(x0) == 0:
+        raise ValueError("x0 must be a non-empty (N, ...) tensor")
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of layer names, got the string {names!r}")
+    names = list(names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if not names or repeated:
+        raise ValueError(
+            f"names must be distinct layer names, at least one; repeated: {repeated}"
+            if repeated else f"names must be a non-empty list of layer names, got {names!r}"
+        )  # fmt: skip
+    out: dict[str, list[list[torch.Tensor]]] = {name: [[] for _ in sig] for name in names}
+    was_training = model.training
+    model.eval()
+    try:
+        with PooledActivations(model, names) as act:
+            for s, x_t, sigma in _noisy_batches(x0, sig, batch_size, seed, clean, progress):
+                denoise(x_t, sigma)
+                for name in names:
+                    out[name][s].append(act.outputs[name].cpu())
+    finally:
+        model.train(was_training)
+    return {
+        name: torch.stack([torch.cat(rows) for rows in per_sigma])
+        for name, per_sigma in out.items()
+    }
+
+
+def _noisy_batches(x0, sig, batch_size, seed, clean, progress):
+    """Yield ``(level, x_t, sigma (B,))`` batch by batch, level by level: the inputs of
+    :func:`features_across_sigma` and :func:`noisy_pixels` (the same noise for both)."""
+    for s, sigma in enumerate(tqdm(sig.tolist(), desc="noise levels", disable=not progress)):
+        for b, start in enumerate(range(0, len(x0), batch_size)):
+            batch = x0[start : start + batch_size]
+            x_t = batch
+            if not clean:
+                gen = torch.Generator().manual_seed(_batch_seed(seed, s, b))
+                noise = torch.randn(batch.shape, generator=gen, dtype=batch.dtype)
+                x_t = batch + sigma * noise.to(batch.device)
+            yield s, x_t, torch.full((len(batch),), sigma, device=batch.device)
+
+
+@torch.no_grad()
+def noisy_pixels(
+    x0: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> torch.Tensor:
+    """``(S, N, D)`` float32 noisy inputs ``x0 + sigma n`` flattened, with the very noise
+    :func:`features_across_sigma` draws for the same ``batch_size`` and ``seed``: the pixel
+    control of a probe sees what the network saw."""
+    sig = as_sigmas(sigmas, torch.float64)
+    batch_size = check_count(batch_size, "batch_size")
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or len(x0) == 0:
+        raise ValueError("x0 must be a non-empty (N, ...) tensor")
+    out: list[list[torch.Tensor]] = [[] for _ in sig]
+    for s, x_t, _ in _noisy_batches(x0, sig, batch_size, seed, False, False):
+        out[s].append(x_t.flatten(1).float().cpu())
+    return torch.stack([torch.cat(rows) for rows in out])

@@ -1,0 +1,132 @@
+"""Which layer and which noise level to report, chosen on training features only (never on
+the test split).
+
+* :func:`best_layer`: the layer whose validation curve peaks highest, on a validation split
+  carved from the training features;
+* :func:`best_level`: the noise level, chosen the same way;
+* :func:`crossfit_level`: the noise level chosen by cross-fitting on the training features
+  (every labelled image validates once), with its per-item correctness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from lowrank._checks import check_count
+from lowrank.measure.probes import (
+    ProbeCurve,
+    binomial_curve,
+    logistic_logits,
+    probe_across_sigma,
+    probe_layers,
+    recorded_sigmas,
+)
+
+__all__ = [
+    "best_layer",
+    "best_level",
+    "crossfit_level",
+]
+
+
+def _validation_split(N: int, validation: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows to fit on and rows to validate on: a seeded ``validation`` share held out."""
+    if not 0 < validation < 1:
+        raise ValueError(f"validation must lie in (0, 1), got {validation}")
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+    held = max(1, round(validation * N))
+    return order[held:], order[:held]
+
+
+def best_layer(
+    sigmas: Sequence[float] | torch.Tensor,
+    train_features: dict[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    validation: float = 0.2,
+    seed: int = 0,
+) -> tuple[str, dict[str, ProbeCurve]]:
+    """The layer whose logistic probe peaks highest on a held-out part of the **training**
+    features (a seeded ``validation`` share of them), and every layer's validation curve: the
+    layer is chosen without looking at the test split.
+
+    Arguments:
+        train_features: ``{name: (S, N, p)}``.
+    """
+    fit_rows, val_rows = _validation_split(len(train_labels), validation, seed)
+    curves = probe_layers(
+        sigmas,
+        {name: F[:, fit_rows] for name, F in train_features.items()},
+        train_labels[fit_rows],
+        {name: F[:, val_rows] for name, F in train_features.items()},
+        train_labels[val_rows],
+    )
+    return max(curves, key=lambda name: curves[name].accuracy.max().item()), curves
+
+
+def best_level(
+    train_features: Sequence[torch.Tensor] | torch.Tensor,
+    train_labels: torch.Tensor,
+    validation: float = 0.2,
+    seed: int = 0,
+    sigmas: Sequence[float] | torch.Tensor | None = None,
+) -> tuple[int, ProbeCurve]:
+    """The noise level (an index into the grid) where the logistic probe does best on a
+    held-out part of the **training** features, and the validation curve: the split and the
+    probes of :func:`best_layer` for one layer, so the test split is never looked at.
+
+    Arguments:
+        train_features: ``S`` tensors ``(N, p)`` (or one ``(S, N, p)`` tensor).
+        sigmas: recorded in the curve (default: the indices ``0 .. S-1``).
+    """
+    stacked = torch.stack(list(train_features))
+    fit_rows, val_rows = _validation_split(len(train_labels), validation, seed)
+    grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
+    curve = probe_across_sigma(grid, list(stacked[:, fit_rows]), train_labels[fit_rows],
+                               list(stacked[:, val_rows]), train_labels[val_rows])  # fmt: skip
+    return int(curve.accuracy.argmax()), curve
+
+
+def crossfit_level(
+    train_features: Sequence[torch.Tensor] | torch.Tensor,
+    train_labels: torch.Tensor,
+    seed: int = 0,
+    sigmas: Sequence[float] | torch.Tensor | None = None,
+    weight_decay: float = 1e-4,
+) -> tuple[int, ProbeCurve]:
+    """The noise level where the logistic probe does best on the **training** features, chosen
+    by two-fold cross-fitting: the rows are split in two seeded halves; a probe fitted on each
+    half scores the other, so every labelled row validates once and the choice rests on all
+    ``N`` rows instead of a fifth of them (:func:`best_level`). The test split is never seen.
+
+    Arguments:
+        train_features: ``S`` tensors ``(N, p)`` (or one ``(S, N, p)`` tensor), ``N >= 4``.
+        sigmas: recorded in the curve (default: the indices ``0 .. S-1``).
+
+    Returns:
+        The argmax of the cross-fitted accuracy, and the curve: accuracy over all ``N`` rows
+        (each scored by the probe that did not see it), binomial errors, and ``correct``
+        ``(S, N)`` in the rows' original order.
+    """
+    stacked = torch.stack(list(train_features))
+    N = len(train_labels)
+    if stacked.ndim != 3 or stacked.shape[1] != N or N < 4:
+        raise ValueError(
+            f"train_features must be S tensors (N, p) with N = {N} >= 4 rows, got "
+            f"{tuple(stacked.shape)}"
+        )
+    seed = check_count(seed, "seed", minimum=0)
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
+    halves = (order[: N // 2], order[N // 2 :])
+    for half in halves:
+        if len(train_labels[half].unique()) != len(train_labels.unique()):
+            raise ValueError("a cross-fitting half lacks a class: give more rows per class")
+    correct = torch.zeros(len(stacked), N, dtype=torch.bool)
+    for fit_rows, val_rows in (halves, halves[::-1]):
+        for i, F in enumerate(stacked):
+            z = logistic_logits(F[fit_rows], train_labels[fit_rows], F[val_rows], weight_decay)
+            correct[i, val_rows] = z[0].argmax(1) == train_labels[val_rows]
+    grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
+    curve = binomial_curve(recorded_sigmas(grid), correct)
+    return int(curve.accuracy.argmax()), curve

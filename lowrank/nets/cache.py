@@ -1,0 +1,435 @@
+"""Trained diffusion models, cached by configuration: a model is trained once and every chapter
+(and every re-rendering) loads it.
+
+A :class:`~lowrank.nets.runs.UNetRun` names a network; its
+:meth:`UNetRun.key` (a SHA-256 of that configuration) names the folder::
+
+    <cache>/unet-<dataset>-<size>px-<key>/            (a diffusion model)
+    <cache>/dae-<dataset>-<size>px-<key>/             (noise_levels given: a denoising autoencoder)
+        run.json          configuration, loss per epoch, wall time, images/s, environment
+        ema/              final EMA weights, diffusers format (config.json + safetensors)
+        ema-epoch<e>/     EMA weights after e epochs, for each snapshot epoch
+        train.pt          fit's checkpoint: an interrupted run resumes from its last epoch
+
+``<cache>`` is ``cache`` when given, else ``$LOWRANK_CACHE`` (the Makefile sets
+``_build/models``), else ``~/.cache/lowrank/models``. Weights are read from safetensors and the
+record from JSON, so loading a cached model never unpickles anything. ``python -m lowrank train``
+trains one from the shell.
+
+A cached folder is checked before its weights are used: ``run.json`` must be an object whose
+``complete`` is ``True`` and whose ``config`` is the run's own (:meth:`UNetRun.config`); the
+weights folder must exist (a cached run never falls through to the hub), its ``config.json``
+must describe the network the run builds, every file in it must have the SHA-256 the record
+took when the training ended, and the network must have the recorded number of parameters.
+Each failure names the file and the fix (delete the folder to retrain). Records written before
+the hashes existed load with an :class:`UnverifiedWeightsWarning` (every other check still
+applies): retrain them to record the hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from lowrank import data as datasets
+from lowrank.nets.runs import NATIVE, WEIGHTS_FILE, UNetRun, UnverifiedWeightsWarning, cli_args
+from lowrank.nets.train import _distributed, _read_checkpoint, fingerprint, fit
+from lowrank.nets.unet import UNetDenoiser
+from lowrank.provenance import environment
+
+__all__ = [
+    "training_images",
+    "initial_network",
+    "train_unet",
+    "is_cached",
+    "load_unet",
+    "ema_init_weight",
+    "expected_architecture",
+]
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _hash_weights(folder: Path, names: list[str]) -> dict[str, str]:
+    """SHA-256 of every file in the weights folders ``names``, keyed ``"<name>/<file>"``."""
+    return {f"{name}/{path.name}": _sha256(path) for name in names
+            for path in sorted((folder / name).iterdir()) if path.is_file()}  # fmt: skip
+
+
+def training_images(
+    run: UNetRun, split: str = "train", root: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of ``run`` in the model's range, and their labels: ``(N, C, H, W)`` float32
+    in [-1, 1] and ``(N,)``. ``split="train"`` gives the training subset the run trains on;
+    ``"test"`` the whole test split. ``root`` as in :mod:`lowrank.data`.
+
+    With ``run.delta`` the whole split is overlaid first (:func:`lowrank.data.overlay`, seeded
+    with ``run.delta_seed``; partners from the same split), then subset: an image's overlay
+    does not depend on the subset size or on the network's seed."""
+    load = datasets.load_fashion_mnist if run.dataset == "fashion-mnist" else datasets.load_cifar10
+    images, labels = load(split, root=root)
+    keep = slice(None)
+    if split == "train" and run.train_images is not None:
+        gen = torch.Generator().manual_seed(run.seed + 1)
+        keep = datasets.balanced_subset(labels, run.train_images, gen)
+    if not run.delta:  # only the kept images are converted
+        return datasets.to_model_range(images[keep], run.size), labels[keep]
+    x, _ = datasets.overlay(datasets.to_model_range(images, run.size), labels, run.delta,
+                            run.delta_seed)  # fmt: skip
+    return x[keep].contiguous(), labels[keep]
+
+
+def initial_network(run: UNetRun, sample_size: int, in_channels: int) -> UNetDenoiser:
+    """The network ``run`` starts its training from (seeded with ``run.seed``), for images of
+    side ``sample_size`` with ``in_channels`` channels; the global random state is left as it
+    was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run.seed)
+        return run.denoiser_class().small(
+            sample_size, in_channels, run.channels, run.layers_per_block
+        )
+
+
+def _write_json(record: dict, path: Path) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_record(folder: Path) -> dict | None:
+    """``run.json`` of ``folder`` (``None`` when there is none); it must be a JSON object."""
+    path = folder / "run.json"
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete {folder} to retrain") from e
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{path} holds a JSON {type(record).__name__}, not a run record (an object with the "
+            f"run's config); delete {folder} to retrain"
+        )
+    return record
+
+
+def _finished_record(run: UNetRun, folder: Path) -> dict | None:
+    """The record of ``run`` finished in ``folder``; ``None`` when there is none or it is
+    unfinished (only ``"complete": true`` counts). A finished record of another configuration
+    (a folder copied or edited) is an error."""
+    record = _read_record(folder)
+    if record is None or record.get("complete") is not True:
+        return None
+    stored, expected = record.get("config"), run.config()
+    if stored != expected:
+        if isinstance(stored, dict):
+            differs = "; ".join(
+                f"{key}: recorded {stored.get(key)!r}, this run {expected.get(key)!r}"
+                for key in sorted(set(stored) | set(expected))
+                if stored.get(key) != expected.get(key)
+            )
+        else:
+            differs = f"config: recorded {stored!r}"
+        raise ValueError(
+            f"{folder / 'run.json'} records another run than this one ({differs}): the folder "
+            f"was copied or edited; delete {folder} to retrain"
+        )
+    return record
+
+
+def train_unet(
+    run: UNetRun,
+    cache: str | Path | None = None,
+    data_root: str | Path | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+) -> Path:
+    """Train ``run`` into its cache folder unless it is there already; return the folder.
+
+    The training stops at every snapshot epoch to store the EMA weights, then resumes
+    (bitwise: :func:`lowrank.nets.train.fit` resumes exactly), so the final weights do not
+    depend on the snapshots. An interrupted run resumes from ``train.pt``. The record gets the
+    wall time and images/s of the epochs this call trained, the device and the number of processes.
+
+    Trains on ``device`` (default: CUDA when available). Under ``torchrun`` every rank trains
+    (see :func:`lowrank.nets.train.fit`) and rank 0 writes the folder.
+    """
+    folder = run.folder(cache)
+    if _finished_record(run, folder) is not None:
+        return folder
+    rank, world = _distributed()  # the same test fit uses
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    x0, _ = training_images(run, "train", data_root)  # before the folder: no empty one is left
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_into(run, folder, x0, device, progress, rank, world)
+    except BaseException:
+        if made and rank == 0 and not any(folder.iterdir()):
+            folder.rmdir()  # nothing was written: leave no empty folder behind
+        raise
+
+
+def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
+    """The body of :func:`train_unet`, once the data are loaded and the folder exists."""
+    if rank == 0:  # checkpoint temp files left by a kill during a write (see save_checkpoint)
+        for stale in folder.glob(".train.pt.*.tmp"):
+            stale.unlink(missing_ok=True)
+    expected = expected_architecture(run)
+    shape = (expected["in_channels"], expected["sample_size"], expected["sample_size"])
+    if tuple(x0.shape[1:]) != shape:  # the record and the load check assume this shape
+        raise ValueError(
+            f"the training images of {run.dataset} are {tuple(x0.shape[1:])}, not the {shape} "
+            f"this run expects (size {run.size}): pass data_root to the data set's own files"
+        )
+    subset = len(x0)
+    if run.epoch_images is not None:
+        x0 = x0.repeat(math.ceil(run.epoch_images / subset), *[1] * (x0.ndim - 1))
+    x0 = x0.to(device)
+    model = initial_network(run, x0.shape[-1], x0.shape[1])
+    init_fingerprint = _weights_fingerprint(model)
+    ema = initial_network(run, x0.shape[-1], x0.shape[1])
+    ema.requires_grad_(False)
+    model, ema = model.to(device), ema.to(device)
+    config = {"model": f"UNetDenoiser.small {run.config()}", "x0": fingerprint(x0)}
+    generator = torch.Generator().manual_seed(run.seed + 2)
+    losses: list[float] = []
+    trained, seconds = 0, 0.0
+    names = []
+    for stop in (*run.snapshots, run.epochs):
+        done = _epochs_in(folder / "train.pt")
+        name = "ema" if stop == run.epochs else f"ema-epoch{stop}"
+        names.append(name)
+        if stop < done:  # interrupted after this snapshot: it must have been saved then
+            if not (folder / name / "config.json").exists():
+                raise ValueError(
+                    f"{folder / 'train.pt'} holds {done} epochs but the snapshot {name} was "
+                    f"never saved; delete {folder} to retrain"
+                )
+            continue
+        start = time.perf_counter()
+        losses = fit(model, run.loss, x0, stop, config, lr=run.lr,
+                     batch_size=run.batch_size, generator=generator,
+                     checkpoint=folder / "train.pt", ema=ema, ema_decay=run.ema_decay,
+                     progress=progress, desc=f"{run.kind()} epochs (to {stop})")  # fmt: skip
+        if stop > done:
+            seconds += time.perf_counter() - start
+            trained += (stop - done) * len(x0)
+        if rank == 0:
+            ema.save_pretrained(folder / name)
+    record = {
+        "config": run.config(),
+        "complete": True,
+        "losses": losses,
+        "train_images": subset,
+        "images_per_epoch": len(x0),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "init_fingerprint": init_fingerprint,
+        "weights_sha256": _hash_weights(folder, names) if rank == 0 else None,
+        "seconds_this_call": seconds,
+        "images_per_second": trained / seconds if seconds > 0 else None,
+        "device": str(device),
+        "world_size": world,
+        "environment": environment(),
+    }
+    if rank == 0:
+        _write_json(record, folder / "run.json")
+    if world > 1:
+        torch.distributed.barrier()  # every rank returns a finished folder
+    return folder
+
+
+def is_cached(run: UNetRun, cache: str | Path | None = None) -> bool:
+    """Whether the cache holds the finished run ``run`` (its record checked as
+    :func:`load_unet` checks it: a record of another run is an error, not ``False``)."""
+    return _finished_record(run, run.folder(cache)) is not None
+
+
+def _epochs_in(checkpoint: Path) -> int:
+    """Epochs a fit checkpoint holds (0 when there is none), read as
+    :func:`lowrank.nets.train.load_checkpoint` reads it (tensors and plain containers only; a
+    truncated or foreign file is an error that names it) without comparing configurations."""
+    if not checkpoint.exists():
+        return 0
+    epoch = _read_checkpoint(checkpoint).get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(
+            f"{checkpoint}: no epoch count (got {epoch!r}): not a checkpoint of this package's "
+            "fit. Delete it to start the run afresh."
+        )
+    return epoch
+
+
+def expected_architecture(run: UNetRun) -> dict:
+    """The ``UNet2DModel`` configuration fields :func:`initial_network` gives ``run`` (as
+    ``UNetDenoiser.small`` builds it), to compare with a cached ``config.json``."""
+    image_channels, native, _ = NATIVE[run.dataset]
+    L = len(run.channels)
+    return {
+        "sample_size": run.size or native,
+        "in_channels": image_channels,
+        "out_channels": image_channels,
+        "block_out_channels": list(run.channels),
+        "layers_per_block": run.layers_per_block,
+        "down_block_types": ["DownBlock2D"] * L,
+        "up_block_types": ["UpBlock2D"] * L,
+        "norm_num_groups": min(8, run.channels[0]),
+    }
+
+
+def _check_weights(run: UNetRun, folder: Path, name: str, record: dict) -> Path:
+    """Check the weights folder ``name`` of the finished ``run`` in ``folder`` before loading
+    it: it exists (it must never be taken for a hub id), its ``config.json`` is the network the
+    run builds, and each file has the SHA-256 the record took (records without hashes: a
+    :class:`UnverifiedWeightsWarning`)."""
+    weights, fix = folder / name, f"delete {folder} to retrain"
+    config_path = weights / "config.json"
+    if not config_path.is_file() or not (weights / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(
+            f"{folder} holds a finished run but no {name}/config.json and {name}/{WEIGHTS_FILE} "
+            f"(deleted or moved?): it is loaded from that folder only, never from the hub; "
+            f"{fix}"
+        )
+    try:
+        saved = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{config_path} is not valid JSON ({e}); {fix}") from e
+    if not isinstance(saved, dict):
+        raise ValueError(f"{config_path} holds no network configuration; {fix}")
+    differs = [
+        f"{key}: file {saved.get(key)!r}, run {value!r}"
+        for key, value in expected_architecture(run).items()
+        if saved.get(key) != value
+    ]
+    if differs:
+        raise ValueError(
+            f"{config_path} describes another network than this run builds ("
+            + "; ".join(differs)
+            + f"): another run's weights were copied here or the file was edited; {fix}"
+        )
+    hashes = record.get("weights_sha256")
+    if hashes is None:
+        warnings.warn(
+            f"{folder / 'run.json'} records no SHA-256 of its weights (written before they "
+            f"were recorded): {name}/ is loaded without that check; {fix} and record them",
+            UnverifiedWeightsWarning,
+            stacklevel=3,
+        )
+        return weights
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{folder / 'run.json'}: weights_sha256 is not an object; {fix}")
+    files = {p.name for p in weights.iterdir() if p.is_file()}
+    recorded = {key.split("/", 1)[1] for key in hashes if key.startswith(f"{name}/")}
+    if files != recorded:
+        raise ValueError(
+            f"{weights}: files {sorted(files)} differ from those recorded in "
+            f"{folder / 'run.json'} ({sorted(recorded)}); {fix}"
+        )
+    for file in sorted(files):
+        found, expected = _sha256(weights / file), hashes[f"{name}/{file}"]
+        if found != expected:
+            raise ValueError(
+                f"{weights / file}: SHA-256 {found[:16]}... differs from the {expected[:16]}... "
+                f"recorded in {folder / 'run.json'} when the run was trained: the file was "
+                f"changed or corrupted; {fix}"
+            )
+    return weights
+
+
+def load_unet(
+    run: UNetRun,
+    epoch: int | None = None,
+    cache: str | Path | None = None,
+    train: bool = True,
+    data_root: str | Path | None = None,
+    progress: bool = True,
+    debias: bool = False,
+) -> tuple[UNetDenoiser, dict]:
+    r"""The EMA network of ``run`` (after ``epoch``, a snapshot epoch, or the last) in eval mode,
+    and its record (``run.json``); trained first when missing and ``train`` is true.
+
+    The EMA starts at the initial weights :math:`\theta_0`, which keep the weight
+    :math:`d^n` after :math:`n` steps of decay :math:`d` (0.63 after one epoch of 469 steps at
+    0.999). With ``debias`` that share is taken out, as Adam corrects its moments:
+    :math:`(\bar\theta_n - d^n\theta_0)/(1 - d^n)`, the average of the trained weights alone
+    with the same relative weights (:func:`ema_init_weight` gives :math:`d^n`)."""
+    bad_type = isinstance(epoch, bool) or not isinstance(epoch, (int, type(None)))
+    if bad_type or (epoch is not None and epoch != run.epochs and epoch not in run.snapshots):
+        raise ValueError(
+            f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}, got {epoch!r}"
+        )
+    folder = run.folder(cache)
+    record = _finished_record(run, folder)
+    if record is None:
+        if not train:
+            raise FileNotFoundError(
+                f"{folder} holds no finished run: train it with train_unet(run) or "
+                f"`python -m lowrank train {cli_args(run)}`"
+            )
+        folder = train_unet(run, cache, data_root, progress)
+        record = _finished_record(run, folder)
+    name = "ema" if epoch is None or epoch == run.epochs else f"ema-epoch{epoch}"
+    weights = _check_weights(run, folder, name, record)
+    # local_files_only: a cached run never reaches the hub, whatever the path holds
+    network = run.denoiser_class().from_pretrained(weights, local_files_only=True).eval()
+    count, recorded = sum(p.numel() for p in network.parameters()), record.get("parameters")
+    if count != recorded:
+        raise ValueError(
+            f"{weights} holds a network of {count:,} parameters, but {folder / 'run.json'} "
+            f"records {recorded!r}; delete {folder} to retrain"
+        )
+    if debias:
+        _record_train_images(record, folder / "run.json")
+        config = network.unet.config
+        start = initial_network(run, config.sample_size, config.in_channels)
+        recorded = record.get("init_fingerprint")  # absent in records written before it existed
+        if recorded is not None and recorded != _weights_fingerprint(start):
+            raise ValueError(
+                f"{folder}: the initial weights rebuilt from seed {run.seed} differ from those "
+                "the run started from (another torch or diffusers?), so the EMA cannot be "
+                "debiased; load it with debias=False or retrain the run"
+            )
+        init = ema_init_weight(run, record, epoch or run.epochs)
+        with torch.no_grad():
+            for average, first in zip(network.parameters(), start.parameters(), strict=True):
+                average.sub_(init * first).div_(1 - init)
+    return network, record
+
+
+def _weights_fingerprint(network: torch.nn.Module) -> str:
+    """SHA-256 of a network's parameters. The record keeps that of the initial weights, which
+    :func:`load_unet` rebuilds from the seed to debias the EMA: a torch or diffusers that draws
+    them differently is then an error, not silently wrong weights."""
+    return fingerprint(torch.cat([p.detach().flatten() for p in network.parameters()]))
+
+
+def ema_init_weight(run: UNetRun, record: dict, epoch: int) -> float:
+    """The weight :math:`d^n` the initial weights keep in ``run``'s EMA after ``epoch`` epochs
+    (``record``: its ``run.json``, which holds the training subset's size)."""
+    images = _record_train_images(record, "the record")
+    if run.epoch_images is not None:
+        images *= math.ceil(run.epoch_images / images)
+    steps = epoch * math.ceil(images / run.batch_size)
+    return run.ema_decay**steps
+
+
+def _record_train_images(record, where) -> int:
+    """The training subset's size a run's record holds (``where``: the record's file)."""
+    images = record.get("train_images") if isinstance(record, dict) else None
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(
+            f"{where} holds no train_images (the training subset's size, a count >= 1; got "
+            f"{images!r}), which debiasing the EMA needs: load with debias=False, or delete "
+            "the run's folder to retrain it"
+        )
+    return images

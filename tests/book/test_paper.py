@@ -1,0 +1,15 @@
+"""Tests of paper."""
+
+import pytest
+
+from lowrank.book import paper
+
+
+def test_paper_values_are_consistent():
+    for table in (*paper.TABLE4.values(), *paper.TABLE5.values(), *paper.TABLE6.values(),
+                  paper.TABLE7_ACCURACY, paper.TABLE7_SNR, *paper.TABLE9.values()):  # fmt: skip
+        assert table.sigmas is not None and len(table) == len(table.sigmas)
+        assert table.where.startswith("Table")
+    assert paper.TABLE4["orthogonal"][4] == 58.27 and list(paper.TABLE7_SNR)[-1] == 0.297
+    with pytest.raises(ValueError, match="2 values, 1 sigmas"):
+        paper.PaperValues((1.0, 2.0), "Table x", (0.1,))

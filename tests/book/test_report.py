@@ -1,0 +1,67 @@
+"""Tests of report."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lowrank.book import report
+
+
+def test_compare_frame_columns_and_gaps():
+    frame = report.compare_frame([0.1, 0.5], torch.tensor([10.0, 2.2]), [8.0, 2.0], [0.1, 0.05])
+    assert list(frame.columns) == ["σ", "paper", "ours", "±", "gap"]
+    np.testing.assert_allclose(frame["gap"], [0.25, 0.1], rtol=1e-6)  # 2.2 in float32
+    assert list(report.compare_frame([0.1], [1.0]).columns) == ["σ", "ours"]  # nothing empty
+    with pytest.raises(ValueError, match="same length"):
+        report.compare_frame([0.1, 0.2], [1.0])
+    html = report.styled(frame).to_html()
+    assert "+25.0%" in html and "0.100" in html and "10.00" in html
+
+
+def test_agreement_and_gaps():
+    ours, ref = [1.02, 2.0], [1.0, 2.0]
+    assert report.worst_gap(ours, ref) == pytest.approx(0.02)
+    assert report.within(ours, ref, 0.03) and not report.within(ours, ref, 0.01)
+    assert report.within(ours, ref, 0.01, stderr=[0.01, 0.0])  # 3 standard errors of slack
+    assert report.agreement_verdict(ours, ref, 0.03) == "reproduced (within 3%)"
+    assert report.agreement_verdict(ours, ref, 0.01) == "not reproduced (worst gap 2%)"
+
+
+def test_monotone_decreasing_and_peak():
+    assert report.monotone_decreasing([3.0, 2.0, 1.0])
+    assert not report.monotone_decreasing([3.0, 2.0, 2.5])
+    assert report.monotone_decreasing([3.0, 2.0, 2.1], [0.1, 0.1, 0.1])  # within noise
+    assert report.peak([0.1, 0.3, 1.0], [1.0, 5.0, 2.0]) == (0.3, 5.0)
+
+
+def test_styled_two_level_columns():
+    frame = pd.concat(
+        {"class 0": report.compare_frame([0.1], [2.0], [1.0]).set_index("σ")}, axis=1
+    ).reset_index()
+    html = report.styled(frame).to_html()
+    assert 'class="dataframe"' in html and "0.100" in html and "+100.0%" in html
+
+
+def test_styled_leaves_integers_and_booleans_alone():
+    frame = pd.DataFrame({"n": [35], "ok": [True], "x": [0.5]})
+    html = report.styled(frame).to_html()
+    assert ">35<" in html and ">True<" in html and ">0.50<" in html
+
+
+def test_results_prints_what_glue_recorded_rounded_without_volatile_names(monkeypatch):
+    from lowrank.book import report
+
+    monkeypatch.setattr(report, "RECORDED", {})
+    shown = []
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: shown.append(name))
+    report.glue("acc_peak", torch.tensor(0.823456789), display=False)
+    report.glue("verdict", "decreasing", display=False)
+    report.glue("n_images", 5000, display=False)
+    report.glue("residual", 3.9e-15, display=False)
+    report.glue("chapter_minutes", 18.2, display=False)  # a wall time: not a result
+    report.glue("table", object(), display=False)  # neither a number nor a text
+    assert shown == ["acc_peak", "verdict", "n_images", "residual", "chapter_minutes", "table"]
+    assert report.results() == (
+        "acc_peak = 0.8235\nverdict = decreasing\nn_images = 5000\nresidual < 1e-10"
+    )

@@ -1,0 +1,52 @@
+"""Probes across sigma, accuracy intervals, the unimodality test, and Definition 1's SNR on given
+features (the real-data recipe included)."""
+
+import torch
+
+from lowrank import data
+from lowrank.experiments import label_noise
+from lowrank.measure import probes
+
+
+def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
+    g = torch.Generator().manual_seed(3)
+    K, p = 4, 6
+    means = torch.randn(K, p, generator=g, dtype=torch.float64)
+
+    def views(N):  # view 3 is the clearest, so rate 0 must choose it
+        labels = torch.arange(N) % K
+        return [
+            means[labels] + s * torch.randn(N, p, generator=g, dtype=torch.float64)
+            for s in (4.0, 3.0, 2.0, 0.7, 2.0, 3.0, 4.0)
+        ], labels
+
+    (train, y), (test, y_test) = views(1600), views(1000)
+    sweep = label_noise.label_noise_sweep(train, y, test, y_test, [0.0, 0.3], [5, 6])
+    assert sweep.single.shape == sweep.ensemble.shape == (2, 2)
+    # K = 4, 30% flipped: accuracy against the noisy labels is 0.1 + 0.6 x the clean one, so with
+    # the flips spread over the validation rows the clearest view still wins (were every
+    # validation label wrong, the clearest view would lose)
+    assert sweep.center.tolist() == [[3, 3], [3, 3]]
+    for r, rate in enumerate((0.0, 0.3)):
+        for j, seed in enumerate((5, 6)):  # by hand, from the same flips
+            noisy = data.flip_labels(y, rate, torch.Generator().manual_seed(seed))
+            c = int(sweep.center[r, j])
+            window = probes.ensemble_window(c, 7)
+            single, vote = probes.ensemble_probe(train, noisy, test, y_test, window)
+            assert sweep.single[r, j] == single[window.index(c)] and sweep.ensemble[r, j] == vote
+    # wrong labels cost accuracy, and the clean test labels are what it is scored on
+    assert bool((sweep.single[1] < sweep.single[0]).all())
+    assert bool((sweep.single[0] > 0.8).all())
+
+
+def test_label_noise_sweeps_validation_rows_are_flipped_at_the_rate():
+    """The validation split and the flips are drawn apart: the held-out rows carry about
+    ``rate`` wrong labels, like the rest (seeded alike, they would all be wrong)."""
+    N, rate, seed = 2000, 0.4, 7
+    labels = torch.arange(N) % 10
+    noisy = data.flip_labels(labels, rate, torch.Generator().manual_seed(seed))
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(
+        seed + label_noise.SPLIT_SEED_OFFSET))  # fmt: skip
+    held = order[: round(0.2 * N)]  # best_level's validation rows
+    wrong = (noisy[held] != labels[held]).double().mean().item()
+    assert abs(wrong - rate) < 4 * (rate * (1 - rate) / len(held)) ** 0.5, wrong

@@ -1,0 +1,93 @@
+"""Tests of network_probe."""
+
+import math
+
+import pytest
+import torch
+
+from lowrank.experiments import network_probe
+from lowrank.measure import features, levels, probes, stats
+
+
+class _Blocks(torch.nn.Module):
+    """Stands in for a denoiser: block "blind" sees only zeros, block "sees" the noisy input."""
+
+    def __init__(self):
+        super().__init__()
+        self.unet = torch.nn.ModuleDict(
+            {"blind": torch.nn.Identity(), "sees": torch.nn.Identity()}
+        )
+
+    def block_names(self):
+        return ["blind", "sees"]
+
+    def forward(self, x_t, sigma):
+        self.unet["blind"](torch.zeros_like(x_t))
+        return self.unet["sees"](x_t)
+
+
+def test_probe_network_chooses_the_informative_block_and_tests_it():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(600) % 10
+    # class k: a bump of height 1 on channel k, seen through unit noise per image
+    x = torch.nn.functional.one_hot(labels, 10).double()[:, :, None, None]
+    x = (x + 0.3 * torch.randn(x.shape, generator=gen, dtype=torch.float64)).float()
+    sigmas = [0.01, 0.3, 1.0, 3.0]
+    result = network_probe.probe_network(
+        _Blocks(), x[:400], labels[:400], x[400:], labels[400:], sigmas
+    )
+    assert result.layer == "sees"
+    # chance is 0.1; 320 rows fit the probe, so it stays below the Bayes accuracy (0.99)
+    assert result.validation.accuracy.max() > 0.8 and result.curve.accuracy[0] > 0.8
+    assert result.curve.accuracy[-1] < 0.5  # sigma = 3 drowns the bump
+    assert result.shape.verdict == "decreasing" and result.shape.peak == int(
+        result.validation.accuracy.argmax()
+    )
+    blocks = _Blocks()
+    per_sigma = features.features_across_sigma(
+        blocks.unet, blocks, ["sees"], x, sigmas, progress=False
+    )["sees"]
+    manual = probes.probe_across_sigma(
+        sigmas, list(per_sigma[:, :400]), labels[:400], list(per_sigma[:, 400:]), labels[400:]
+    )
+    torch.testing.assert_close(result.curve.accuracy, manual.accuracy)
+    assert result.crossfit is None and not result.shape.paired
+    # paired: the peak chosen by cross-fitting on all 400 training rows, paired errors
+    paired = network_probe.probe_network(
+        _Blocks(), x[:400], labels[:400], x[400:], labels[400:], sigmas, paired=True
+    )
+    peak, crossfit = levels.crossfit_level(per_sigma[:, :400], labels[:400], sigmas=sigmas)
+    assert paired.shape.paired and paired.shape.peak == peak
+    assert torch.equal(paired.crossfit.correct, crossfit.correct)
+    expected = stats.paired_curve_shape(manual.correct, peak)
+    assert (paired.shape.verdict, paired.shape.rise) == (expected.verdict, expected.rise)
+
+
+def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
+    """Two blocks: one whose class signal peaks at the middle level, one whose signal falls.
+    Each is judged at its own cross-fitted peak, with the paired test of its test curve."""
+    g = torch.Generator().manual_seed(0)
+    N, M, K = 400, 600, 4
+    y_tr, y_te = torch.arange(N) % K, torch.arange(M) % K
+    centres = torch.randn(K, 6, generator=g)
+
+    def block(strengths, y):
+        return torch.stack([s * centres[y] + torch.randn(len(y), 6, generator=g)
+                            for s in strengths])  # fmt: skip
+
+    sig = torch.tensor([0.01, 0.1, 1.0], dtype=torch.float64)
+    bump, falls = (0.2, 1.0, 0.2), (1.0, 0.6, 0.2)
+    train = {"bump": block(bump, y_tr), "falls": block(falls, y_tr)}
+    test = {"bump": block(bump, y_te), "falls": block(falls, y_te)}
+    out = network_probe.probe_blocks(sig, train, y_tr, test, y_te, seed=3)
+    assert set(out) == {"bump", "falls"}
+    for name, r in out.items():
+        peak, crossfit = levels.crossfit_level(train[name], y_tr, seed=3, sigmas=sig)
+        direct = probes.probe_across_sigma(sig, list(train[name]), y_tr, list(test[name]), y_te)
+        assert r.shape.peak == peak and torch.equal(r.crossfit.correct, crossfit.correct)
+        assert torch.equal(r.curve.correct, direct.correct)
+        assert r.shape == stats.paired_curve_shape(direct.correct, peak)
+    assert out["bump"].shape.verdict == "unimodal" and out["bump"].shape.peak == 1
+    assert out["falls"].shape.peak == 0 and math.isinf(out["falls"].shape.mde)
+    with pytest.raises(ValueError, match="name the same blocks"):
+        network_probe.probe_blocks(sig, train, y_tr, {"bump": test["bump"]}, y_te)

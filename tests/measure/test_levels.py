@@ -1,0 +1,76 @@
+"""Tests of levels."""
+
+import pytest
+import torch
+
+from lowrank.measure import levels, probes
+
+
+def _layers(gen, N, signal):
+    """Features of two 'layers' at 3 noise levels: 'signal' carries the class in one-hot
+    directions with the given strengths, 'noise' does not."""
+    y = torch.arange(N) % 10
+    onehot = torch.nn.functional.one_hot(y, 10).float()
+    signal_f = torch.stack([s * onehot + torch.randn(N, 10, generator=gen) for s in signal])
+    noise_f = torch.randn(len(signal), N, 10, generator=gen)
+    return {"noise": noise_f, "signal": signal_f}, y  # the right answer is not the first key
+
+
+def test_probe_layers_and_best_layer_on_validation():
+    gen = torch.Generator().manual_seed(0)
+    train, y = _layers(gen, 600, [4.0, 2.0, 0.0])
+    test, y_test = _layers(gen, 300, [4.0, 2.0, 0.0])
+    sigmas = [0.01, 0.1, 1.0]
+    curves = probes.probe_layers(sigmas, train, y, test, y_test)
+    one = probes.probe_across_sigma(sigmas, list(train["signal"]), y, list(test["signal"]), y_test)
+    assert torch.equal(curves["signal"].accuracy, one.accuracy)
+    assert curves["signal"].accuracy[0] > 0.9 and curves["noise"].accuracy.max() < 0.25
+    name, validation = levels.best_layer(sigmas, train, y)
+    assert name == "signal"
+    # the validation curves use a fifth of the training rows, never the test rows
+    assert validation["signal"].accuracy.shape == (3,)
+    assert all(
+        (c.accuracy * 120).round().sub(c.accuracy * 120).abs().max() < 1e-9
+        for c in validation.values()
+    )
+    # the highest peak wins, not the highest mean: "late" is better on average, "sharp" peaks
+    gen = torch.Generator().manual_seed(2)
+    sharp, y2 = _layers(gen, 600, [5.0, 0.0, 0.0])
+    late, _ = _layers(torch.Generator().manual_seed(3), 600, [1.5, 1.5, 1.5])
+    chosen, curves_2 = levels.best_layer(
+        sigmas, {"late": late["signal"], "sharp": sharp["signal"]}, y2
+    )
+    assert curves_2["late"].accuracy.mean() > curves_2["sharp"].accuracy.mean()
+    assert chosen == "sharp"
+    with pytest.raises(ValueError, match="validation must lie in"):
+        levels.best_layer(sigmas, train, y, validation=1.0)
+
+
+def test_best_level_is_best_layers_choice_along_the_grid():
+    gen = torch.Generator().manual_seed(4)
+    train, y = _layers(gen, 600, [0.0, 3.0, 1.0])  # the signal is strongest at the middle level
+    level, curve = levels.best_level(train["signal"], y, seed=5)
+    _, by_layer = levels.best_layer([0.01, 0.1, 1.0], {"signal": train["signal"]}, y, seed=5)
+    assert level == 1 == int(by_layer["signal"].accuracy.argmax())
+    assert torch.equal(curve.accuracy, by_layer["signal"].accuracy)  # the same split and probes
+    assert torch.equal(curve.sigmas, torch.arange(3, dtype=torch.float64))
+    _, named = levels.best_level(list(train["signal"]), y, seed=5, sigmas=[0.01, 0.1, 1.0])
+    assert named.sigmas.tolist() == [0.01, 0.1, 1.0]
+    with pytest.raises(ValueError, match="validation must lie in"):
+        levels.best_level(train["signal"], y, validation=0.0)
+
+
+def test_crossfit_level_scores_every_row_with_the_probe_that_did_not_see_it():
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(3).repeat(40)
+    per_level = [torch.randn(120, 5, generator=g, dtype=torch.float64) + s * torch.eye(3, 5)[y]
+                 for s in (0.5, 3.0, 1.0)]  # fmt: skip
+    peak, curve = levels.crossfit_level(per_level, y, seed=4)
+    assert peak == 1 and curve.correct.shape == (3, 120)
+    order = torch.randperm(120, generator=torch.Generator().manual_seed(4))
+    A, B = order[:60], order[60:]
+    for i, F in enumerate(per_level):
+        on_b = probes.logistic_logits(F[A], y[A], F[B])[0].argmax(1) == y[B]
+        on_a = probes.logistic_logits(F[B], y[B], F[A])[0].argmax(1) == y[A]
+        assert torch.equal(curve.correct[i, B], on_b) and torch.equal(curve.correct[i, A], on_a)
+    assert torch.equal(curve.accuracy, curve.correct.double().mean(1))

@@ -1,0 +1,200 @@
+"""Tests of probes."""
+
+import pytest
+import torch
+
+from lowrank import data
+from lowrank.measure import probes, stats
+from lowrank.measure.probes import logistic_probe, projection_classifier
+from lowrank.theory.mixtures import MoLRG
+
+
+def _layers(gen, N, signal):
+    """Features of two 'layers' at 3 noise levels: 'signal' carries the class in one-hot
+    directions with the given strengths, 'noise' does not."""
+    y = torch.arange(N) % 10
+    onehot = torch.nn.functional.one_hot(y, 10).float()
+    signal_f = torch.stack([s * onehot + torch.randn(N, 10, generator=gen) for s in signal])
+    noise_f = torch.randn(len(signal), N, 10, generator=gen)
+    return {"noise": noise_f, "signal": signal_f}, y  # the right answer is not the first key
+
+
+def _noisy_views(levels, N, p, noise, seed):
+    """One class signal seen at ``levels`` views, each with its own independent noise: the
+    views' errors are independent, so averaging their probes' logits should beat each alone."""
+    g = torch.Generator().manual_seed(seed)
+    K = 4
+    labels = torch.arange(N) % K
+    means = 1.0 * torch.randn(K, p, generator=g, dtype=torch.float64)
+    return [
+        means[labels] + noise * torch.randn(N, p, generator=g, dtype=torch.float64)
+        for _ in range(levels)
+    ], labels
+
+
+def test_logistic_probe_separates_and_reports_per_test_set():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(600, 4, generator=g)
+    y = (X[:, 0] + 0.1 * X[:, 1] > 0).long()
+    Xt = torch.randn(400, 4, generator=g)
+    yt = (Xt[:, 0] + 0.1 * Xt[:, 1] > 0).long()
+    acc = logistic_probe(X, y, [Xt, Xt[:200]], [yt, 1 - yt[:200]])
+    assert acc.shape == (2,) and acc[0] > 0.97 and acc[1] < 0.03
+
+
+def test_projection_classifier_uses_class_subspaces():
+    mix = MoLRG(30, 3, 2, 0.1, seed=1)
+    x0, y = mix.sample(3000, torch.Generator().manual_seed(0))
+    pred = projection_classifier(x0[:2000], y[:2000], x0[2000:], rank=2)
+    assert (pred == y[2000:]).double().mean() > 0.95
+    with pytest.raises(ValueError, match="rank"):
+        projection_classifier(x0, y, x0, rank=0)
+
+
+def test_probe_across_sigma_orders_noise_levels():
+    """Noisier copies of separable features probe worse, and each interval holds its value."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(2).repeat(600)
+    clean = torch.randn(1200, 5, generator=g) + 1.5 * labels[:, None]
+    sigmas = [0.1, 1.0, 3.0]
+    noisy = [clean + s * torch.randn(clean.shape, generator=g) for s in sigmas]
+    curve = probes.probe_across_sigma(sigmas, [x[:600] for x in noisy], labels[:600],
+                                      [x[600:] for x in noisy], labels[600:])  # fmt: skip
+    assert curve.accuracy[0] > curve.accuracy[1] > curve.accuracy[2] > 0.5
+    M = 600  # the intervals are the Wilson intervals of each accuracy on the 600 test images
+    for a, low, high in zip(curve.accuracy, curve.low, curve.high, strict=True):
+        assert (low.item(), high.item()) == stats.accuracy_interval(round(a.item() * M), M)
+    proj = probes.probe_across_sigma(sigmas, [x[:600] for x in noisy], labels[:600],
+                                     [x[600:] for x in noisy], labels[600:], "projection",
+                                     rank=1)  # fmt: skip
+    assert proj.accuracy.shape == (3,) and proj.accuracy[0] > 0.5
+    with pytest.raises(ValueError, match="one train and one test feature set per sigma"):
+        probes.probe_across_sigma(sigmas, noisy[:2], labels, noisy, labels)
+
+
+def test_probe_across_sigma_over_several_test_sets():
+    """With T test sets the curve is the mean of the per-set accuracies of one probe per level,
+    its error their standard error and its interval Student's t over the sets; the projection
+    classifier scores every set with the same class subspaces."""
+    g = torch.Generator().manual_seed(1)
+    sigmas = [0.2, 2.0]
+
+    def draw(N):
+        y = torch.arange(3).repeat(N // 3)
+        x = torch.randn(
+            N, 6, generator=g, dtype=torch.float64
+        ) + 1.2 * torch.nn.functional.one_hot(y, 6)
+        return [x + s * torch.randn(x.shape, generator=g, dtype=torch.float64) for s in sigmas], y
+
+    train, y_train = draw(300)
+    tests = [draw(150) for _ in range(4)]
+    per_level = [[t[0][i] for t in tests] for i in range(len(sigmas))]
+    y_tests = [y for _, y in tests]
+    for method in ("logistic", "projection"):
+        curve = probes.probe_across_sigma(
+            sigmas, train, y_train, per_level, y_tests, method, rank=2
+        )
+        for i in range(len(sigmas)):
+            if method == "logistic":
+                acc = probes.logistic_probe(train[i], y_train, per_level[i], y_tests)
+            else:
+                acc = torch.stack(
+                    [
+                        (probes.projection_classifier(train[i], y_train, h, 2) == y)
+                        .double()
+                        .mean()
+                        for h, y in zip(per_level[i], y_tests, strict=True)
+                    ]
+                )
+            assert acc.std() > 0  # the sets differ, so the interval is not a point
+            torch.testing.assert_close(curve.accuracy[i], acc.mean(), rtol=0, atol=1e-15)
+            torch.testing.assert_close(curve.stderr[i], acc.std() / 2, rtol=1e-12, atol=0)
+            half = stats.t_quantile(0.975, 3) * acc.std() / 2  # t_{0.975, 3} = 3.182
+            torch.testing.assert_close(curve.high[i] - curve.accuracy[i], half, rtol=1e-12, atol=0)
+            torch.testing.assert_close(curve.accuracy[i] - curve.low[i], half, rtol=1e-12, atol=0)
+        assert curve.accuracy[0] > curve.accuracy[1]
+    with pytest.raises(ValueError, match=r"test_features\[1\] holds 3 test sets, test_labels 4"):
+        probes.probe_across_sigma(
+            sigmas, train, y_train, [per_level[0], per_level[1][:3]], y_tests
+        )
+    with pytest.raises(ValueError, match="at least 2"):
+        probes.probe_across_sigma(sigmas, train, y_train, [p[:1] for p in per_level], y_tests[:1])
+
+
+def test_probe_subsets_uses_the_same_subsets_for_every_feature_set():
+    gen = torch.Generator().manual_seed(1)
+    train, y = _layers(gen, 400, [6.0, 0.0, 0.0])
+    test, y_test = _layers(gen, 200, [6.0, 0.0, 0.0])
+    acc = probes.probe_subsets(list(train["signal"]), y, list(test["signal"]), y_test, 20,
+                               seeds=[0, 1, 2, 3])  # fmt: skip
+    assert acc.shape == (4, 3)
+    assert bool((acc[:, 0] > 0.9).all()) and bool((acc[:, 1:] < 0.3).all())
+    again = probes.probe_subsets(list(train["signal"]), y, list(test["signal"]), y_test, 20,
+                                 seeds=[0, 1, 2, 3])  # fmt: skip
+    assert torch.equal(acc, again)
+    # seed 0's subset, by hand
+    keep = data.balanced_subset(y, 20, torch.Generator().manual_seed(0))
+    by_hand = probes.logistic_probe(train["signal"][1][keep], y[keep], test["signal"][1], y_test)
+    assert acc[0, 1].item() == by_hand.item()
+
+
+def test_logistic_logits_are_the_probes_decisions():
+    views, labels = _noisy_views(1, 600, 6, 2.0, seed=0)
+    test, test_labels = _noisy_views(1, 400, 6, 2.0, seed=0)  # same class means, new noise
+    logits = probes.logistic_logits(views[0], labels, [test[0], test[0][:10]])
+    assert logits[0].shape == (400, 4) and logits[1].shape == (10, 4)
+    assert torch.allclose(logits[1], logits[0][:10])
+    accuracy = probes.logistic_probe(views[0], labels, test[0], test_labels)
+    assert accuracy.item() == (logits[0].argmax(1) == test_labels).double().mean().item()
+    with pytest.raises(ValueError, match=r"test_features\[0\] must be"):
+        probes.logistic_logits(views[0], labels, test[0][:, :3])
+
+
+@pytest.mark.parametrize(
+    "center, levels, width, window",
+    [(4, 9, 2, [2, 3, 4, 5, 6]), (0, 9, 2, [0, 1, 2, 3, 4]), (1, 9, 2, [0, 1, 2, 3, 4]),
+     (8, 9, 2, [4, 5, 6, 7, 8]), (3, 9, 0, [3]), (2, 5, 2, [0, 1, 2, 3, 4])],
+)  # fmt: skip
+def test_ensemble_window_keeps_its_size_inside_the_grid(center, levels, width, window):
+    assert probes.ensemble_window(center, levels, width) == window
+
+
+def test_ensemble_window_errors():
+    with pytest.raises(ValueError, match="center must be an index"):
+        probes.ensemble_window(9, 9)
+    with pytest.raises(ValueError, match="does not fit"):
+        probes.ensemble_window(1, 4, 2)
+
+
+def test_ensemble_probe_averages_the_members_logits():
+    train, labels = _noisy_views(5, 800, 8, 3.0, seed=1)
+    test, test_labels = _noisy_views(5, 2000, 8, 3.0, seed=1)
+    test = [t + 0 for t in test]
+    single, vote = probes.ensemble_probe(train, labels, test, test_labels, [0, 2, 4])
+    for j, i in enumerate([0, 2, 4]):  # each member alone is the plain probe
+        assert single[j].item() == probes.logistic_probe(train[i], labels, test[i], test_labels)
+    logits = [probes.logistic_logits(train[i], labels, test[i])[0] for i in (0, 2, 4)]
+    by_hand = (torch.stack(logits).mean(0).argmax(1) == test_labels).double().mean()
+    assert vote.item() == by_hand.item()
+    # independent errors: the soft vote of five views beats the best view by many std errors
+    single5, vote5 = probes.ensemble_probe(train, labels, test, test_labels, range(5))
+    se = (single5.max() * (1 - single5.max()) / len(test_labels)).sqrt()
+    assert vote5 - single5.max() > 5 * se, (single5, vote5)
+    with pytest.raises(ValueError, match="members must be indices"):
+        probes.ensemble_probe(train, labels, test, test_labels, [5])
+
+
+def test_logistic_logits_minimize_the_regularized_cross_entropy():
+    """The closed-form gradient fits the same model as autograd would: at the returned
+    classifier the autograd gradient of the objective vanishes (a strongly convex problem, so
+    that is the minimizer)."""
+    views, labels = _noisy_views(1, 300, 5, 1.5, seed=4)
+    X, decay = views[0], 0.05
+    Z = (X - X.mean(0)) / X.std(0)
+    Z1 = torch.cat([Z, torch.ones(len(Z), 1, dtype=torch.float64)], 1)
+    # the logits on the training rows themselves recover the classifier A (Z1 has full rank)
+    logits = probes.logistic_logits(X, labels, X, weight_decay=decay)[0]
+    A = torch.linalg.lstsq(Z1, logits).solution.requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(Z1 @ A, labels) + 0.5 * decay * A[:-1].square().sum()
+    (grad,) = torch.autograd.grad(loss, A)
+    assert grad.abs().max().item() < 2e-5, grad.abs().max()  # L-BFGS stops near 4e-6

@@ -1,0 +1,106 @@
+"""tools/results.py: the "What reproduces" table, read from the chapters' glue outputs."""
+
+import nbformat
+import pytest
+
+from lowrank.book import paper
+from tools import results
+
+
+def _glue_output(name, value):
+    return nbformat.v4.new_output(
+        "display_data",
+        data={results.RECORD: repr(value), "text/plain": ""},
+        metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}},
+    )
+
+
+def _notebook(values: dict, extra=()):
+    cell = nbformat.v4.new_code_cell("glue(...)")
+    cell.outputs = [_glue_output(k, v) for k, v in values.items()] + list(extra)
+    return nbformat.v4.new_notebook(cells=[cell])
+
+
+class _Fake(results.Glued):
+    """Glued values given by chapter, without notebooks on disk."""
+
+    def __init__(self, values):
+        self.values, self.names = values, {c: f"{c:02d}_x" for c in values}
+        self.executed = "(fake)"
+
+
+def test_glued_values_reads_literals_and_skips_the_rest():
+    styler = nbformat.v4.new_output(
+        "display_data",
+        data={results.RECORD: "<pandas.io.formats.style.Styler at 0x7f>"},
+        metadata={"scrapbook": {"name": "table"}},
+    )
+    nb = _notebook({"acc": 81.75, "verdict": "decreasing", "n": 3}, extra=[styler])
+    assert results.glued_values(nb) == {"acc": 81.75, "verdict": "decreasing", "n": 3}
+
+
+def test_missing_chapters_and_keys_name_the_fix(tmp_path):
+    nbformat.write(_notebook({"acc": 1.0}), tmp_path / "05_real_data.ipynb")
+    g = results.Glued(tmp_path)
+    assert g(5, "acc") == 1.0 and g.link(5) == "{doc}`chapter 5 <../notebooks/05_real_data>`"
+    with pytest.raises(KeyError, match="05_real_data.ipynb glued no 'gap'"):
+        g(5, "gap")
+    with pytest.raises(FileNotFoundError, match="chapter 03 is not among"):
+        g(3, "x")
+
+
+def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
+    g = _Fake(
+        {
+            3: {"exact_peak_sigma": 0.32, "approx_peak_sigma": 0.56, "thm1_worst_rel_error": 5.0},
+            5: {"acc_peak": 81.8, "acc_first": 82.0, "paper_c10_rise": 1.5,
+                "acc_peak_sigma": 0.002, "snr_peak_sigma": 0.0020001, "peaks_coincide": "x"},
+            6: {"gain_0": 0.5, "gain_0_half": 0.3, "gain_80": 5.0, "gain_80_half": 0.4,
+                "ensemble_verdict": "gains at 0%"},
+            10: {"n_grew": 0, "n_blocks": 5, "blocks_grew": "none", "blocks_shrank": "none",
+                 "widest_half": 0.7},
+        }
+    )  # fmt: skip
+    assert results.thm1_shape(g) == "peak σ +75%; SNR levels up to 500%"
+    assert results.real_rise(g) == pytest.approx(-0.2)
+    assert results.peaks(g).startswith("both at the low end of the grid")
+    g.values[5]["acc_peak_sigma"] = 0.008
+    assert results.peaks(g).startswith("both at the low end of the grid")
+    g.values[5]["acc_peak_sigma"] = 0.023
+    assert results.peaks(g) == "x within one grid point"
+    # 4.5 points apart, combined half-width 0.5: held; within it: not seen
+    assert "most under" not in results.label_noise(g) and ": held (+4.50" in results.label_noise(g)
+    g.values[6]["gain_80"] = 0.9
+    assert ": not seen (+0.40 points, a difference under 0.50" in results.label_noise(g)
+    assert results.mechanism(g).startswith("the bump grew in none of 5 blocks")
+    g.values[10].update(n_grew=2, blocks_grew="mid_block, up_blocks.0")
+    assert "grew in 2 of 5 blocks (mid_block, up_blocks.0)" in results.mechanism(g)
+
+
+def test_the_table_has_one_row_per_claim_with_the_paper_values(monkeypatch):
+    recorded = []
+
+    def lookup(self, chapter, key):
+        recorded.append((chapter, key))
+        return "unimodal" if "verdict" in key or "shape" in key else 1.0
+
+    monkeypatch.setattr(results.Glued, "__init__", lambda self, executed: None)
+    monkeypatch.setattr(results.Glued, "__call__", lookup)
+    monkeypatch.setattr(results.Glued, "link", lambda self, c: f"chapter {c}")
+    table = results.results_table("unused")
+    lines = table.strip().splitlines()
+    assert len(lines) == 2 + len(results.ROWS)
+    assert lines[1] == "|---|---|---|---|"
+    assert all(line.count(" | ") == 3 for line in lines[:1] + lines[2:])  # four columns each
+    assert all(line.startswith("| ") and "(chapter " in line for line in lines[2:])
+    dae = next(line for line in lines if "multi-level DAE recovers" in line)
+    low, high = paper.TABLE3_DAE_VS_DIFFUSION
+    assert f"{low:.1f}%" in dae and f"{high:.1f}%" in dae and f"{1 - low:+.1f}" in dae
+    assert {c for c, _ in recorded} == set(range(2, 11))
+
+
+def test_the_projection_row_compares_rises_with_the_papers():
+    g = _Fake({5: {"projection_first": 76.0, "projection_at_peak": 77.0}})
+    row = paper.TABLE9["CIFAR-10", "projection"].values  # 86.95 ... 90.93
+    assert results.projection_rise() == pytest.approx(max(row) - row[0])
+    assert results.projection_gap(g) == pytest.approx(1.0 - (90.93 - 86.95))
