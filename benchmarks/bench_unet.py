@@ -77,7 +77,7 @@ def main() -> None:
                 den(x_many[i : i + 256], sigma)
 
     def hooked():
-        features_across_sigma(den.unet, den, names, x_many, [0.1], batch_size=256, progress=False)
+        features_across_sigma(den, names, x_many, [0.1], batch_size=256, progress=False)
 
     # alternate the two, best of three rounds: the machine's speed drifts by about 10%
     rounds = [(_rate(bare, len(x_many), 2), _rate(hooked, len(x_many), 2)) for _ in range(3)]

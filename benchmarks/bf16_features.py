@@ -76,7 +76,7 @@ def main() -> None:
     ):
         start = time.perf_counter()
         with context:
-            F = features_across_sigma(den.unet, den, names, x, sigmas, seed=params["seed"])
+            F = features_across_sigma(den, names, x, sigmas, seed=params["seed"])
         seconds[precision] = time.perf_counter() - start
         features[precision] = {name: f.float() for name, f in F.items()}
     rate = {p: len(x) * len(sigmas) / s for p, s in seconds.items()}

@@ -62,7 +62,7 @@ class _Identity(torch.nn.Module):
 
 def _features(names):
     net = _Identity()
-    return features_across_sigma(net, net, names, torch.zeros(4, 3), [0.1], progress=False)
+    return features_across_sigma(net, names, torch.zeros(4, 3), [0.1], progress=False)
 
 
 def _near_copy_of_a_repeated_image():

@@ -71,9 +71,9 @@ def probe_network(
     paired: bool = False,
 ) -> NetworkProbe:
     """The paper's probe of one trained network, as chapter 5 runs it: pooled features of
-    every block (``denoiser.block_names()`` of ``denoiser.unet``, noisy input, noise seeded by
-    ``seed``), the block whose validation curve peaks highest (:func:`best_layer`), its test
-    curve, and the unimodality test (margin ``z``) at a peak chosen on the training images.
+    every block (``denoiser.block_names()``, hooked on ``denoiser.network``, noisy input, noise
+    seeded by ``seed``), the block whose validation curve peaks highest (:func:`best_layer`), its
+    test curve, and the unimodality test (margin ``z``) at a peak chosen on the training images.
 
     ``paired=False`` (what chapter 9's committed outputs used): the peak of the block's
     validation curve (a fifth of the training images) and binomial errors. ``paired=True``
@@ -90,7 +90,7 @@ def probe_network(
     sigmas = as_sigmas(sigmas)
     names = denoiser.block_names()
     start = time.perf_counter()
-    features = features_across_sigma(denoiser.unet, denoiser, names,
+    features = features_across_sigma(denoiser, names,
                                      torch.cat([x_train, x_test]), sigmas, seed=seed,
                                      progress=progress)  # fmt: skip
     seconds = time.perf_counter() - start

@@ -101,7 +101,7 @@ def assess(
     or one checkpoint of the training dynamics.
 
     Arguments:
-        denoiser: the network (``denoiser.unet`` is hooked at ``layer``).
+        denoiser: the network (its ``network`` is hooked at ``layer``).
         train_images: ``(N, C, H, W)`` the images it was trained on (model range).
         classifier: the embedding of the generalization score and the Frechet distance.
         reference: ``(M, p)`` embeddings of real test images, the Frechet distance's other side.
@@ -116,7 +116,7 @@ def assess(
         seed: the probing noise and the cross-fitting halves.
     """
 
-    sigma_min, sigma_max = denoiser.log_sigmas[[0, -1]].exp().tolist()
+    sigma_min, sigma_max = denoiser.sigma_range()
     samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]), sigma_min,
                           sigma_max, steps, device=device, progress=False)  # fmt: skip
     samples = samples.clamp(-1, 1)  # the data's range, as a sample saved as an image is
@@ -127,7 +127,7 @@ def assess(
     x_test, y_test = test
     names = list(probe_sets)
     x_all = torch.cat([probe_sets[n][0] for n in names] + [x_test]).to(device)
-    F = features_across_sigma(denoiser.unet, denoiser, [layer], x_all, sigmas, seed=seed,
+    F = features_across_sigma(denoiser, [layer], x_all, sigmas, seed=seed,
                               progress=False)[layer]  # fmt: skip
     curves, shapes, start = {}, {}, 0
     for name in names:
@@ -250,7 +250,7 @@ class SizeSweep:
         fixed probe set (:func:`lowrank.measure.levels.best_layer`)."""
 
         x, y = self.fixed
-        F = features_across_sigma(denoiser.unet, denoiser, denoiser.block_names(), x.to(device),
+        F = features_across_sigma(denoiser, denoiser.block_names(), x.to(device),
                                   sigmas, seed=self.seed, progress=False)  # fmt: skip
         return best_layer(sigmas, F, y, seed=self.seed)[0]
 

@@ -5,6 +5,10 @@ clean :math:`x_0` with :math:`\\sigma`'s conditioning, Fig. 11), reading the act
 block and averaging it over space. One forward pass gives every layer: forward hooks on the
 named submodules record the globally average-pooled output of each as the network runs.
 
+* :class:`HookedDenoiser`: what is probed, one object: a denoiser ``den(x_t, sigma) -> x0_hat``
+  (:class:`lowrank.theory.denoisers.Denoiser`) whose ``network`` holds the blocks to hook (a
+  :class:`lowrank.nets.unet.UNetDenoiser`; a module called as ``module(x_t, sigma)`` is its own
+  network);
 * :class:`PooledActivations`: a context manager holding the hooks (removed on exit, also on an
   error);
 * :func:`features_across_sigma`: ``(S, N, C)`` features per layer for ``S`` noise levels and
@@ -14,7 +18,8 @@ named submodules record the globally average-pooled output of each as the networ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,7 +28,30 @@ from tqdm.std import tqdm
 
 from lowrank._checks import as_sigmas, check_count
 
-__all__ = ["PooledActivations", "features_across_sigma", "noisy_pixels"]
+__all__ = ["HookedDenoiser", "PooledActivations", "features_across_sigma", "noisy_pixels"]
+
+
+@runtime_checkable
+class HookedDenoiser(Protocol):
+    """A denoiser whose blocks can be hooked: ``den(x_t, sigma)`` with ``x_t`` ``(B, ...)`` and
+    ``sigma`` ``(B,)`` returns the posterior-mean estimate, and ``den.network`` is the module
+    whose named submodules (``network.named_modules()``) are the blocks."""
+
+    network: nn.Module
+
+    def __call__(self, x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor: ...
+
+
+def _network(denoiser) -> nn.Module:
+    """The module whose submodules :func:`features_across_sigma` hooks."""
+    if isinstance(denoiser, HookedDenoiser) and isinstance(denoiser.network, nn.Module):
+        return denoiser.network
+    if isinstance(denoiser, nn.Module):
+        return denoiser
+    raise TypeError(
+        f"denoiser must be a HookedDenoiser (callable, with a .network module holding the "
+        f"blocks) or an nn.Module called as module(x_t, sigma), got {type(denoiser).__name__}"
+    )
 
 
 def _pool(output) -> torch.Tensor:
@@ -81,24 +109,24 @@ class PooledActivations:
 
 @torch.no_grad()
 def features_across_sigma(
-    model: nn.Module,
-    denoise: Callable[[torch.Tensor, torch.Tensor], object],
+    denoiser: HookedDenoiser | nn.Module,
     names: Sequence[str],
     x0: torch.Tensor,
     sigmas: Sequence[float] | torch.Tensor,
+    *,
     clean: bool = False,
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """Pooled features of ``model``'s layers ``names`` at every noise level.
+    """Pooled features of ``denoiser``'s blocks ``names`` at every noise level.
 
     Arguments:
-        model: the network whose submodules are hooked.
-        denoise: ``denoise(x_t, sigma)`` runs ``model`` once on a batch ``x_t`` with per-row
-            noise levels ``sigma`` ``(B,)`` (the book's convention ``x_t = x_0 + sigma n``); its
-            return value is ignored.
-        names: submodule names, as in ``model.named_modules()``.
+        denoiser: a :class:`HookedDenoiser` (its ``network``'s submodules are hooked), or a
+            module that is its own network. ``denoiser(x_t, sigma)`` runs it once on a batch
+            ``x_t`` with per-row noise levels ``sigma`` ``(B,)`` (the book's convention
+            ``x_t = x_0 + sigma n``); its return value is ignored.
+        names: submodule names, as in ``denoiser.network.named_modules()``.
         x0: ``(N, ...)`` clean inputs, on the model's device.
         sigmas: ``(S,)`` noise levels > 0.
         clean: feed ``x0`` itself with ``sigma``'s conditioning (the paper's Fig. 11) instead of
@@ -124,17 +152,18 @@ def features_across_sigma(
             f"names must be distinct layer names, at least one; repeated: {repeated}"
             if repeated else f"names must be a non-empty list of layer names, got {names!r}"
         )  # fmt: skip
+    network = _network(denoiser)
     out: dict[str, list[list[torch.Tensor]]] = {name: [[] for _ in sig] for name in names}
-    was_training = model.training
-    model.eval()
+    was_training = network.training
+    network.eval()
     try:
-        with PooledActivations(model, names) as act:
+        with PooledActivations(network, names) as act:
             for s, x_t, sigma in _noisy_batches(x0, sig, batch_size, seed, clean, progress):
-                denoise(x_t, sigma)
+                denoiser(x_t, sigma)
                 for name in names:
                     out[name][s].append(act.outputs[name].cpu())
     finally:
-        model.train(was_training)
+        network.train(was_training)
     return {
         name: torch.stack([torch.cat(rows) for rows in per_sigma])
         for name, per_sigma in out.items()

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from lowrank._checks import check_count, row_sigma
-from lowrank.theory.schedules import karras_sigmas, linear_alpha_bar, sigma_from_alpha_bar
+from lowrank.theory.schedules import linear_alpha_bar, sigma_from_alpha_bar
 
 __all__ = ["UNetDenoiser", "EDMUNetDenoiser"]
 
@@ -127,9 +127,26 @@ class UNetDenoiser(nn.Module):
         """Save the network in diffusers' format (``config.json`` + safetensors weights)."""
         self.unet.save_pretrained(str(folder), safe_serialization=True)
 
+    @property
+    def network(self) -> nn.Module:
+        """The ``UNet2DModel`` whose blocks are hooked
+        (:class:`lowrank.measure.features.HookedDenoiser`)."""
+        return self.unet
+
+    def sigma_range(self) -> tuple[float, float]:
+        """``(sigma_min, sigma_max)``: the smallest and the largest noise level of the schedule
+        (the ends of :mod:`lowrank.theory.sampling`'s levels)."""
+        sigma_min, sigma_max = self.log_sigmas[[0, -1]].exp().tolist()
+        return sigma_min, sigma_max
+
+    def sample_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image the network takes."""
+        config = self.unet.config
+        return (config.in_channels, config.sample_size, config.sample_size)
+
     def block_names(self) -> list[str]:
         """Every down block, the mid block and every up block of ``self.unet``, in the order
-        the input passes them: the layers the book probes (hook them on ``self.unet``)."""
+        the input passes them: the layers the book probes (submodules of :attr:`network`)."""
         down = [f"down_blocks.{i}" for i in range(len(self.unet.down_blocks))]
         up = [f"up_blocks.{i}" for i in range(len(self.unet.up_blocks))]
         return [*down, "mid_block", *up]
@@ -185,29 +202,6 @@ class UNetDenoiser(nn.Module):
         """DDPM's epsilon loss of one batch at levels ``s`` ``(B, 1, 1, 1)``, noise ``eps``."""
         return (self._epsilon(x0 + s * eps, s) - eps).square().mean()
 
-    @torch.no_grad()
-    def sample(
-        self,
-        num: int,
-        generator: torch.Generator,
-        steps: int = 40,
-        shape: tuple[int, ...] | None = None,
-    ) -> torch.Tensor:
-        r"""``(num, C, H, W)`` samples by Euler steps of the probability-flow ODE
-        :math:`dx/d\sigma = (x - \hat x(x, \sigma)) / \sigma` (Karras et al. 2022, Alg. 1
-        without the Heun correction) on ``steps`` Karras levels from the schedule's largest
-        sigma down to its smallest, then one denoising step. Noise from ``generator`` (CPU)."""
-        num, steps = check_count(num, "num"), check_count(steps, "steps", minimum=2)
-        config = self.unet.config
-        shape = shape or (config.in_channels, config.sample_size, config.sample_size)
-        p = next(self.parameters())
-        sigma_min, sigma_max = self.log_sigmas[[0, -1]].exp().tolist()
-        levels = karras_sigmas(steps, sigma_min, sigma_max).tolist()
-        x = sigma_max * torch.randn((num, *shape), generator=generator).to(p)
-        for sigma, following in zip(levels[:-1], levels[1:], strict=True):
-            x = x + (following - sigma) * (x - self(x, sigma)) / sigma
-        return self(x, levels[-1])
-
 
 class EDMUNetDenoiser(UNetDenoiser):
     r"""The same ``UNet2DModel`` in the EDM parameterization of Karras et al. (2022), the
@@ -251,7 +245,7 @@ class EDMUNetDenoiser(UNetDenoiser):
         nn.Module.__init__(self)
         self.unet = unet
         self.sigma_data, self.p_mean, self.p_std = float(sigma_data), float(p_mean), float(p_std)
-        # the sampler's range: sample() and below_schedule() read it as UNetDenoiser's schedule
+        # the sampler's range: sigma_range() and below_schedule() read it as the DDPM schedule
         levels = torch.tensor([sigma_min, sigma_max], dtype=torch.float64)
         self.register_buffer("log_sigmas", levels.log(), persistent=False)
 

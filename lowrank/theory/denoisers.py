@@ -1,4 +1,5 @@
-r"""Denoisers sharing one contract: ``den(x_t, sigma) -> x_hat`` and ``den.features(x_t, sigma)``.
+r"""Denoisers sharing one contract (:class:`Denoiser`): ``den(x_t, sigma) -> x_hat``; the exact
+ones also give ``den.features(x_t, sigma)``.
 
 Noise model: :math:`x_t = x_0 + \sigma \epsilon`, :math:`\epsilon \sim \mathcal N(0, I)`.
 ``x_t`` is ``(B, n)``; ``sigma`` is a float or a ``(B,)`` tensor (one noise level per row).
@@ -42,6 +43,7 @@ optimum), streamed over the set; :func:`dense_posterior_mean` is the brute-force
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -63,7 +65,23 @@ from lowrank.theory.kernels.reference import (
 )
 from lowrank.theory.mixtures import LowRankMixture, MoLRG
 
-__all__ = ["MixtureDenoiser", "LowRankDAE", "EmpiricalDenoiser", "dense_posterior_mean"]
+__all__ = [
+    "Denoiser",
+    "MixtureDenoiser",
+    "LowRankDAE",
+    "EmpiricalDenoiser",
+    "dense_posterior_mean",
+]
+
+
+class Denoiser(Protocol):
+    r"""What every consumer of a denoiser takes (the SNR, the samplers, the features): a callable
+    ``den(x_t, sigma) -> x_hat`` on ``x_t = x_0 + sigma n`` of shape ``(B, ...)`` with ``sigma``
+    ``(B,)`` (one level per row; the classes here also take a float), returning the estimate of
+    :math:`E[x_0 \mid x_t]` of ``x_t``'s shape. The classes of this module, the networks of
+    :mod:`lowrank.nets.unet` and any function of that signature qualify."""
+
+    def __call__(self, x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor: ...
 
 
 class MixtureDenoiser:

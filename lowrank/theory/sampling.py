@@ -1,4 +1,5 @@
-r"""Deterministic sampling of a trained denoiser: Heun's method on the probability-flow ODE.
+r"""Deterministic sampling of a denoiser (:class:`lowrank.theory.denoisers.Denoiser`): Euler's and
+Heun's methods on the probability-flow ODE.
 
 In the book's variance-exploding convention :math:`x_\sigma = x_0 + \sigma\epsilon`, the
 probability-flow ODE of Karras et al. (2022, eq. 1 with :math:`s = 1`, :math:`\sigma(t) = t`) is
@@ -13,24 +14,29 @@ above zero, so every step is corrected, and a final call of the denoiser at
 :math:`\sigma_{min}` returns its estimate of :math:`x_0`. ``steps`` levels cost
 ``2 steps - 1`` network evaluations.
 
-Sample ``i`` starts from :math:`\sigma_{max}\,\epsilon_i`, :math:`\epsilon_i` drawn from a
-generator seeded with ``seeds[i]`` alone: the ODE is deterministic, so a sample depends on its
-seed only, not on which other samples share its batch (up to the floating-point effects of batch
-size on the network, about 1e-6). Two networks fed the same seeds get the same starting noise,
-which makes their samples comparable one by one.
+:func:`euler_sample` takes the same levels without the correction (``steps`` evaluations and a
+final one), its noise drawn in one batch from a caller's generator: the sampler of chapter 5's
+figure of samples.
+
+Sample ``i`` of :func:`heun_sample` starts from :math:`\sigma_{max}\,\epsilon_i`,
+:math:`\epsilon_i` drawn from a generator seeded with ``seeds[i]`` alone: the ODE is
+deterministic, so a sample depends on its seed only, not on which other samples share its batch
+(up to the floating-point effects of batch size on the network, about 1e-6). Two networks fed
+the same seeds get the same starting noise, which makes their samples comparable one by one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm.std import tqdm
 
 from lowrank._checks import check_count
+from lowrank.theory.denoisers import Denoiser
 from lowrank.theory.schedules import karras_sigmas
 
-__all__ = ["initial_noise", "heun_sample"]
+__all__ = ["initial_noise", "euler_sample", "heun_sample"]
 
 
 def initial_noise(
@@ -46,8 +52,35 @@ def initial_noise(
 
 
 @torch.no_grad()
+def euler_sample(
+    denoiser: Denoiser,
+    num: int,
+    generator: torch.Generator,
+    shape: Sequence[int],
+    sigma_min: float,
+    sigma_max: float,
+    *,
+    steps: int = 40,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    r"""``(num, *shape)`` samples by Euler steps of the probability-flow ODE
+    :math:`dx/d\sigma = (x - \hat x(x, \sigma)) / \sigma` (Karras et al. 2022, Alg. 1 without
+    the Heun correction) on ``steps`` Karras levels from ``sigma_max`` down to ``sigma_min``,
+    then one denoising step at ``sigma_min``. The starting noise is one ``(num, *shape)`` draw
+    from ``generator`` (CPU, float32), moved to ``device``; the samples stay there."""
+    num, steps = check_count(num, "num"), check_count(steps, "steps", minimum=2)
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    levels = karras_sigmas(steps, sigma_min, sigma_max).tolist()
+    x = sigma_max * torch.randn((num, *shape), generator=generator).to(device)
+    for sigma, following in zip(levels[:-1], levels[1:], strict=True):
+        x = x + (following - sigma) * (x - denoiser(x, _levels(x, sigma))) / sigma
+    return denoiser(x, _levels(x, levels[-1]))
+
+
+@torch.no_grad()
 def heun_sample(
-    denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    denoiser: Denoiser,
     seeds: Sequence[int],
     shape: Sequence[int],
     sigma_min: float,

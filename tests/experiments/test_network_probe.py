@@ -18,6 +18,10 @@ class _Blocks(torch.nn.Module):
             {"blind": torch.nn.Identity(), "sees": torch.nn.Identity()}
         )
 
+    @property
+    def network(self):
+        return self.unet
+
     def block_names(self):
         return ["blind", "sees"]
 
@@ -44,9 +48,7 @@ def test_probe_network_chooses_the_informative_block_and_tests_it():
         result.validation.accuracy.argmax()
     )
     blocks = _Blocks()
-    per_sigma = features.features_across_sigma(
-        blocks.unet, blocks, ["sees"], x, sigmas, progress=False
-    )["sees"]
+    per_sigma = features.features_across_sigma(blocks, ["sees"], x, sigmas, progress=False)["sees"]
     manual = probes.probe_across_sigma(
         sigmas, list(per_sigma[:, :400]), labels[:400], list(per_sigma[:, 400:]), labels[400:]
     )

@@ -12,6 +12,7 @@ from lowrank.measure.copies import (
 )
 from lowrank.measure.stats import paired_curve_shape
 from lowrank.nets.classifier import ClassifierRun, embed, load_classifier
+from lowrank.theory.denoisers import EmpiricalDenoiser
 
 
 @pytest.fixture
@@ -27,19 +28,19 @@ def tiny_fashion(monkeypatch):
 
 class _Memorizer(torch.nn.Module):
     """The optimal denoiser of a finite training set (it reproduces training images), with a
-    hookable ``unet`` block and a DDPM-like range of noise levels, as ``assess`` expects."""
+    hookable ``network`` and a DDPM-like range of noise levels, as ``assess`` expects."""
 
     def __init__(self, train: torch.Tensor):
         super().__init__()
-        from lowrank.theory.denoisers import EmpiricalDenoiser
-
         self.shape = train.shape[1:]
         self.empirical = EmpiricalDenoiser(train.flatten(1).double())
-        self.unet = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1))
-        self.register_buffer("log_sigmas", torch.tensor([0.01, 80.0]).log())
+        self.network = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1))
+
+    def sigma_range(self):
+        return 0.01, 80.0
 
     def forward(self, x, sigma):
-        self.unet(x / (1 + torch.as_tensor(sigma).view(-1, 1, 1, 1) ** 2).sqrt())  # features
+        self.network(x / (1 + torch.as_tensor(sigma).view(-1, 1, 1, 1) ** 2).sqrt())  # features
         return self.empirical(x.flatten(1), sigma).view(-1, *self.shape).to(x.dtype)
 
 

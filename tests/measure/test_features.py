@@ -27,11 +27,21 @@ def _manual(net, x, sigma):
     return net.down(x).mean((2, 3)), net.mid(h).mean((2, 3))
 
 
+class _Hooked:
+    """A denoiser that runs ``call`` and whose blocks are ``network``'s (a HookedDenoiser)."""
+
+    def __init__(self, network, call):
+        self.network, self.call = network, call
+
+    def __call__(self, x_t, sigma):
+        return self.call(x_t, sigma)
+
+
 def test_features_are_the_pooled_activations_of_each_layer():
     net = TinyNet()
     x0 = torch.randn(10, 1, 5, 5, generator=torch.Generator().manual_seed(1))
     sigmas = [0.1, 1.0]
-    feats = features_across_sigma(net, net, ["down", "mid"], x0, sigmas, clean=True,
+    feats = features_across_sigma(net, ["down", "mid"], x0, sigmas, clean=True,
                                   batch_size=4, progress=False)  # fmt: skip
     assert feats["down"].shape == (2, 10, 4) and feats["mid"].shape == (2, 10, 6)
     for s, sigma in enumerate(sigmas):
@@ -45,12 +55,12 @@ def test_noisy_features_are_seeded_and_use_the_noise_level():
     net = TinyNet()
     x0 = torch.randn(6, 1, 5, 5, generator=torch.Generator().manual_seed(2))
     run = lambda seed: features_across_sigma(  # noqa: E731
-        net, net, ["down"], x0, [0.5, 2.0], batch_size=4, seed=seed, progress=False
+        net, ["down"], x0, [0.5, 2.0], batch_size=4, seed=seed, progress=False
     )["down"]
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a, b) and not torch.equal(a, c)
     # the spread of the noise's effect grows with sigma: at 2.0 the features move further
-    clean = features_across_sigma(net, net, ["down"], x0, [0.5, 2.0], clean=True,
+    clean = features_across_sigma(net, ["down"], x0, [0.5, 2.0], clean=True,
                                   progress=False)["down"]  # fmt: skip
     assert (a[1] - clean[1]).abs().mean() > 2 * (a[0] - clean[0]).abs().mean()
     assert net.training  # the mode is restored
@@ -65,11 +75,11 @@ def test_clear_errors_and_hooks_removed_after_a_failure():
         return net(x[:, :0], sigma)
 
     with pytest.raises(RuntimeError):
-        features_across_sigma(net, broken, ["down"], torch.zeros(2, 1, 5, 5), [0.1],
+        features_across_sigma(_Hooked(net, broken), ["down"], torch.zeros(2, 1, 5, 5), [0.1],
                               progress=False)  # fmt: skip
     assert all(not m._forward_hooks for m in net.modules())
     with pytest.raises(ValueError, match="sigma must be finite and > 0"):
-        features_across_sigma(net, net, ["down"], torch.zeros(2, 1, 5, 5), [0.0], progress=False)
+        features_across_sigma(net, ["down"], torch.zeros(2, 1, 5, 5), [0.0], progress=False)
 
 
 def test_noisy_pixels_are_the_inputs_the_network_saw():
@@ -78,8 +88,8 @@ def test_noisy_pixels_are_the_inputs_the_network_saw():
     flat = nn.Sequential(nn.Flatten())  # its output (B, D) is recorded as it is
     x0 = torch.randn(7, 1, 3, 3, generator=torch.Generator().manual_seed(0))
     sigmas = [0.01, 0.3, 2.0]
-    seen = features_across_sigma(flat, lambda x, s: flat(x), ["0"], x0, sigmas, batch_size=3,
-                                 seed=5, progress=False)["0"]  # fmt: skip
+    seen = features_across_sigma(_Hooked(flat, lambda x, s: flat(x)), ["0"], x0, sigmas,
+                                 batch_size=3, seed=5, progress=False)["0"]  # fmt: skip
     pixels = noisy_pixels(x0, sigmas, batch_size=3, seed=5)
     assert pixels.shape == (3, 7, 9)
     assert torch.equal(pixels, seen)

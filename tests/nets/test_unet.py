@@ -9,6 +9,7 @@ import torch
 from lowrank.measure.features import features_across_sigma
 from lowrank.nets.train import fingerprint, fit
 from lowrank.nets.unet import EDMUNetDenoiser, UNetDenoiser
+from lowrank.theory.schedules import linear_alpha_bar, sigma_from_alpha_bar
 
 
 def _tiny():
@@ -85,37 +86,20 @@ def test_features_of_the_unet_blocks():
     x0 = torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(5))
     names = den.block_names()
     assert names == ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
-    feats = features_across_sigma(den.unet, den, names, x0, [0.01, 1.0], batch_size=2,
+    feats = features_across_sigma(den, names, x0, [0.01, 1.0], batch_size=2,
                                   progress=False)  # fmt: skip
     widths = [feats[n].shape for n in names]
     assert widths == [(2, 5, 8), (2, 5, 16), (2, 5, 16), (2, 5, 16), (2, 5, 8)], widths
     assert not torch.equal(feats["mid_block"][0], feats["mid_block"][1])
 
 
-class _Constant(UNetDenoiser):
-    """x_hat = c whatever the input; records the noise levels and inputs it is called with."""
-
-    def forward(self, x_t, sigma):
-        self.calls.append((float(sigma), x_t.clone()))
-        return torch.full_like(x_t, 0.25)
-
-
-def test_sampler_follows_the_probability_flow_ode_exactly_for_a_constant_denoiser():
-    torch.manual_seed(0)
-    den = _Constant(_tiny().unet)
-    den.calls = []
-    out = den.sample(3, torch.Generator().manual_seed(1), steps=6)
-    assert out.shape == (3, 1, 8, 8) and bool((out == 0.25).all())
-    levels = [s for s, _ in den.calls]
-    sigma_min, sigma_max = den.log_sigmas[[0, -1]].exp().tolist()
-    assert len(levels) == 6
-    assert levels[0] == pytest.approx(sigma_max) and levels[-1] == pytest.approx(sigma_min)
-    # dx/dsigma = (x - c) / sigma: Euler is exact, x - c scales with sigma
-    x0 = den.calls[0][1]
-    noise = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(x0, sigma_max * noise)
-    for sigma, x in den.calls[1:]:
-        torch.testing.assert_close(x - 0.25, (x0 - 0.25) * sigma / sigma_max, rtol=1e-4, atol=1e-4)
+def test_the_network_its_noise_levels_and_its_input_shape():
+    den = _tiny()
+    sigma_min, sigma_max = den.sigma_range()
+    schedule = sigma_from_alpha_bar(linear_alpha_bar(1000))
+    assert sigma_min == pytest.approx(float(schedule[0]), rel=1e-12)
+    assert sigma_max == pytest.approx(float(schedule[-1]), rel=1e-12)
+    assert den.sample_shape() == (1, 8, 8) and den.network is den.unet
 
 
 def _tiny_edm():

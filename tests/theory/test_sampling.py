@@ -1,12 +1,12 @@
-"""The Heun sampler: exact on Gaussian data up to its second-order error, deterministic per
-seed whatever the batch."""
+"""The samplers: Heun exact on Gaussian data up to its second-order error, deterministic per
+seed whatever the batch; Euler exact where the flow is linear in sigma."""
 
 import math
 
 import pytest
 import torch
 
-from lowrank.theory.sampling import heun_sample, initial_noise
+from lowrank.theory.sampling import euler_sample, heun_sample, initial_noise
 
 
 def gaussian_denoiser(c: float):
@@ -49,3 +49,29 @@ def test_bad_arguments_are_named():
         heun_sample(den, [0], (1, 2, 2), 1.0, 0.5, progress=False)
     with pytest.raises(ValueError, match="seeds is empty"):
         heun_sample(den, [], (1, 2, 2), 0.1, 1.0, progress=False)
+
+
+def test_euler_follows_the_probability_flow_ode_exactly_for_a_constant_denoiser():
+    calls = []
+
+    def constant(x_t, sigma):  # x_hat = 0.25 whatever the input; records what it was called with
+        calls.append((sigma.clone(), x_t.clone()))
+        return torch.full_like(x_t, 0.25)
+
+    sigma_min, sigma_max = 0.01, 80.0
+    out = euler_sample(constant, 3, torch.Generator().manual_seed(1), (1, 8, 8), sigma_min,
+                       sigma_max, steps=6)  # fmt: skip
+    assert out.shape == (3, 1, 8, 8) and bool((out == 0.25).all())
+    assert all(torch.equal(s, s[:1].expand(3)) for s, _ in calls)  # one level for every row
+    levels = [float(s[0]) for s, _ in calls]
+    assert len(levels) == 6
+    assert levels[0] == pytest.approx(sigma_max) and levels[-1] == pytest.approx(sigma_min)
+    # dx/dsigma = (x - c) / sigma: Euler is exact, x - c scales with sigma
+    x0 = calls[0][1]
+    noise = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(x0, sigma_max * noise)
+    for s, x in calls[1:]:
+        torch.testing.assert_close(x - 0.25, (x0 - 0.25) * float(s[0]) / sigma_max, rtol=1e-4,
+                                   atol=1e-4)  # fmt: skip
+    with pytest.raises(ValueError, match="sigma_min < sigma_max"):
+        euler_sample(constant, 3, torch.Generator(), (1, 8, 8), 1.0, 0.5)

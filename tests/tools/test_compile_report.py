@@ -1,6 +1,7 @@
 """The fused kernel compiled ahead of time for sm_80 and sm_90, on this CPU-only machine.
 
-The interpreter runs of ``tests/theory/test_kernels.py`` check the arithmetic; they cannot see what a
+The interpreter runs of ``tests/theory/test_kernels.py`` check the arithmetic; they cannot see
+what a
 GPU compiler rejects, spills or addresses in 32 bits. One subprocess (the kernel module must be
 imported without ``TRITON_INTERPRET=1``) compiles every configuration the launcher produces with
 :mod:`tools.compile_report`, about a minute on 2 cores; the table it prints is
