@@ -276,3 +276,15 @@ def check_rows(x: torch.Tensor, name: str) -> torch.Tensor:
     if not bool(torch.all(torch.isfinite(x))):
         raise ValueError(f"{name} must be finite (it contains NaN or inf)")
     return x.flatten(1)
+
+
+def check_increasing(sigmas: torch.Tensor, name: str = "sigmas") -> torch.Tensor:
+    """``sigmas`` (1-D) after checking it increases strictly: a curve's shape test reads its
+    first level as the least noise and its last as the most, so a descending grid would turn a
+    falling curve into a rising one."""
+    if sigmas.numel() > 1 and not bool(torch.all(sigmas[1:] > sigmas[:-1])):
+        raise ValueError(
+            f"{name} must increase strictly (the first level is the least noise), got "
+            f"{sigmas.tolist()}: sort the grid, and the features with it"
+        )
+    return sigmas

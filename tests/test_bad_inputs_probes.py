@@ -148,7 +148,7 @@ CASES = {
         (TypeError, "peak must be an integer index, got 1.7"),
     ),
     "paired shape without a peak": (
-        lambda t: stats.paired_curve_shape(torch.ones(3, 5), None),
+        lambda t: stats.paired_curve_shape(torch.ones(3, 20), None),
         (TypeError, "peak is required"),
     ),
     "paired shape of a 1-D curve": (

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lowrank._checks import check_real
+
 __all__ = [
     "glue",
     "results",
@@ -54,6 +56,12 @@ def glue(name: str, variable, display: bool = True):
     """``myst_nb.glue(name, variable, display)``, recording ``variable`` for :func:`results`
     when it is a number (a 0-d tensor counts) or a short text."""
     from myst_nb import glue as myst_glue  # optional: the [book] extra, needed in notebooks only
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(
+            f"glue's name must be a key such as 'peak_sigma' (letters, digits, underscores), got "
+            f"{name!r}: the prose refers to it as {{glue:text}}`name`"
+        )
 
     value = variable
     if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -158,9 +166,30 @@ def styled(frame: pd.DataFrame, formats: Mapping[str, str] | None = None, digits
     return styler.set_table_attributes('class="dataframe"')
 
 
+def _finite(values, name: str) -> np.ndarray:
+    """``values`` as a non-empty float64 array of finite numbers, or a ValueError naming it."""
+    a = _array(values) if not isinstance(values, numbers.Number) else np.array([float(values)])
+    if a.size == 0 or not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be non-empty and finite, got {a.tolist()}")
+    return a
+
+
+def _pair(ours, paper, stderr=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ours``, ``paper`` and ``stderr`` (zeros when ``None``) checked: finite, one shape."""
+    o, p = _finite(ours, "ours"), _finite(paper, "paper")
+    e = np.zeros_like(o) if stderr is None else _finite(stderr, "stderr")
+    if not o.shape == p.shape == e.shape:
+        raise ValueError(
+            f"ours, paper and stderr must have one length, got {o.size}, {p.size} and {e.size}"
+        )
+    if np.any(e < 0):
+        raise ValueError(f"stderr must be >= 0, got {e.tolist()}")
+    return o, p, e
+
+
 def relative_gaps(ours, paper) -> np.ndarray:
     """``(ours - paper) / |paper|`` entry by entry."""
-    o, p = _array(ours), _array(paper)
+    o, p, _ = _pair(ours, paper)
     return (o - p) / np.abs(p)
 
 
@@ -172,8 +201,9 @@ def worst_gap(ours, paper) -> float:
 def within(ours, paper, rel_tol: float, stderr=None, z: float = 3.0) -> bool:
     """Whether every entry satisfies ``|ours - paper| <= rel_tol |paper| + z stderr``: the paper's
     value, up to ``rel_tol``, once our Monte Carlo error is allowed for."""
-    o, p = _array(ours), _array(paper)
-    e = np.zeros_like(o) if stderr is None else _array(stderr)
+    o, p, e = _pair(ours, paper, stderr)
+    rel_tol = check_real(rel_tol, "rel_tol", 0.0)
+    z = check_real(z, "z", 0.0)
     return bool(np.all(np.abs(o - p) <= rel_tol * np.abs(p) + z * e))
 
 
@@ -186,7 +216,9 @@ def agreement_verdict(ours, paper, rel_tol: float, stderr=None, z: float = 3.0) 
 
 def peak(sigmas, values) -> tuple[float, float]:
     """``(sigma, value)`` at the largest value."""
-    s, v = _array(sigmas), _array(values)
+    s, v = _finite(sigmas, "sigmas"), _finite(values, "values")
+    if s.shape != v.shape:
+        raise ValueError(f"sigmas and values must have one length, got {s.size} and {v.size}")
     i = int(np.argmax(v))
     return float(s[i]), float(v[i])
 
@@ -194,6 +226,6 @@ def peak(sigmas, values) -> tuple[float, float]:
 def monotone_decreasing(values, stderr=None, z: float = 3.0) -> bool:
     """Whether no step from one sigma to the next rises by more than ``z`` standard errors of
     the difference (exactly, when ``stderr`` is ``None``)."""
-    v = _array(values)
-    e = np.zeros_like(v) if stderr is None else _array(stderr)
+    v, _, e = _pair(values, values, stderr)
+    z = check_real(z, "z", 0.0)
     return bool(np.all(np.diff(v) <= z * np.hypot(e[1:], e[:-1])))

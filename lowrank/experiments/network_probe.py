@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lowrank._checks import as_sigmas
+from lowrank._checks import as_sigmas, check_increasing
 from lowrank.measure.features import features_across_sigma
 from lowrank.measure.levels import best_layer, crossfit_level
 from lowrank.measure.probes import ProbeCurve, probe_across_sigma, probe_layers
@@ -87,7 +87,7 @@ def probe_network(
         x_train, y_train: labelled training images ``(N, C, H, W)`` and ``(N,)``.
         x_test, y_test: the test images the curve is scored on.
     """
-    sigmas = as_sigmas(sigmas)
+    sigmas = check_increasing(as_sigmas(sigmas))
     names = denoiser.block_names()
     start = time.perf_counter()
     features = features_across_sigma(denoiser, names,
@@ -147,7 +147,7 @@ def probe_blocks(
             the ``S`` levels (as :func:`lowrank.measure.features.features_across_sigma`
             returns them, or noisy pixels).
     """
-    sigmas = as_sigmas(sigmas)
+    sigmas = check_increasing(as_sigmas(sigmas))
     if set(train_features) != set(test_features):
         raise ValueError(
             f"train_features and test_features must name the same blocks, got "

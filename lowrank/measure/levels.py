@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from lowrank._checks import check_count
+from lowrank._checks import check_count, check_increasing
 from lowrank.measure.probes import (
     ProbeCurve,
     binomial_curve,
@@ -102,7 +102,8 @@ def crossfit_level(
 
     Arguments:
         train_features: ``S`` tensors ``(N, p)`` (or one ``(S, N, p)`` tensor), ``N >= 4``.
-        sigmas: recorded in the curve (default: the indices ``0 .. S-1``).
+        sigmas: ``(S,)`` increasing levels, recorded in the curve (default: the indices
+            ``0 .. S-1``).
 
     Returns:
         The argmax of the cross-fitted accuracy, and the curve: accuracy over all ``N`` rows
@@ -117,6 +118,13 @@ def crossfit_level(
             f"{tuple(stacked.shape)}"
         )
     seed = check_count(seed, "seed", minimum=0)
+    if sigmas is not None:
+        sigmas = check_increasing(recorded_sigmas(sigmas))
+        if len(sigmas) != len(stacked):
+            raise ValueError(
+                f"sigmas has {len(sigmas)} levels but train_features has {len(stacked)}: give "
+                "one level per feature set"
+            )
     order = torch.randperm(N, generator=torch.Generator().manual_seed(seed))
     halves = (order[: N // 2], order[N // 2 :])
     for half in halves:

@@ -108,7 +108,13 @@ def logistic_logits(
         test_features = [test_features]
     for i, F in enumerate(test_features):
         check_features(F, f"test_features[{i}]", width=X.shape[1])
-    mean, scale = X.mean(0), X.std(0).clamp_min(1e-12)
+    mean, scale = X.mean(0), X.std(0)
+    if not bool(torch.all(torch.isfinite(mean) & torch.isfinite(scale))):
+        # squares overflow float64 beyond about 1e154: the same statistics in units of each
+        # column's largest magnitude (the ordinary path stays as it was, bit for bit)
+        unit = X.abs().amax(0).clamp_min(torch.finfo(torch.float64).tiny)
+        mean, scale = unit * (X / unit).mean(0), unit * (X / unit).std(0)
+    scale = scale.clamp_min(1e-12)
     Z = (X - mean) / scale
     A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([A], max_iter=max_iter, line_search_fn="strong_wolfe")

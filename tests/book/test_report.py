@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lowrank.book import report
+from tests.bad_input_cases import check_case
 
 
 def test_compare_frame_columns_and_gaps():
@@ -65,3 +66,48 @@ def test_results_prints_what_glue_recorded_rounded_without_volatile_names(monkey
     assert report.results() == (
         "acc_peak = 0.8235\nverdict = decreasing\nn_images = 5000\nresidual < 1e-10"
     )
+
+
+BAD_INPUT = {
+    "within with NaN in ours": (
+        lambda t: report.within([1.0, float("nan")], [1.0, 1.0], 0.1),
+        (ValueError, "ours must be non-empty and finite"),
+    ),
+    "within of different lengths": (
+        lambda t: report.within([1.0, 2.0], [1.0, 2.0, 3.0], 0.1),
+        (ValueError, "one length"),
+    ),
+    "within with a negative tolerance": (
+        lambda t: report.within([1.0], [1.0], -0.1),
+        (ValueError, "rel_tol must lie in [0.0, None]"),
+    ),
+    "verdict with a negative stderr": (
+        lambda t: report.agreement_verdict([1.0], [1.0], 0.1, stderr=[-1.0]),
+        (ValueError, "stderr must be >= 0"),
+    ),
+    "peak with NaN": (
+        lambda t: report.peak([0.1, 0.2], [float("nan"), 1.0]),
+        (ValueError, "values must be non-empty and finite"),
+    ),
+    "peak of different lengths": (
+        lambda t: report.peak([0.1, 0.2, 0.3], [1.0, 2.0]),
+        (ValueError, "one length"),
+    ),
+    "monotone with NaN": (
+        lambda t: report.monotone_decreasing([3.0, float("nan"), 1.0]),
+        (ValueError, "finite"),
+    ),
+    "glue under a complex key": (
+        lambda t: report.glue(1j, 1.0, display=False),
+        (TypeError, "glue's name must be a key"),
+    ),
+    "glue under a key with a space": (
+        lambda t: report.glue("peak sigma", 1.0, display=False),
+        (TypeError, "glue's name must be a key"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUT)
+def test_bad_input(name, tmp_path):
+    check_case(name, *BAD_INPUT[name], tmp_path)

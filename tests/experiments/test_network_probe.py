@@ -93,3 +93,13 @@ def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
     assert out["falls"].shape.peak == 0 and math.isinf(out["falls"].shape.mde)
     with pytest.raises(ValueError, match="name the same blocks"):
         network_probe.probe_blocks(sig, train, y_tr, {"bump": test["bump"]}, y_te)
+
+
+def test_a_descending_grid_is_refused_not_read_backwards():
+    """The shape test reads the first level as the least noise: on a descending grid a falling
+    curve would be called rising."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(20)
+    F = {"block": torch.randn(3, 60, 4, generator=g, dtype=torch.float64)}
+    with pytest.raises(ValueError, match="sigmas must increase strictly"):
+        network_probe.probe_blocks([1.0, 0.5, 0.1], F, y, F, y)

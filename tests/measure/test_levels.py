@@ -1,9 +1,10 @@
-"""Tests of levels."""
+"""lowrank.measure.levels: the layer and the level chosen on training features only."""
 
 import pytest
 import torch
 
 from lowrank.measure import levels, probes
+from tests.bad_input_cases import check_case
 
 
 def _layers(gen, N, signal):
@@ -74,3 +75,27 @@ def test_crossfit_level_scores_every_row_with_the_probe_that_did_not_see_it():
         on_a = probes.logistic_logits(F[B], y[B], F[A])[0].argmax(1) == y[A]
         assert torch.equal(curve.correct[i, B], on_b) and torch.equal(curve.correct[i, A], on_a)
     assert torch.equal(curve.accuracy, curve.correct.double().mean(1))
+
+
+def _three_classes(N=60, p=4, levels=3):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(N // 3)
+    return [torch.randn(N, p, generator=g, dtype=torch.float64) + s * torch.eye(3, p)[y]
+            for s in (0.5, 3.0, 1.0)[:levels]], y  # fmt: skip
+
+
+BAD_INPUT = {
+    "crossfit with sigmas of the wrong length": (
+        lambda t: levels.crossfit_level(*_three_classes(), sigmas=[0.1, 0.2]),
+        (ValueError, "sigmas has 2 levels but train_features has 3"),
+    ),
+    "crossfit on a descending grid": (
+        lambda t: levels.crossfit_level(*_three_classes(), sigmas=[1.0, 0.5, 0.1]),
+        (ValueError, "sigmas must increase strictly"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUT)
+def test_bad_input(name, tmp_path):
+    check_case(name, *BAD_INPUT[name], tmp_path)

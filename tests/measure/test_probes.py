@@ -198,3 +198,14 @@ def test_logistic_logits_minimize_the_regularized_cross_entropy():
     loss = torch.nn.functional.cross_entropy(Z1 @ A, labels) + 0.5 * decay * A[:-1].square().sum()
     (grad,) = torch.autograd.grad(loss, A)
     assert grad.abs().max().item() < 2e-5, grad.abs().max()  # L-BFGS stops near 4e-6
+
+
+def test_features_near_1e200_are_standardized_not_zeroed():
+    """Squares of 1e200 overflow float64: the probe standardizes in units of each column's
+    largest magnitude there, and scores as it does on the same features at scale 1."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(40)
+    X = torch.randn(120, 4, generator=g, dtype=torch.float64) + 4 * torch.eye(3, 4)[y]
+    plain = logistic_probe(X[:90], y[:90], X[90:], y[90:])
+    huge = logistic_probe(1e200 * X[:90], y[:90], 1e200 * X[90:], y[90:])
+    assert plain > 0.9 and huge == pytest.approx(plain)
