@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cached = is_cached(run, args.cache)
         _, record = load_unet(run, cache=args.cache, data_root=args.data)
-    except (FileNotFoundError, ValueError) as e:  # each names its file and the fix
+    except (OSError, ValueError) as e:  # each names its file and the fix (disk full, read-only)
         print(f"{train.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     speed = record["images_per_second"]

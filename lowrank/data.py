@@ -216,6 +216,19 @@ def unpickle_batch(blob: bytes, where: str) -> dict:
         ) from e
 
 
+#: The largest CIFAR-10 python batch read: the real ones hold 30,730,000 bytes of pixels and
+#: weigh 31,035,704 bytes pickled; a member above this is refused before it is expanded.
+CIFAR_BATCH_BYTES = 32 * 2**20
+
+
+def _check_batch_size(size: int, where: str) -> None:
+    if size > CIFAR_BATCH_BYTES:
+        raise ValueError(
+            f"{where} holds {size:,} bytes, more than a CIFAR-10 batch ({CIFAR_BATCH_BYTES:,} at "
+            "most): not CIFAR-10's python archive; download cifar-10-python.tar.gz again"
+        )
+
+
 def _cifar_batches(source: Path, names: list[str]) -> list[dict]:
     """The pickled batches ``names`` of the archive or folder ``source``, read with
     :class:`_CifarUnpickler` (numpy arrays and plain containers only) and checked: a dict with
@@ -229,12 +242,15 @@ def _cifar_batches(source: Path, names: list[str]) -> list[dict]:
                 if missing:
                     raise ValueError(f"{source}: the archive has no {missing} (is it CIFAR-10?)")
                 for n in names:
-                    blobs[f"{source} (member {members[n].name})"] = tar.extractfile(
-                        members[n]
-                    ).read()
+                    where = f"{source} (member {members[n].name})"
+                    _check_batch_size(members[n].size, where)
+                    blobs[where] = tar.extractfile(members[n]).read(CIFAR_BATCH_BYTES + 1)
         else:
             for n in names:
-                blobs[str(source / n)] = (source / n).read_bytes()
+                with open(source / n, "rb") as f:
+                    blobs[str(source / n)] = f.read(CIFAR_BATCH_BYTES + 1)
+        for where, blob in blobs.items():  # a size header can lie: what was read counts
+            _check_batch_size(len(blob), where)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
         raise ValueError(
             f"{source}: not a readable CIFAR-10 python archive ({type(e).__name__}: {e}); "
@@ -418,6 +434,12 @@ def overlay(
     K = check_labels(labels)
     if len(labels) != len(images):
         raise ValueError(f"images has {len(images)} rows but labels {len(labels)}")
+    broken = torch.nonzero(~torch.isfinite(images.flatten(1)).all(1)).flatten()
+    if len(broken):
+        raise ValueError(
+            f"images must be finite: rows {broken[:10].tolist()} hold NaN or inf, and would "
+            "spread to every row that draws them as a partner"
+        )
     if K < 2:
         raise ValueError("an overlay of another class needs at least 2 classes in labels")
     delta = check_real(delta, "delta", 0.0, None)

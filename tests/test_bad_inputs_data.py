@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from bad_input_cases import check_case
 
 from lowrank import data
@@ -174,6 +175,23 @@ def _loads_like(batch, name="test_batch"):
 GOOD = _batch()
 
 CASES = {
+    # a few hundred KiB of gzip that would expand to 40 MiB: refused by its size, unread
+    "cifar archive member larger than a batch": (
+        lambda t: data.load_cifar10("test", root=_archive(t, bytes(40 * 2**20))),
+        (ValueError, "more than a CIFAR-10 batch"),
+    ),
+    "cifar folder file larger than a batch": (
+        lambda t: data.load_cifar10("test", root=_folder(t, bytes(33 * 2**20))),
+        (ValueError, "more than a CIFAR-10 batch"),
+    ),
+    "overlay of a NaN image": (
+        lambda t: data.overlay(
+            torch.cat([torch.full((1, 2, 2), float("nan")), torch.zeros(5, 2, 2)]),
+            torch.tensor([0, 1, 0, 1, 0, 1]),
+            0.5,
+        ),
+        (ValueError, "images must be finite"),
+    ),
     # --- code in a pickle: refused, and the marker never made
     "test_batch that touches a file": (
         lambda t: _malicious(t, _Touch),

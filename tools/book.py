@@ -262,6 +262,12 @@ def for_the_page(nb, stem: str = "notebook"):
     return nb
 
 
+# what a staged folder holds (with the HTML that Jupyter Book builds into _build): a folder with
+# anything else in it is someone's files, and staging refuses to replace it
+STAGED = ".staged-by-tools-book"
+STAGED_NAMES = {STAGED, "_config.yml", "_toc.yml", "notebooks", "book", "_build"}
+
+
 def stage_book(executed: Path, dest: Path, root: Path = ROOT) -> None:
     """Assemble the book's source in ``dest``: the configuration and prose from ``root`` and
     the executed notebooks from ``executed``. When ``executed`` holds a ``provenance.json``,
@@ -274,8 +280,19 @@ def stage_book(executed: Path, dest: Path, root: Path = ROOT) -> None:
     if missing:
         raise FileNotFoundError(f"not executed yet in {executed}: {missing}")
     if dest.exists():
+        foreign = (
+            sorted(p.name for p in dest.iterdir() if p.name not in STAGED_NAMES)
+            if (dest.is_dir())
+            else [dest.name]
+        )
+        if foreign:
+            raise FileExistsError(
+                f"{dest} holds what this tool did not stage ({', '.join(foreign[:5]) or 'a file'}"
+                "): staging replaces the folder, so pass a new or previously staged --dest"
+            )
         shutil.rmtree(dest)
     (dest / "notebooks").mkdir(parents=True)
+    (dest / STAGED).write_text("staged by tools/book.py stage; replaced by the next staging\n")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, dest / name)
     shutil.copytree(root / "book", dest / "book")

@@ -15,6 +15,7 @@ read with :func:`ast.literal_eval`, so nothing in a notebook is executed.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ RECORD = "application/papermill.record/text/plain"
 LOW_END = 0.008
 
 
+NUMPY_SCALAR = re.compile(r"^np\.(?:float|int|uint|bool_?|str_)\w*\((.*)\)$", re.S)
+
+
 def glued_values(nb) -> dict:
     """The numbers and texts a notebook glued (figures and tables are left out)."""
     values = {}
@@ -38,6 +42,8 @@ def glued_values(nb) -> dict:
             text = output.get("data", {}).get(RECORD)
             if name is None or text is None:
                 continue
+            # numpy 2 prints its scalars as np.float64(91.2): the number inside is the value
+            text = NUMPY_SCALAR.sub(r"\1", text)
             try:
                 values[name] = ast.literal_eval(text)
             except (ValueError, SyntaxError):
@@ -54,6 +60,11 @@ class Glued:
         self.names: dict[int, str] = {}
         for path in sorted(self.executed.glob("[0-9][0-9]_*.ipynb")):
             chapter = int(path.name[:2])
+            if chapter in self.names:
+                raise ValueError(
+                    f"{self.executed} holds two notebooks of chapter {chapter:02d}: "
+                    f"{self.names[chapter]}.ipynb and {path.name}; remove the stale one"
+                )
             self.values[chapter] = glued_values(nbformat.read(path, as_version=4))
             self.names[chapter] = path.stem
 

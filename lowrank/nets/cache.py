@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -40,7 +41,7 @@ import torch
 
 from lowrank import data as datasets
 from lowrank.nets.runs import NATIVE, WEIGHTS_FILE, UNetRun, UnverifiedWeightsWarning, cli_args
-from lowrank.nets.train import _distributed, _read_checkpoint, fingerprint, fit
+from lowrank.nets.train import _distributed, _read_checkpoint, fingerprint, fit, write_error
 from lowrank.nets.unet import UNetDenoiser
 from lowrank.provenance import environment
 
@@ -52,6 +53,8 @@ __all__ = [
     "load_unet",
     "ema_init_weight",
     "expected_architecture",
+    "LOADING_FIELDS",
+    "loading_hash",
 ]
 
 
@@ -101,9 +104,35 @@ def initial_network(run: UNetRun, sample_size: int, in_channels: int) -> UNetDen
 
 
 def _write_json(record: dict, path: Path) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    """``record`` to ``path`` atomically, through a uniquely named temporary file (created
+    anew, never a file or a link already there); a full disk or a read-only folder is an
+    ``OSError`` naming the file and the fix."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e) from e
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record, indent=1) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, e) from e
+
+
+#: The fields of run.json that loading reads besides the configuration: hashed together when the
+#: training ends, so that an edited train_images cannot silently change the debiased weights.
+LOADING_FIELDS = ("train_images", "images_per_epoch", "parameters", "init_fingerprint",
+                  "weights_sha256")  # fmt: skip
+
+
+def loading_hash(record: dict) -> str:
+    """SHA-256 of the record's :data:`LOADING_FIELDS` (canonical JSON)."""
+    fields = {name: record.get(name) for name in LOADING_FIELDS}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def _read_record(folder: Path) -> dict | None:
@@ -115,6 +144,10 @@ def _read_record(folder: Path) -> dict | None:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON ({e}); delete {folder} to retrain") from e
+    except RecursionError as e:
+        raise ValueError(
+            f"{path} nests too deeply to be a run record; delete {folder} to retrain"
+        ) from e
     if not isinstance(record, dict):
         raise ValueError(
             f"{path} holds a JSON {type(record).__name__}, not a run record (an object with the "
@@ -144,6 +177,12 @@ def _finished_record(run: UNetRun, folder: Path) -> dict | None:
             f"{folder / 'run.json'} records another run than this one ({differs}): the folder "
             f"was copied or edited; delete {folder} to retrain"
         )
+    recorded = record.get("loading_sha256")  # absent in records written before it existed
+    if recorded is not None and recorded != loading_hash(record):
+        raise ValueError(
+            f"{folder / 'run.json'}: the fields loading reads ({', '.join(LOADING_FIELDS)}) are "
+            f"not those recorded when the training ended (edited?); delete {folder} to retrain"
+        )
     return record
 
 
@@ -171,7 +210,10 @@ def train_unet(
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x0, _ = training_images(run, "train", data_root)  # before the folder: no empty one is left
     made = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(folder, e) from e
     try:
         return _train_into(run, folder, x0, device, progress, rank, world)
     except BaseException:
@@ -226,7 +268,10 @@ def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
             seconds += time.perf_counter() - start
             trained += (stop - done) * len(x0)
         if rank == 0:
-            ema.save_pretrained(folder / name)
+            try:
+                ema.save_pretrained(folder / name)
+            except (OSError, RuntimeError) as e:
+                raise write_error(folder / name, e) from e
     record = {
         "config": run.config(),
         "complete": True,
@@ -242,6 +287,7 @@ def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
         "world_size": world,
         "environment": environment(),
     }
+    record["loading_sha256"] = loading_hash(record)
     if rank == 0:
         _write_json(record, folder / "run.json")
     if world > 1:

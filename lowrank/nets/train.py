@@ -41,6 +41,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "update_ema",
+    "write_error",
 ]
 
 
@@ -84,6 +85,20 @@ def fingerprint(x: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+def write_error(path: Path, error: BaseException) -> OSError:
+    """A one-line ``OSError`` for a write that failed (a full disk, a read-only folder): the
+    file, the reason and the fix. torch reports a full disk as a ``RuntimeError`` of its zip
+    writer (``unexpected pos``), so any error of a write is given this form."""
+    reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
+    failure = OSError(
+        f"cannot write {path}: {reason} (is the disk full or the folder read-only?); free "
+        "space or make it writable, or set LOWRANK_CACHE (--cache) to another folder; what "
+        "was written before is kept"
+    )
+    failure.errno = getattr(error, "errno", None)
+    return failure
+
+
 def save_checkpoint(state: dict, path: str | Path) -> None:
     """Write ``state`` to ``path`` atomically: a reader sees the old file or the new one.
 
@@ -94,7 +109,10 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e) from e
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -104,6 +122,9 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, e) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

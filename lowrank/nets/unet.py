@@ -99,18 +99,26 @@ class UNetDenoiser(nn.Module):
         return cls(unet, **schedule)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, **kwargs):
-        """Load a ``UNet2DModel`` saved with ``save_pretrained``: a folder (its ``unet``
-        subfolder for a whole pipeline) or a hub id (needs the internet). ``kwargs`` go to
-        diffusers' ``from_pretrained``; the class's own schedule is its default."""
+    def from_pretrained(cls, source: str | Path, *, hub: bool = False, **kwargs):
+        """Load a ``UNet2DModel`` saved with ``save_pretrained``: a local folder (its ``unet``
+        subfolder for a whole pipeline), read with ``local_files_only`` so nothing goes to the
+        network; a hub id (``"google/ddpm-cifar10-32"``) only with ``hub=True``, which needs the
+        internet. ``kwargs`` go to diffusers' ``from_pretrained``; the class's own schedule is
+        its default."""
         if "T" in kwargs:
             raise TypeError(
                 "from_pretrained loads with the class's default schedule (T = 1000); build "
                 "another with UNetDenoiser(unet, T=...) from the loaded network's .unet"
             )
+        path = Path(source)
+        if not path.exists() and not hub:
+            raise FileNotFoundError(
+                f"no folder {str(source)!r} (from {Path.cwd()}): from_pretrained reads local "
+                "folders written by save_pretrained; to download a hub id instead, pass "
+                "hub=True"
+            )
         UNet2DModel = _unet2d()
 
-        path = Path(source)
         if path.exists() and (path / "unet" / "config.json").exists():
             path = path / "unet"
         if path.exists() and not (path / "config.json").exists():
@@ -118,6 +126,8 @@ class UNetDenoiser(nn.Module):
                 f"{path} has no config.json: pass a folder written by save_pretrained (or a "
                 "pipeline folder with a unet/ subfolder)"
             )
+        if path.exists():
+            kwargs.setdefault("local_files_only", True)
         # without accelerate installed, diffusers warns unless the plain loading path is asked for
         kwargs.setdefault("low_cpu_mem_usage", False)
         unet = UNet2DModel.from_pretrained(str(path) if path.exists() else str(source), **kwargs)

@@ -2,6 +2,8 @@
 change the final weights, loading without training, and the command line."""
 
 import json
+import socket
+import tempfile
 
 import pytest
 import torch
@@ -256,3 +258,109 @@ def test_an_overlaid_run_has_its_own_key_and_data(tiny_data, tmp_path):
     folder = train_unet(_run(epochs=1, delta=0.5), tmp_path, progress=False)
     record = json.loads((folder / "run.json").read_text())
     assert record["config"]["delta"] == 0.5 and record["config"]["delta_seed"] == 0
+
+
+def test_a_full_disk_is_one_line_and_the_last_checkpoint_still_resumes_bitwise(
+    tiny_data, tmp_path, monkeypatch
+):
+    """torch reports a full disk as a RuntimeError of its zip writer; the second epoch's
+    checkpoint fails so, the error names train.pt and the fix, and the rerun resumes from the
+    first epoch's checkpoint to the weights of an uninterrupted run."""
+    run = _run(epochs=3)
+    whole = train_unet(run, tmp_path / "whole", progress=False)
+    real_save, saves = torch.save, []
+
+    def fills_the_disk(state, f, *args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64")
+        return real_save(state, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", fills_the_disk)
+    with pytest.raises(OSError) as caught:
+        train_unet(run, tmp_path / "cut", progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and "train.pt" in message and "disk full" in message
+    monkeypatch.setattr(torch, "save", real_save)
+    resumed = train_unet(run, tmp_path / "cut", progress=False)
+    weights = "ema/diffusion_pytorch_model.safetensors"
+    assert (resumed / weights).read_bytes() == (whole / weights).read_bytes()
+
+
+def test_a_read_only_cache_is_one_line_at_the_command_line(tiny_data, tmp_path, monkeypatch,
+                                                           capsys):  # fmt: skip
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache.tempfile, "mkstemp", refused)
+    monkeypatch.setattr(train_module.tempfile, "mkstemp", refused)
+    argv = ["train", "--size", "8", "--channels", "8", "16", "--epochs", "1", "--batch-size",
+            "16", "--cache", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # above it: the progress bar of the epochs
+    assert "Traceback" not in err, err
+    assert ": error: cannot write" in last
+    assert "Permission denied" in last and "LOWRANK_CACHE" in last
+
+
+def test_a_planted_temporary_link_is_not_followed(tiny_data, tmp_path):
+    """run.json goes through a new, uniquely named file: a run.json.tmp link planted in the
+    folder (the old fixed name) is neither followed nor its target overwritten."""
+    run = _run(epochs=1)
+    folder = run.folder(tmp_path)
+    folder.mkdir(parents=True)
+    target = tmp_path / "victim.txt"
+    target.write_text("keep me")
+    (folder / "run.json.tmp").symlink_to(target)
+    train_unet(run, tmp_path, progress=False)
+    assert target.read_text() == "keep me" and (folder / "run.json").is_file()
+
+
+def test_a_record_nested_too_deeply_or_edited_is_refused_by_name(tiny_data, tmp_path):
+    run = _run(epochs=1)
+    folder = train_unet(run, tmp_path, progress=False)
+    record_path = folder / "run.json"
+    original = record_path.read_text()
+    record = json.loads(original)
+    record["train_images"] += 1  # would silently change the debiased EMA weights
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="not those recorded when the training ended"):
+        load_unet(run, cache=tmp_path)
+    record_path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nests too deeply"):
+        load_unet(run, cache=tmp_path)
+    record_path.write_text(original)
+    load_unet(run, cache=tmp_path)
+
+
+def test_loading_a_cached_run_makes_no_network_attempt(tiny_data, tmp_path, monkeypatch):
+    run = _run(epochs=1)
+    train_unet(run, tmp_path, progress=False)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a loading path tried the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    net, record = load_unet(run, cache=tmp_path)
+    assert record["complete"] and isinstance(net, torch.nn.Module)
+
+
+def test_a_record_that_cannot_be_written_is_one_line_and_the_rerun_completes(
+    tiny_data, tmp_path, monkeypatch
+):
+    run = _run(epochs=1)
+    real_mkstemp = tempfile.mkstemp
+
+    def refuses_the_record(*args, prefix="", **kwargs):
+        if prefix.startswith(".run.json"):
+            raise OSError(28, "No space left on device")
+        return real_mkstemp(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuses_the_record)
+    with pytest.raises(OSError, match=r"cannot write .*run\.json: No space left on device"):
+        train_unet(run, tmp_path, progress=False)
+    monkeypatch.setattr(tempfile, "mkstemp", real_mkstemp)
+    folder = train_unet(run, tmp_path, progress=False)  # from train.pt: no epoch trained again
+    assert json.loads((folder / "run.json").read_text())["complete"]

@@ -2,6 +2,7 @@
 with fit (bitwise resume) and features from its blocks."""
 
 import math
+import socket
 
 import pytest
 import torch
@@ -141,3 +142,27 @@ def test_edm_loss_is_the_weighted_error_of_the_denoised_image():
     levels = den._training_sigmas(200_000, torch.Generator().manual_seed(4)).log()
     assert levels.mean().item() == pytest.approx(-1.2, abs=0.01)
     assert levels.std().item() == pytest.approx(1.2, abs=0.01)
+
+
+def test_no_loading_path_reaches_the_network_unless_the_hub_is_asked_for(tmp_path, monkeypatch):
+    """With every connection refused: a name that is no folder fails at once, naming hub=True;
+    a saved folder loads; only hub=True tries the network."""
+    attempts = []
+
+    def no_network(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network attempted")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(FileNotFoundError, match="pass hub=True"):
+        UNetDenoiser.from_pretrained("ema")
+    with pytest.raises(FileNotFoundError, match="pass hub=True"):
+        UNetDenoiser.from_pretrained("google/ddpm-cifar10-32")
+    den = _tiny()
+    den.save_pretrained(tmp_path / "saved")
+    UNetDenoiser.from_pretrained(tmp_path / "saved")
+    assert attempts == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(OSError):
+        UNetDenoiser.from_pretrained("google/ddpm-cifar10-32", hub=True)

@@ -173,3 +173,23 @@ def test_the_page_shows_the_parameter_values_it_ran_with():
     # without an injected cell (a notebook run by hand) the cell is left as it is
     del nb.cells[1]
     assert book.for_the_page(nb).cells[0].source == defaults
+
+
+def test_staging_never_replaces_a_folder_of_someone_elses_files(tmp_path, monkeypatch):
+    """stage --dest replaces its folder: only a new one, or one it staged before."""
+    monkeypatch.setattr(book.results, "results_table", lambda executed: "")  # no glue here
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    for nb in sorted((book.ROOT / "notebooks").glob("*.ipynb")):
+        nbformat.write(nbformat.v4.new_notebook(), executed / nb.name)
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("months of work")
+    with pytest.raises(FileExistsError, match="chapter1.tex"):
+        book.stage_book(executed, mine)
+    assert (mine / "chapter1.tex").read_text() == "months of work"
+    staged = tmp_path / "staged"
+    book.stage_book(executed, staged)
+    (staged / "_build").mkdir()  # what jupyter-book builds there
+    book.stage_book(executed, staged)  # a folder it staged: replaced
+    assert (staged / book.STAGED).is_file() and not (staged / "_build").exists()

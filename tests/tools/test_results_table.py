@@ -104,3 +104,21 @@ def test_the_projection_row_compares_rises_with_the_papers():
     row = paper.TABLE9["CIFAR-10", "projection"].values  # 86.95 ... 90.93
     assert results.projection_rise() == pytest.approx(max(row) - row[0])
     assert results.projection_gap(g) == pytest.approx(1.0 - (90.93 - 86.95))
+
+
+def test_numpy_2_scalars_are_read_as_their_values_and_duplicates_are_refused(tmp_path):
+    """numpy 2 glues np.float64(91.2) as its repr; a stale second notebook of one chapter
+    would otherwise be taken silently (the sorted glob keeps the last)."""
+    scalar = nbformat.v4.new_output(
+        "display_data",
+        data={results.RECORD: "np.float64(91.2)"},
+        metadata={"scrapbook": {"name": "acc"}},
+    )
+    counted = nbformat.v4.new_output(
+        "display_data", data={results.RECORD: "np.int64(3)"}, metadata={"scrapbook": {"name": "n"}}
+    )
+    assert results.glued_values(_notebook({}, extra=[scalar, counted])) == {"acc": 91.2, "n": 3}
+    nbformat.write(_notebook({"acc": 1.0}), tmp_path / "05_real_data.ipynb")
+    nbformat.write(_notebook({"acc": 2.0}), tmp_path / "05_real_data_old.ipynb")
+    with pytest.raises(ValueError, match="two notebooks of chapter 05"):
+        results.Glued(tmp_path)
