@@ -1,35 +1,16 @@
-"""Tests of provenance."""
+"""lowrank.provenance: the device every chapter takes and the platform record."""
 
 import matplotlib
 
 matplotlib.use("Agg")
-from types import SimpleNamespace
 
-import nbformat  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from lowrank import provenance
 from tools import (
-    book,  # noqa: E402
-    nbval_tolerant,
     regression,
 )
-
-
-def _fake_cell(reference_platform, chapter="05_real_data"):
-    return SimpleNamespace(
-        cell=SimpleNamespace(metadata={"tags": [book.RESULTS]}),
-        parent=SimpleNamespace(
-            nb=nbformat.v4.new_notebook(metadata={book.PLATFORM_KEY: reference_platform}),
-            fspath=f"/tmp/{chapter}.ipynb",
-        ),
-        comparison_traceback=[],
-    )
-
-
-def _stream(text):
-    return [{"output_type": "stream", "name": "stdout", "text": text}]
 
 
 def test_resolve_device_reads_the_one_variable(monkeypatch):
@@ -72,11 +53,3 @@ def test_platform_record_reads_processor_isa_and_settings(monkeypatch):
     assert regression.same_platform(record, dict(record))
     assert not regression.same_platform(record, provenance.platform_record(cpuinfo))
     assert not regression.same_platform(None, None)
-
-
-def test_nbval_plugin_is_exact_on_the_reference_platform(monkeypatch):
-    cell = _fake_cell(provenance.platform_record())
-    calls = []
-    monkeypatch.setattr(nbval_tolerant, "_nbval_compare", lambda *args: calls.append(args) or 7)
-    assert nbval_tolerant.compare_outputs(cell, _stream("a = 1\n"), _stream("a = 1\n")) == 7
-    assert len(calls) == 1

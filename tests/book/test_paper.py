@@ -1,4 +1,4 @@
-"""Tests of paper."""
+"""lowrank.book.paper: the paper's numbers agree with one another as printed."""
 
 import pytest
 

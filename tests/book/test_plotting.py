@@ -1,4 +1,4 @@
-"""Tests of plotting."""
+"""lowrank.book.plotting: what the figures draw, entry by entry."""
 
 import matplotlib
 

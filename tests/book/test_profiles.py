@@ -1,4 +1,4 @@
-"""Tests of profiles."""
+"""lowrank.book.profiles: a chapter's banner names its profile, commit, date and device."""
 
 import datetime
 

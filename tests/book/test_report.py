@@ -1,4 +1,5 @@
-"""Tests of report."""
+"""lowrank.book.report: tables, gaps, verdicts, glue and the results cell, with its bad-input
+table."""
 
 import numpy as np
 import pandas as pd

@@ -1,4 +1,5 @@
-"""Tests of network_probe."""
+"""lowrank.experiments.network_probe: the block chosen on validation, the level cross-fitted
+on training features, the paired shape test at it."""
 
 import math
 

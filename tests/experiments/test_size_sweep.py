@@ -4,7 +4,6 @@ classifier whose embedding they use."""
 import pytest
 import torch
 
-from lowrank import data
 from lowrank.data import to_model_range
 from lowrank.experiments import size_sweep
 from lowrank.measure.copies import (
@@ -13,17 +12,6 @@ from lowrank.measure.copies import (
 from lowrank.measure.stats import paired_curve_shape
 from lowrank.nets.classifier import ClassifierRun, embed, load_classifier
 from lowrank.theory.denoisers import EmpiricalDenoiser
-
-
-@pytest.fixture
-def tiny_fashion(monkeypatch):
-    """200 random 8x8 'Fashion-MNIST' images whose class is their brightness."""
-    gen = torch.Generator().manual_seed(4)
-    labels = torch.arange(200) % 10
-    noise = torch.randint(0, 40, (200, 8, 8), generator=gen)
-    images = (labels[:, None, None] * 20 + noise).to(torch.uint8)
-    monkeypatch.setattr(data, "load_fashion_mnist", lambda split, root=None: (images, labels))
-    return images, labels
 
 
 class _Memorizer(torch.nn.Module):

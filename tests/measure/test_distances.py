@@ -1,4 +1,5 @@
-"""Tests of distances."""
+"""lowrank.measure.distances: principal angles, sliced Wasserstein and Frechet distances against
+closed forms."""
 
 import pytest
 import torch
@@ -10,13 +11,6 @@ from lowrank.measure.distances import (
     sliced_wasserstein,
 )
 from lowrank.theory.mixtures import MoLRG
-
-
-@pytest.fixture
-def molrg_data():
-    mix = MoLRG(n=30, K=3, d=3, delta=0.2, seed=0)
-    x, y = mix.sample(3000, torch.Generator().manual_seed(0))
-    return mix, x, y
 
 
 def _with_covariance(x: torch.Tensor, mean: torch.Tensor, variances: torch.Tensor):

@@ -7,22 +7,12 @@ from lowrank.measure import levels, probes
 from tests.bad_input_cases import check_case
 
 
-def _layers(gen, N, signal):
-    """Features of two 'layers' at 3 noise levels: 'signal' carries the class in one-hot
-    directions with the given strengths, 'noise' does not."""
-    y = torch.arange(N) % 10
-    onehot = torch.nn.functional.one_hot(y, 10).float()
-    signal_f = torch.stack([s * onehot + torch.randn(N, 10, generator=gen) for s in signal])
-    noise_f = torch.randn(len(signal), N, 10, generator=gen)
-    return {"noise": noise_f, "signal": signal_f}, y  # the right answer is not the first key
-
-
-def test_probe_layers_and_best_layer_on_validation():
+def test_probe_layers_and_best_layer_on_validation(layer_features):
     gen = torch.Generator().manual_seed(0)
-    train, y = _layers(gen, 600, [4.0, 2.0, 0.0])
-    test, y_test = _layers(gen, 300, [4.0, 2.0, 0.0])
+    train, y = layer_features(gen, 600, [4.0, 2.0, 0.0])
+    test, y_test = layer_features(gen, 300, [4.0, 2.0, 0.0])
     sigmas = [0.01, 0.1, 1.0]
-    curves = probes.probe_layers(sigmas, train, y, test, y_test)
+    curves = probes.probelayer_features(sigmas, train, y, test, y_test)
     one = probes.probe_across_sigma(sigmas, list(train["signal"]), y, list(test["signal"]), y_test)
     assert torch.equal(curves["signal"].accuracy, one.accuracy)
     assert curves["signal"].accuracy[0] > 0.9 and curves["noise"].accuracy.max() < 0.25
@@ -36,8 +26,8 @@ def test_probe_layers_and_best_layer_on_validation():
     )
     # the highest peak wins, not the highest mean: "late" is better on average, "sharp" peaks
     gen = torch.Generator().manual_seed(2)
-    sharp, y2 = _layers(gen, 600, [5.0, 0.0, 0.0])
-    late, _ = _layers(torch.Generator().manual_seed(3), 600, [1.5, 1.5, 1.5])
+    sharp, y2 = layer_features(gen, 600, [5.0, 0.0, 0.0])
+    late, _ = layer_features(torch.Generator().manual_seed(3), 600, [1.5, 1.5, 1.5])
     chosen, curves_2 = levels.best_layer(
         sigmas, {"late": late["signal"], "sharp": sharp["signal"]}, y2
     )
@@ -47,9 +37,11 @@ def test_probe_layers_and_best_layer_on_validation():
         levels.best_layer(sigmas, train, y, validation=1.0)
 
 
-def test_best_level_is_best_layers_choice_along_the_grid():
+def test_best_level_is_best_layers_choice_along_the_grid(layer_features):
     gen = torch.Generator().manual_seed(4)
-    train, y = _layers(gen, 600, [0.0, 3.0, 1.0])  # the signal is strongest at the middle level
+    train, y = layer_features(
+        gen, 600, [0.0, 3.0, 1.0]
+    )  # the signal is strongest at the middle level
     level, curve = levels.best_level(train["signal"], y, seed=5)
     _, by_layer = levels.best_layer([0.01, 0.1, 1.0], {"signal": train["signal"]}, y, seed=5)
     assert level == 1 == int(by_layer["signal"].accuracy.argmax())

@@ -1,4 +1,5 @@
-"""Tests of probes."""
+"""lowrank.measure.probes: the logistic and projection probes, their curves over noise levels
+and ensembles, against independent computations."""
 
 import pytest
 import torch
@@ -7,16 +8,6 @@ from lowrank import data
 from lowrank.measure import probes, stats
 from lowrank.measure.probes import logistic_probe, projection_classifier
 from lowrank.theory.mixtures import MoLRG
-
-
-def _layers(gen, N, signal):
-    """Features of two 'layers' at 3 noise levels: 'signal' carries the class in one-hot
-    directions with the given strengths, 'noise' does not."""
-    y = torch.arange(N) % 10
-    onehot = torch.nn.functional.one_hot(y, 10).float()
-    signal_f = torch.stack([s * onehot + torch.randn(N, 10, generator=gen) for s in signal])
-    noise_f = torch.randn(len(signal), N, 10, generator=gen)
-    return {"noise": noise_f, "signal": signal_f}, y  # the right answer is not the first key
 
 
 def _noisy_views(levels, N, p, noise, seed):
@@ -121,10 +112,10 @@ def test_probe_across_sigma_over_several_test_sets():
         probes.probe_across_sigma(sigmas, train, y_train, [p[:1] for p in per_level], y_tests[:1])
 
 
-def test_probe_subsets_uses_the_same_subsets_for_every_feature_set():
+def test_probe_subsets_uses_the_same_subsets_for_every_feature_set(layer_features):
     gen = torch.Generator().manual_seed(1)
-    train, y = _layers(gen, 400, [6.0, 0.0, 0.0])
-    test, y_test = _layers(gen, 200, [6.0, 0.0, 0.0])
+    train, y = layer_features(gen, 400, [6.0, 0.0, 0.0])
+    test, y_test = layer_features(gen, 200, [6.0, 0.0, 0.0])
     acc = probes.probe_subsets(list(train["signal"]), y, list(test["signal"]), y_test, 20,
                                seeds=[0, 1, 2, 3])  # fmt: skip
     assert acc.shape == (4, 3)

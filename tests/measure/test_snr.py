@@ -1,4 +1,5 @@
-"""Tests of snr."""
+"""lowrank.measure.snr: the SNR of Definition 1, exact and estimated, against the paper's tables,
+its limits and Monte Carlo."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Tests of stats."""
+"""lowrank.measure.stats: paired differences, the unimodality test with paired errors and its
+minimum detectable effect, the t quantile against scipy, with its bad-input table."""
 
 import math
 import statistics

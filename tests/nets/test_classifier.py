@@ -1,22 +1,9 @@
 """Memorization and generalization scores against brute force and closed forms; the cached
 classifier whose embedding they use."""
 
-import pytest
 import torch
 
-from lowrank import data
 from lowrank.nets.classifier import ClassifierRun, embed, load_classifier
-
-
-@pytest.fixture
-def tiny_fashion(monkeypatch):
-    """200 random 8x8 'Fashion-MNIST' images whose class is their brightness."""
-    gen = torch.Generator().manual_seed(4)
-    labels = torch.arange(200) % 10
-    noise = torch.randint(0, 40, (200, 8, 8), generator=gen)
-    images = (labels[:, None, None] * 20 + noise).to(torch.uint8)
-    monkeypatch.setattr(data, "load_fashion_mnist", lambda split, root=None: (images, labels))
-    return images, labels
 
 
 def test_the_classifier_trains_once_into_the_cache_and_learns(tiny_fashion, tmp_path):

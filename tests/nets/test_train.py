@@ -1,4 +1,4 @@
-"""Tests of train."""
+"""lowrank.nets.train: the loss, the DAE's training, resuming bitwise, distributed replicas."""
 
 import copy
 import subprocess
@@ -13,13 +13,6 @@ from lowrank.nets.train import ddpm_training_sigmas, denoising_loss, fit, train_
 from lowrank.theory.denoisers import LowRankDAE
 from lowrank.theory.landscape import regroup_bases
 from lowrank.theory.mixtures import MoLRG
-
-
-@pytest.fixture
-def molrg_data():
-    mix = MoLRG(n=30, K=3, d=3, delta=0.2, seed=0)
-    x, y = mix.sample(3000, torch.Generator().manual_seed(0))
-    return mix, x, y
 
 
 def _regression_run(tmp_path, epochs, checkpoint=True, ema_decay=0.9):

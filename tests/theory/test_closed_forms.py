@@ -1,4 +1,4 @@
-"""Tests of closed_forms."""
+"""lowrank.theory.closed_forms: Theorem 1 and the sharper quadrature against brute force."""
 
 import math
 

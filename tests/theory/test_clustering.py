@@ -1,4 +1,4 @@
-"""Tests of clustering."""
+"""lowrank.theory.clustering: K-subspaces recovers the classes of a MoLRG."""
 
 import math
 
@@ -7,14 +7,6 @@ import torch
 
 from lowrank.measure.distances import block_angles
 from lowrank.theory.clustering import k_subspaces
-from lowrank.theory.mixtures import MoLRG
-
-
-@pytest.fixture
-def molrg_data():
-    mix = MoLRG(n=30, K=3, d=3, delta=0.2, seed=0)
-    x, y = mix.sample(3000, torch.Generator().manual_seed(0))
-    return mix, x, y
 
 
 def test_k_subspaces_recovers_the_classes(molrg_data):

@@ -1,4 +1,5 @@
-"""Tests of denoisers."""
+"""lowrank.theory.denoisers: the exact posterior means and the eq.-4 DAE against brute force in
+float64."""
 
 import pytest
 import torch
@@ -12,14 +13,6 @@ from lowrank.theory.denoisers import (
     dense_posterior_mean,
 )
 from lowrank.theory.mixtures import LowRankMixture, MoLRG, random_orthonormal
-
-
-@pytest.fixture
-def molrg_data():
-    mix = MoLRG(n=30, K=3, d=3, delta=0.2, seed=0)
-    x, y = mix.sample(3000, torch.Generator().manual_seed(0))
-    return mix, x, y
-
 
 SIGMA_GRID = [1e-4, 1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 1e2, 1e3, 1e4]
 

@@ -1,4 +1,4 @@
-"""Tests of landscape."""
+"""lowrank.theory.landscape: regrouped blocks and swap paths of the DAE's loss landscape."""
 
 import math
 
@@ -9,13 +9,6 @@ from lowrank.nets.train import ddpm_training_sigmas
 from lowrank.theory.denoisers import LowRankDAE
 from lowrank.theory.landscape import class_energy_in_blocks, regroup_bases, swap_path
 from lowrank.theory.mixtures import MoLRG
-
-
-@pytest.fixture
-def molrg_data():
-    mix = MoLRG(n=30, K=3, d=3, delta=0.2, seed=0)
-    x, y = mix.sample(3000, torch.Generator().manual_seed(0))
-    return mix, x, y
 
 
 def _losses_along(counts, first, second, angles, num_samples=50_000):

@@ -1,4 +1,4 @@
-"""Tests of schedules."""
+"""lowrank.theory.schedules: the noise grids against the paper's."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Tests of book."""
+"""tools/book.py: profiles, execution, normalization, the results cell and staging."""
 
 import json
 

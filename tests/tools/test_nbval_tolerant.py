@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import nbformat
 
+from lowrank import provenance
 from tools import book, nbval_tolerant
 
 PLATFORM_A = {"cpu": "AMD EPYC (family 25, model 17)", "isa": "avx512f", "torch": "2.13.0+cpu"}
@@ -35,3 +36,11 @@ def test_nbval_plugin_compares_the_results_cell_tolerantly_on_another_platform(m
     assert nbval_tolerant.compare_outputs(cell, _stream("a = 3.913\n"), _stream("a = 3.914\n"))
     assert not nbval_tolerant.compare_outputs(cell, _stream("a = 3.92\n"), _stream("a = 3.913\n"))
     assert "a: reference 3.913, this run 3.92" in "\n".join(cell.comparison_traceback)
+
+
+def test_nbval_plugin_is_exact_on_the_reference_platform(monkeypatch):
+    cell = _fake_cell(provenance.platform_record())
+    calls = []
+    monkeypatch.setattr(nbval_tolerant, "_nbval_compare", lambda *args: calls.append(args) or 7)
+    assert nbval_tolerant.compare_outputs(cell, _stream("a = 1\n"), _stream("a = 1\n")) == 7
+    assert len(calls) == 1
