@@ -18,7 +18,7 @@ import torch
 from bad_input_cases import check_case
 
 from lowrank import data
-from lowrank.nets import cache, runs
+from lowrank.nets import cache, runs, verify
 from lowrank.nets.cache import load_unet, train_unet
 from lowrank.nets.runs import UNetRun, UnverifiedWeightsWarning
 from lowrank.nets.unet import UNetDenoiser
@@ -67,8 +67,11 @@ def _load(tmp, run=RUN, **kwargs):
 
 
 def _edit_record(tmp, **changes):
+    """The record edited, without its loading_sha256 (as a record written before it existed),
+    so that the check each case aims at is the one that speaks."""
     folder = _copy(tmp)
     record = json.loads((folder / "run.json").read_text())
+    record.pop("loading_sha256")
     (folder / "run.json").write_text(json.dumps({**record, **changes}))
     return folder
 
@@ -136,7 +139,7 @@ def _old_record_without_hashes(tmp):
     """A record written before the hashes existed: loads, with an UnverifiedWeightsWarning."""
     folder = _copy(tmp)
     record = json.loads((folder / "run.json").read_text())
-    del record["weights_sha256"]
+    del record["weights_sha256"], record["loading_sha256"]
     (folder / "run.json").write_text(json.dumps(record))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -158,7 +161,7 @@ def _record(tmp, text):
 def _debias_without_train_images(tmp):
     folder = _copy(tmp)
     record = json.loads((folder / "run.json").read_text())
-    del record["train_images"]
+    del record["train_images"], record["loading_sha256"]  # an old record, as it was written
     (folder / "run.json").write_text(json.dumps(record))
     return _load(tmp, debias=True)
 
@@ -531,5 +534,5 @@ def test_the_expected_architecture_is_what_initial_network_builds():
     for run in (RUN, BIG, UNetRun(size=None, channels=(8, 16, 16), layers_per_block=2)):
         side = run.size or 28
         built = cache.initial_network(run, side, 1).unet.config
-        for key, value in cache.expected_architecture(run).items():
+        for key, value in verify.expected_architecture(run).items():
             assert list(built[key]) == value if isinstance(value, list) else built[key] == value

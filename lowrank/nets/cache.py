@@ -28,21 +28,26 @@ applies): retrain them to record the hashes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 from lowrank import data as datasets
-from lowrank.nets.runs import NATIVE, WEIGHTS_FILE, UNetRun, UnverifiedWeightsWarning, cli_args
+from lowrank.nets.runs import UNetRun, cli_args
 from lowrank.nets.train import _distributed, _read_checkpoint, fingerprint, fit, write_error
 from lowrank.nets.unet import UNetDenoiser
+from lowrank.nets.verify import (
+    check_weights,
+    expected_architecture,
+    finished_record,
+    hash_weights,
+    loading_hash,
+)
 from lowrank.provenance import environment
 
 __all__ = [
@@ -52,21 +57,7 @@ __all__ = [
     "is_cached",
     "load_unet",
     "ema_init_weight",
-    "expected_architecture",
-    "LOADING_FIELDS",
-    "loading_hash",
 ]
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _hash_weights(folder: Path, names: list[str]) -> dict[str, str]:
-    """SHA-256 of every file in the weights folders ``names``, keyed ``"<name>/<file>"``."""
-    return {f"{name}/{path.name}": _sha256(path) for name in names
-            for path in sorted((folder / name).iterdir()) if path.is_file()}  # fmt: skip
 
 
 def training_images(
@@ -123,69 +114,6 @@ def _write_json(record: dict, path: Path) -> None:
         raise write_error(path, e) from e
 
 
-#: The fields of run.json that loading reads besides the configuration: hashed together when the
-#: training ends, so that an edited train_images cannot silently change the debiased weights.
-LOADING_FIELDS = ("train_images", "images_per_epoch", "parameters", "init_fingerprint",
-                  "weights_sha256")  # fmt: skip
-
-
-def loading_hash(record: dict) -> str:
-    """SHA-256 of the record's :data:`LOADING_FIELDS` (canonical JSON)."""
-    fields = {name: record.get(name) for name in LOADING_FIELDS}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
-def _read_record(folder: Path) -> dict | None:
-    """``run.json`` of ``folder`` (``None`` when there is none); it must be a JSON object."""
-    path = folder / "run.json"
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); delete {folder} to retrain") from e
-    except RecursionError as e:
-        raise ValueError(
-            f"{path} nests too deeply to be a run record; delete {folder} to retrain"
-        ) from e
-    if not isinstance(record, dict):
-        raise ValueError(
-            f"{path} holds a JSON {type(record).__name__}, not a run record (an object with the "
-            f"run's config); delete {folder} to retrain"
-        )
-    return record
-
-
-def _finished_record(run: UNetRun, folder: Path) -> dict | None:
-    """The record of ``run`` finished in ``folder``; ``None`` when there is none or it is
-    unfinished (only ``"complete": true`` counts). A finished record of another configuration
-    (a folder copied or edited) is an error."""
-    record = _read_record(folder)
-    if record is None or record.get("complete") is not True:
-        return None
-    stored, expected = record.get("config"), run.config()
-    if stored != expected:
-        if isinstance(stored, dict):
-            differs = "; ".join(
-                f"{key}: recorded {stored.get(key)!r}, this run {expected.get(key)!r}"
-                for key in sorted(set(stored) | set(expected))
-                if stored.get(key) != expected.get(key)
-            )
-        else:
-            differs = f"config: recorded {stored!r}"
-        raise ValueError(
-            f"{folder / 'run.json'} records another run than this one ({differs}): the folder "
-            f"was copied or edited; delete {folder} to retrain"
-        )
-    recorded = record.get("loading_sha256")  # absent in records written before it existed
-    if recorded is not None and recorded != loading_hash(record):
-        raise ValueError(
-            f"{folder / 'run.json'}: the fields loading reads ({', '.join(LOADING_FIELDS)}) are "
-            f"not those recorded when the training ended (edited?); delete {folder} to retrain"
-        )
-    return record
-
-
 def train_unet(
     run: UNetRun,
     cache: str | Path | None = None,
@@ -204,7 +132,7 @@ def train_unet(
     (see :func:`lowrank.nets.train.fit`) and rank 0 writes the folder.
     """
     folder = run.folder(cache)
-    if _finished_record(run, folder) is not None:
+    if finished_record(run, folder) is not None:
         return folder
     rank, world = _distributed()  # the same test fit uses
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -280,7 +208,7 @@ def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
         "images_per_epoch": len(x0),
         "parameters": sum(p.numel() for p in model.parameters()),
         "init_fingerprint": init_fingerprint,
-        "weights_sha256": _hash_weights(folder, names) if rank == 0 else None,
+        "weights_sha256": hash_weights(folder, names) if rank == 0 else None,
         "seconds_this_call": seconds,
         "images_per_second": trained / seconds if seconds > 0 else None,
         "device": str(device),
@@ -298,7 +226,7 @@ def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
 def is_cached(run: UNetRun, cache: str | Path | None = None) -> bool:
     """Whether the cache holds the finished run ``run`` (its record checked as
     :func:`load_unet` checks it: a record of another run is an error, not ``False``)."""
-    return _finished_record(run, run.folder(cache)) is not None
+    return finished_record(run, run.folder(cache)) is not None
 
 
 def _epochs_in(checkpoint: Path) -> int:
@@ -314,82 +242,6 @@ def _epochs_in(checkpoint: Path) -> int:
             "fit. Delete it to start the run afresh."
         )
     return epoch
-
-
-def expected_architecture(run: UNetRun) -> dict:
-    """The ``UNet2DModel`` configuration fields :func:`initial_network` gives ``run`` (as
-    ``UNetDenoiser.small`` builds it), to compare with a cached ``config.json``."""
-    image_channels, native, _ = NATIVE[run.dataset]
-    L = len(run.channels)
-    return {
-        "sample_size": run.size or native,
-        "in_channels": image_channels,
-        "out_channels": image_channels,
-        "block_out_channels": list(run.channels),
-        "layers_per_block": run.layers_per_block,
-        "down_block_types": ["DownBlock2D"] * L,
-        "up_block_types": ["UpBlock2D"] * L,
-        "norm_num_groups": min(8, run.channels[0]),
-    }
-
-
-def _check_weights(run: UNetRun, folder: Path, name: str, record: dict) -> Path:
-    """Check the weights folder ``name`` of the finished ``run`` in ``folder`` before loading
-    it: it exists (it must never be taken for a hub id), its ``config.json`` is the network the
-    run builds, and each file has the SHA-256 the record took (records without hashes: a
-    :class:`UnverifiedWeightsWarning`)."""
-    weights, fix = folder / name, f"delete {folder} to retrain"
-    config_path = weights / "config.json"
-    if not config_path.is_file() or not (weights / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(
-            f"{folder} holds a finished run but no {name}/config.json and {name}/{WEIGHTS_FILE} "
-            f"(deleted or moved?): it is loaded from that folder only, never from the hub; "
-            f"{fix}"
-        )
-    try:
-        saved = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{config_path} is not valid JSON ({e}); {fix}") from e
-    if not isinstance(saved, dict):
-        raise ValueError(f"{config_path} holds no network configuration; {fix}")
-    differs = [
-        f"{key}: file {saved.get(key)!r}, run {value!r}"
-        for key, value in expected_architecture(run).items()
-        if saved.get(key) != value
-    ]
-    if differs:
-        raise ValueError(
-            f"{config_path} describes another network than this run builds ("
-            + "; ".join(differs)
-            + f"): another run's weights were copied here or the file was edited; {fix}"
-        )
-    hashes = record.get("weights_sha256")
-    if hashes is None:
-        warnings.warn(
-            f"{folder / 'run.json'} records no SHA-256 of its weights (written before they "
-            f"were recorded): {name}/ is loaded without that check; {fix} and record them",
-            UnverifiedWeightsWarning,
-            stacklevel=3,
-        )
-        return weights
-    if not isinstance(hashes, dict):
-        raise ValueError(f"{folder / 'run.json'}: weights_sha256 is not an object; {fix}")
-    files = {p.name for p in weights.iterdir() if p.is_file()}
-    recorded = {key.split("/", 1)[1] for key in hashes if key.startswith(f"{name}/")}
-    if files != recorded:
-        raise ValueError(
-            f"{weights}: files {sorted(files)} differ from those recorded in "
-            f"{folder / 'run.json'} ({sorted(recorded)}); {fix}"
-        )
-    for file in sorted(files):
-        found, expected = _sha256(weights / file), hashes[f"{name}/{file}"]
-        if found != expected:
-            raise ValueError(
-                f"{weights / file}: SHA-256 {found[:16]}... differs from the {expected[:16]}... "
-                f"recorded in {folder / 'run.json'} when the run was trained: the file was "
-                f"changed or corrupted; {fix}"
-            )
-    return weights
 
 
 def load_unet(
@@ -415,7 +267,7 @@ def load_unet(
             f"epoch must be {run.epochs} or a snapshot {list(run.snapshots)}, got {epoch!r}"
         )
     folder = run.folder(cache)
-    record = _finished_record(run, folder)
+    record = finished_record(run, folder)
     if record is None:
         if not train:
             raise FileNotFoundError(
@@ -423,9 +275,9 @@ def load_unet(
                 f"`python -m lowrank train {cli_args(run)}`"
             )
         folder = train_unet(run, cache, data_root, progress)
-        record = _finished_record(run, folder)
+        record = finished_record(run, folder)
     name = "ema" if epoch is None or epoch == run.epochs else f"ema-epoch{epoch}"
-    weights = _check_weights(run, folder, name, record)
+    weights = check_weights(run, folder, name, record)
     # local_files_only: a cached run never reaches the hub, whatever the path holds
     network = run.denoiser_class().from_pretrained(weights, local_files_only=True).eval()
     count, recorded = sum(p.numel() for p in network.parameters()), record.get("parameters")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lowrank import data
-from lowrank.measure import probes, stats
+from lowrank.measure import probes, stats, student_t
 from lowrank.measure.probes import logistic_probe, projection_classifier
 from lowrank.theory.mixtures import MoLRG
 
@@ -100,7 +100,7 @@ def test_probe_across_sigma_over_several_test_sets():
             assert acc.std() > 0  # the sets differ, so the interval is not a point
             torch.testing.assert_close(curve.accuracy[i], acc.mean(), rtol=0, atol=1e-15)
             torch.testing.assert_close(curve.stderr[i], acc.std() / 2, rtol=1e-12, atol=0)
-            half = stats.t_quantile(0.975, 3) * acc.std() / 2  # t_{0.975, 3} = 3.182
+            half = student_t.t_quantile(0.975, 3) * acc.std() / 2  # t_{0.975, 3} = 3.182
             torch.testing.assert_close(curve.high[i] - curve.accuracy[i], half, rtol=1e-12, atol=0)
             torch.testing.assert_close(curve.accuracy[i] - curve.low[i], half, rtol=1e-12, atol=0)
         assert curve.accuracy[0] > curve.accuracy[1]
