@@ -12,7 +12,7 @@ def test_probe_layers_and_best_layer_on_validation(layer_features):
     train, y = layer_features(gen, 600, [4.0, 2.0, 0.0])
     test, y_test = layer_features(gen, 300, [4.0, 2.0, 0.0])
     sigmas = [0.01, 0.1, 1.0]
-    curves = probes.probelayer_features(sigmas, train, y, test, y_test)
+    curves = probes.probe_layers(sigmas, train, y, test, y_test)
     one = probes.probe_across_sigma(sigmas, list(train["signal"]), y, list(test["signal"]), y_test)
     assert torch.equal(curves["signal"].accuracy, one.accuracy)
     assert curves["signal"].accuracy[0] > 0.9 and curves["noise"].accuracy.max() < 0.25
