@@ -107,13 +107,9 @@ def _margin(gap: float, error: float) -> float:
 
 
 def _scores(values, name: str) -> torch.Tensor:
-    # a list goes straight to float64: through float32 first, 1e308 would become inf
-    v = (values.detach().to(torch.float64) if isinstance(values, torch.Tensor)
-         else torch.as_tensor(values, dtype=torch.float64))  # fmt: skip
+    v = as_float64(values, name)  # finite, and a list straight to float64 (1e308 stays finite)
     if v.ndim != 1 or v.numel() < 2:
         raise ValueError(f"{name} must be 1-D with at least 2 items, got shape {tuple(v.shape)}")
-    if not bool(torch.all(torch.isfinite(v))):
-        raise ValueError(f"{name} must be finite (NaN or inf in a per-item score)")
     return v
 
 
