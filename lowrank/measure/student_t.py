@@ -27,6 +27,8 @@ def t_cdf_central(theta: float, df: int) -> float:
     :math:`a_k = a_{k-1} (2k - 1) / (2k)`; for odd ``df``, :math:`\frac{2}{\pi}(\theta +
     \sin\theta \sum_{k < (df - 1)/2} b_k c^{2k + 1})` with :math:`b_0 = 1`,
     :math:`b_k = b_{k-1} (2k) / (2k + 1)`. Every term is positive, so the sum does not cancel."""
+    df = check_count(df, "df")
+    theta = check_real(theta, "theta", 0.0, math.pi / 2)
     c, s = math.cos(theta), math.sin(theta)
     odd = df % 2 == 1
     terms = (df - 1) // 2 if odd else df // 2

@@ -52,6 +52,14 @@ BAD_INPUT = {
         lambda t: student_t.t_quantile(float("nan"), 3),
         (ValueError, "finite"),
     ),
+    "central CDF beyond pi / 2": (
+        lambda t: student_t.t_cdf_central(2.0, 3),
+        (ValueError, "theta must lie in [0.0, 1.57"),
+    ),
+    "central CDF at a fractional df": (
+        lambda t: student_t.t_cdf_central(0.5, 2.5),
+        (TypeError, "df must be an integer"),
+    ),
     "t quantile at df 0": (
         lambda t: student_t.t_quantile(0.9, 0),
         (ValueError, "df must be >= 1"),
