@@ -85,7 +85,8 @@ def composed_in_dtype(den: MixtureDenoiser, x_t: torch.Tensor, sigma: torch.Tens
     rounds ``z`` to the half dtype before stage 2, where the kernel keeps it in float32."""
     params = den._params(x_t.float())
     W = params.W.to(x_t.dtype)
-    y, _ = coordinates_posterior((x_t @ W).float(), sigma.float().square()[:, None], params)
+    stage_2 = coordinates_posterior((x_t @ W).float(), sigma.float().square()[:, None], params)
+    y = stage_2.coordinates
     return y.to(x_t.dtype) @ W.T
 
 

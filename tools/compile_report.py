@@ -191,7 +191,8 @@ def compile_case(target_name: str, inputs: str, width: int, config=None) -> Comp
     gpu = triton.backends.compiler.GPUTarget("cuda", target.capability, 32)
     _, dtype, precision = next(row for row in INPUTS if row[0] == inputs)
     x_t, sigma, p = _launch_inputs(dtype, width)
-    _, args, kwargs, _ = kernel_launch(x_t, sigma, p, precision, config)
+    launch = kernel_launch(x_t, sigma, p, precision, config)
+    args, kwargs = launch.args, launch.kwargs
     # What JITFunction.run does before it compiles (triton 3.7.1): bind, specialize (pointer
     # alignment, integers equal to 1 or divisible by 16), parse the options.
     backend = make_backend(gpu)

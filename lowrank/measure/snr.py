@@ -229,7 +229,7 @@ def snr_exact(
         y = torch.full((M,), k, dtype=torch.long)
         z0 = mix.sample_coordinates(y, generator)
         z = z0 + sigma * torch.randn(M, mix.m, generator=generator, dtype=torch.float64)
-        h, _ = den.posterior_coordinates(z, sigma)
+        h = den.posterior_coordinates(z, sigma).coordinates
         B = mix.class_coords[k]  # (m, d_k): U_k in coordinates
         return _split_energy((h @ B) @ B.T, h)
 

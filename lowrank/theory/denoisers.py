@@ -59,6 +59,7 @@ from lowrank._checks import (
 from lowrank.theory import closed_forms, kernels
 from lowrank.theory.kernels.reference import (
     HALF_DTYPES,
+    Posterior,
     ProjectionParams,
     coordinates_posterior,
     variance_levels,
@@ -122,37 +123,32 @@ class MixtureDenoiser:
         if key not in self._cache:
             mix = self.mix
             cast = {"device": like.device, "dtype": dtype}
-            levels, indicator = None, None
-            if mix.diagonal:
-                levels, indicator = variance_levels(mix.lam_coords, mix.mean_coords)
+            grouped = variance_levels(mix.lam_coords, mix.mean_coords) if mix.diagonal else None
             self._cache[key] = ProjectionParams(
                 W=mix.W.to(**cast),
                 lam=(mix.lam_coords if mix.diagonal else mix.lam_full).to(**cast),
                 mean=mix.mean_coords.to(**cast),
                 log_pi=mix.pi.log().to(**cast),
                 Q=None if mix.diagonal else mix.Q.to(**cast),
-                levels=None if levels is None else levels.to(**cast),
-                indicator=None if indicator is None else indicator.to(**cast),
+                levels=None if grouped is None else grouped.levels.to(**cast),
+                indicator=None if grouped is None else grouped.indicator.to(**cast),
             )
         return self._cache[key]
 
-    def posterior_coordinates(
-        self, z: torch.Tensor, sigma: float | torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and class probabilities from union coordinates (torch reference).
+    def posterior_coordinates(self, z: torch.Tensor, sigma: float | torch.Tensor) -> Posterior:
+        """The posterior from union coordinates (torch reference): its ``(B, m)`` coordinates
+        ``W^T x_hat`` and ``(B, K)`` class probabilities (no ``x_hat``).
 
         Arguments:
             z: ``(B, m)`` coordinates ``W^T x_t``.
             sigma: float or ``(B,)``.
-
-        Returns:
-            ``(y, w)``: ``(B, m)`` coordinates ``W^T x_hat`` and ``(B, K)`` probabilities.
         """
         check_batch(z, self.mix.m, "z")
         return coordinates_posterior(z, row_sigma(sigma, z).square(), self._params(z))
 
-    def posterior(self, x_t: torch.Tensor, sigma: float | torch.Tensor):
-        """``(x_hat, h, w)`` in one pass: ``(B, n)``, ``(B, m)``, ``(B, K)``."""
+    def posterior(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> Posterior:
+        """The posterior in one pass: ``x_hat`` ``(B, n)``, coordinates ``h`` ``(B, m)``,
+        weights ``w`` ``(B, K)``."""
         check_batch(x_t, self.mix.n)
         sigma = row_sigma(sigma, x_t)[:, 0]
         return kernels.dispatch(
@@ -160,13 +156,13 @@ class MixtureDenoiser:
         )
 
     def __call__(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        return self.posterior(x_t, sigma)[0]
+        return self.posterior(x_t, sigma).x_hat
 
     def features(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        return self.posterior(x_t, sigma)[1]
+        return self.posterior(x_t, sigma).coordinates
 
     def weights(self, x_t: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
-        return self.posterior(x_t, sigma)[2]
+        return self.posterior(x_t, sigma).weights
 
     def __repr__(self) -> str:
         return f"MixtureDenoiser({self.mix!r}, backend={self.backend!r})"
@@ -363,16 +359,15 @@ class EmpiricalDenoiser:
         return f"EmpiricalDenoiser(N={N}, n={n}, dtype={self.dtype}, chunk_size={self.chunk_size})"
 
 
-def dense_posterior_mean(
-    mix: LowRankMixture, x_t: torch.Tensor, sigma: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+def dense_posterior_mean(mix: LowRankMixture, x_t: torch.Tensor, sigma: float) -> Posterior:
     r"""Brute-force :math:`E[x_0 \mid x_t]` from dense ``n x n`` covariances, in float64.
 
     No Woodbury, no union coordinates: for each class, solve with :math:`S_k + \sigma^2 I` and
     weight by the full Gaussian log-density. ``O(K n^3)``; it exists to check the fast paths.
 
     Returns:
-        ``(x_hat, w)``: ``(B, n)`` posterior mean and ``(B, K)`` class probabilities.
+        The posterior's ``(B, n)`` mean ``x_hat`` and ``(B, K)`` class probabilities (no union
+        coordinates).
     """
     check_batch(x_t, mix.n)
     if not sigma > 0:
@@ -390,4 +385,5 @@ def dense_posterior_mean(
         log_post.append(mix.pi[k].log() - 0.5 * (quad + logdet + mix.n * math.log(2 * math.pi)))
         cond_means.append(mix.means[k] + sol @ S)  # S symmetric: S C^{-1} r, row-wise
     w = torch.softmax(torch.stack(log_post, 1), 1)
-    return torch.einsum("bk,kbn->bn", w, torch.stack(cond_means)), w
+    x_hat = torch.einsum("bk,kbn->bn", w, torch.stack(cond_means))
+    return Posterior(x_hat=x_hat, coordinates=None, weights=w)

@@ -44,7 +44,7 @@ def test_derived_logit_gap_is_the_mean_posterior_log_odds(gen):
     y = torch.zeros(100_000, dtype=torch.long)
     z = mix.sample_coordinates(y, gen)
     z = z + sigma * torch.randn(z.shape, generator=gen, dtype=torch.float64)
-    _, w = MixtureDenoiser(mix).posterior_coordinates(z, sigma)
+    w = MixtureDenoiser(mix).posterior_coordinates(z, sigma).weights
     log_odds = (w[:, 0].log() - w[:, 1].log()).clamp(max=700)
     D = closed_forms.logit_gap(d, delta, [sigma]).item()
     assert abs(log_odds.mean().item() - D) < 5 * log_odds.std().item() / math.sqrt(len(z))

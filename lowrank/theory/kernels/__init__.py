@@ -11,7 +11,7 @@ import functools
 
 import torch
 
-from .reference import FLOAT32_PRECISIONS, ProjectionParams, projection_denoise
+from .reference import FLOAT32_PRECISIONS, Posterior, ProjectionParams, projection_denoise
 
 __all__ = [
     "BACKENDS",
@@ -49,8 +49,9 @@ def dispatch(
     p: ProjectionParams,
     backend: str = "auto",
     float32_precision: str = "ieee",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x_hat, h, w)`` from the chosen backend; see the module docstring."""
+) -> Posterior:
+    """The posterior (``x_hat``, coordinates ``h``, weights ``w``) from the chosen backend; see
+    the module docstring."""
     check_options(backend, float32_precision)
     if backend == "torch":
         return projection_denoise(x_t, sigma, p)

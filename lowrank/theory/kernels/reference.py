@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "Posterior",
     "ProjectionParams",
+    "VarianceLevels",
     "posterior_coordinates",
     "posterior_coordinates_grouped",
     "coordinates_posterior",
@@ -64,11 +66,39 @@ class ProjectionParams:
     indicator: torch.Tensor | None = None
 
 
-def variance_levels(
-    lam: torch.Tensor, mean: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor] | tuple[None, None]:
-    """``(levels, indicator)`` for :func:`posterior_coordinates_grouped`, or ``(None, None)``
-    when the means are not all zero or ``lam`` has more than ``MAX_LEVELS`` distinct values.
+@dataclass(frozen=True)
+class Posterior:
+    """What a mixture's optimal denoiser knows of ``x_0`` given ``x_t``, for ``B`` rows.
+
+    Attributes:
+        x_hat: ``(B, n)`` posterior mean :math:`E[x_0 \\mid x_t]`, or ``None`` where only its
+            coordinates were computed (stage 2).
+        coordinates: ``(B, m)`` union coordinates ``W^T x_hat``: for a MoLRG the paper's
+            feature ``h``; ``None`` where there is no union basis (the dense check).
+        weights: ``(B, K)`` posterior class probabilities.
+    """
+
+    x_hat: torch.Tensor | None
+    coordinates: torch.Tensor | None
+    weights: torch.Tensor
+
+
+@dataclass(frozen=True)
+class VarianceLevels:
+    """The distinct variances of a diagonal mixture, for :func:`posterior_coordinates_grouped`.
+
+    Attributes:
+        levels: ``(L,)`` distinct values of ``lam``.
+        indicator: ``(L, K, m)`` with ``indicator[l, k, j] = (lam[k, j] == levels[l])``.
+    """
+
+    levels: torch.Tensor
+    indicator: torch.Tensor
+
+
+def variance_levels(lam: torch.Tensor, mean: torch.Tensor) -> VarianceLevels | None:
+    """The variance levels for :func:`posterior_coordinates_grouped`, or ``None`` when the
+    means are not all zero or ``lam`` has more than ``MAX_LEVELS`` distinct values.
 
     Arguments:
         lam: ``(K, m)`` per-coordinate variances of a diagonal mixture.
@@ -76,15 +106,14 @@ def variance_levels(
     """
     levels = torch.unique(lam)
     if bool(torch.any(mean != 0)) or levels.numel() > MAX_LEVELS:
-        return None, None
+        return None
     indicator = (lam[None] == levels[:, None, None]).to(lam.dtype)
-    return levels, indicator
+    return VarianceLevels(levels, indicator)
 
 
-def posterior_coordinates(
-    z: torch.Tensor, s2: torch.Tensor, p: ProjectionParams
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 2: ``(B, m)`` coordinates ``y = W^T x_hat`` and ``(B, K)`` weights ``w``.
+def posterior_coordinates(z: torch.Tensor, s2: torch.Tensor, p: ProjectionParams) -> Posterior:
+    """Stage 2: the posterior's ``(B, m)`` coordinates ``y = W^T x_hat`` and ``(B, K)``
+    weights ``w`` (no ``x_hat``).
 
     Arguments:
         z: ``(B, m)`` coordinates ``W^T x_t``.
@@ -104,12 +133,12 @@ def posterior_coordinates(
         y = w @ p.mean + shrunk.sum(1)
     else:
         y = w @ p.mean + torch.einsum("bkj,kmj->bm", shrunk, p.Q)
-    return y, w
+    return Posterior(x_hat=None, coordinates=y, weights=w)
 
 
 def posterior_coordinates_grouped(
     z: torch.Tensor, s2: torch.Tensor, p: ProjectionParams
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> Posterior:
     """Stage 2 as small matrix products, for zero-mean diagonal mixtures (``p.levels`` set).
 
     Grouping the coordinates by variance level ``l``, the class logits are
@@ -128,26 +157,24 @@ def posterior_coordinates_grouped(
     w = torch.softmax(logits, dim=-1)
     per_level = (w @ p.indicator.transpose(0, 1).reshape(K, L * m)).view(-1, L, m)
     gain = torch.einsum("bl,blm->bm", p.levels / var, per_level)
-    return z * gain, w
+    return Posterior(x_hat=None, coordinates=z * gain, weights=w)
 
 
-def coordinates_posterior(
-    z: torch.Tensor, s2: torch.Tensor, p: ProjectionParams
-) -> tuple[torch.Tensor, torch.Tensor]:
+def coordinates_posterior(z: torch.Tensor, s2: torch.Tensor, p: ProjectionParams) -> Posterior:
     """Stage 2 over any number of rows, in chunks of ``CHUNK_ROWS``: the grouped form when
-    ``p.levels`` is set, else the elementwise one. Returns ``(y, w)``."""
+    ``p.levels`` is set, else the elementwise one (coordinates and weights, no ``x_hat``)."""
     stage_2 = posterior_coordinates if p.levels is None else posterior_coordinates_grouped
     y, w = torch.empty_like(z), z.new_empty(z.shape[0], p.lam.shape[0])
     for start in range(0, z.shape[0], CHUNK_ROWS):
         rows = slice(start, start + CHUNK_ROWS)
-        y[rows], w[rows] = stage_2(z[rows], s2[rows], p)
-    return y, w
+        part = stage_2(z[rows], s2[rows], p)
+        y[rows], w[rows] = part.coordinates, part.weights
+    return Posterior(x_hat=None, coordinates=y, weights=w)
 
 
-def projection_denoise(
-    x_t: torch.Tensor, sigma: torch.Tensor, p: ProjectionParams
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Posterior mean, features and weights: ``(B, n)``, ``(B, m)``, ``(B, K)``.
+def projection_denoise(x_t: torch.Tensor, sigma: torch.Tensor, p: ProjectionParams) -> Posterior:
+    """The posterior: mean, features (coordinates) and weights, ``(B, n)``, ``(B, m)``,
+    ``(B, K)``, in ``x_t``'s dtype.
 
     Arguments:
         x_t: ``(B, n)`` noisy inputs, in ``p``'s dtype (or half precision with float32 ``p``).
@@ -157,6 +184,9 @@ def projection_denoise(
     x = x_t.float() if out_dtype in HALF_DTYPES else x_t
     s2 = sigma.to(x.dtype).square()[:, None]
     z = x @ p.W
-    y, w = coordinates_posterior(z, s2, p)
+    stage_2 = coordinates_posterior(z, s2, p)
+    y, w = stage_2.coordinates, stage_2.weights
     x_hat = y @ p.W.T
-    return x_hat.to(out_dtype), y.to(out_dtype), w.to(out_dtype)
+    return Posterior(
+        x_hat=x_hat.to(out_dtype), coordinates=y.to(out_dtype), weights=w.to(out_dtype)
+    )

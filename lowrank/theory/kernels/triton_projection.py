@@ -27,10 +27,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .reference import FLOAT32_PRECISIONS, HALF_DTYPES, ProjectionParams
+from .reference import FLOAT32_PRECISIONS, HALF_DTYPES, Posterior, ProjectionParams
 
 __all__ = [
     "MAX_M",
+    "KernelLaunch",
     "LaunchConfig",
     "kernel_launch",
     "launch_config",
@@ -215,16 +216,27 @@ def launch_config(M: int, dtype: torch.dtype, float32_precision: str = "ieee") -
     return LaunchConfig(BLOCK_B, BLOCK_N, M_PAD, num_warps, num_stages=3)
 
 
+@dataclass(frozen=True)
+class KernelLaunch:
+    """One launch of the kernel: ``kernel[grid](*args, **kwargs)`` writes ``outputs`` (its
+    ``coordinates`` and ``weights`` in float32)."""
+
+    grid: tuple[int]
+    args: tuple
+    kwargs: dict
+    outputs: Posterior
+
+
 def kernel_launch(
     x_t: torch.Tensor,
     sigma: torch.Tensor,
     p: ProjectionParams,
     float32_precision: str,
     config: LaunchConfig | None = None,
-) -> tuple[tuple[int], tuple, dict, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``(grid, args, kwargs, (out, h, w))`` of the kernel launch for these inputs, so that the
-    ahead-of-time compile check (:mod:`tools.compile_report`) compiles exactly what
-    :func:`projection_denoise_triton` launches. ``h`` and ``w`` are float32. ``config``
+) -> KernelLaunch:
+    """The kernel launch for these inputs, so that the ahead-of-time compile check
+    (:mod:`tools.compile_report`) compiles exactly what :func:`projection_denoise_triton`
+    launches. ``config``
     replaces :func:`launch_config`'s choice (to compile candidates)."""
     x_t = x_t.contiguous()  # the output shares its strides
     B, N = x_t.shape
@@ -265,7 +277,8 @@ def kernel_launch(
         "num_warps": config.num_warps,
         "num_stages": config.num_stages,
     }
-    return (triton.cdiv(B, config.BLOCK_B),), args, kwargs, (out, h, w)
+    outputs = Posterior(x_hat=out, coordinates=h, weights=w)
+    return KernelLaunch((triton.cdiv(B, config.BLOCK_B),), args, kwargs, outputs)
 
 
 def projection_denoise_triton(
@@ -273,8 +286,9 @@ def projection_denoise_triton(
     sigma: torch.Tensor,
     p: ProjectionParams,
     float32_precision: str = "ieee",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fused posterior mean, features and weights: ``(B, n)``, ``(B, m)``, ``(B, K)``.
+) -> Posterior:
+    """The fused posterior: mean, features (coordinates) and weights, ``(B, n)``, ``(B, m)``,
+    ``(B, K)``.
 
     Arguments:
         x_t: ``(B, n)`` noisy inputs (float32, float16 or bfloat16; CUDA, or CPU under
@@ -288,6 +302,11 @@ def projection_denoise_triton(
         raise ValueError(f"the Triton kernel cannot run here: {reason}")
     if float32_precision not in FLOAT32_PRECISIONS:
         raise ValueError(f"float32_precision must be one of {FLOAT32_PRECISIONS}")
-    grid, args, kwargs, (out, h, w) = kernel_launch(x_t, sigma, p, float32_precision)
-    _projection_denoiser_kernel[grid](*args, **kwargs)
-    return out, h.to(x_t.dtype), w.to(x_t.dtype)
+    launch = kernel_launch(x_t, sigma, p, float32_precision)
+    _projection_denoiser_kernel[launch.grid](*launch.args, **launch.kwargs)
+    out = launch.outputs
+    return Posterior(
+        x_hat=out.x_hat,
+        coordinates=out.coordinates.to(x_t.dtype),
+        weights=out.weights.to(x_t.dtype),
+    )
