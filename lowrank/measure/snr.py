@@ -23,6 +23,7 @@ for any denoiser in the ambient space.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -31,12 +32,27 @@ from lowrank.theory.denoisers import MixtureDenoiser
 from lowrank.theory.mixtures import LowRankMixture
 
 __all__ = [
+    "SNREstimate",
     "snr",
     "real_data_features",
     "real_data_snr",
     "snr_exact",
     "snr_estimate",
 ]
+
+
+@dataclass(frozen=True)
+class SNREstimate:
+    """An SNR estimate and its standard error (the delta method's, for a ratio of means).
+
+    Attributes:
+        value: the SNR: a scalar, ``(S,)`` over noise levels, or the class ratios ``(K, ...)``
+            when ``per_class`` was asked.
+        stderr: its standard error, the same shape.
+    """
+
+    value: torch.Tensor
+    stderr: torch.Tensor
 
 
 # Rows per chunk: bounds memory to a few hundred MB for K * m up to about 1000.
@@ -62,7 +78,7 @@ def _snr_over_classes(
     num_samples: int,
     class_energies: Callable[[int, float, int], tuple[torch.Tensor, torch.Tensor]],
     per_class_result: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> SNREstimate:
     """Stratified estimate: ``num_samples // K`` draws per class, weighted by ``pi`` unless
     ``per_class_result`` asks for the ``(K, S)`` class ratios."""
     per_class = _class_counts(num_samples, mix.K)
@@ -77,18 +93,20 @@ def _snr_over_classes(
                 den.append(b)
             snr[k, i], var[k, i] = _ratio_of_means(torch.cat(num), torch.cat(den))
     if per_class_result:
-        return snr.to(sigmas.dtype), var.sqrt().to(sigmas.dtype)
-    total, stderr = _over_classes(snr, var, mix.pi)  # E_k over k ~ pi
-    return total.to(sigmas.dtype), stderr.to(sigmas.dtype)
+        return SNREstimate(snr.to(sigmas.dtype), var.sqrt().to(sigmas.dtype))
+    total = _over_classes(snr, var, mix.pi)  # E_k over k ~ pi
+    return SNREstimate(total.value.to(sigmas.dtype), total.stderr.to(sigmas.dtype))
 
 
-def _over_classes(ratios: torch.Tensor, variances: torch.Tensor, weights: torch.Tensor):
+def _over_classes(
+    ratios: torch.Tensor, variances: torch.Tensor, weights: torch.Tensor
+) -> SNREstimate:
     """Weighted mean of the class ratios ``(K, ...)`` and its standard error (independent
     classes)."""
-    return weights @ ratios, (weights.square() @ variances).sqrt()
+    return SNREstimate(weights @ ratios, (weights.square() @ variances).sqrt())
 
 
-def _split_energy(proj: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _split_energy(proj: torch.Tensor, full: torch.Tensor) -> SNREstimate:
     """Energy of ``proj`` (the decoded block) and of ``full - proj``, per row."""
     return proj.square().sum(-1), (full - proj).square().sum(-1)
 
@@ -99,7 +117,7 @@ def snr(
     class_bases: Sequence[torch.Tensor],
     weights: torch.Tensor | None = None,
     per_class: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> SNREstimate:
     r"""SNR of Definition 1 on given features: for each class ``k`` the ratio of the mean energy
     of its samples' features in ``span U_k`` to the mean energy outside it, then the
     ``weights``-weighted mean of the class ratios.
@@ -114,8 +132,7 @@ def snr(
         per_class: return the ``(K,)`` class ratios instead of their weighted mean.
 
     Returns:
-        ``(snr, stderr)``: float64 scalars (``(K,)`` with ``per_class``); the standard error is
-        the delta method's for a ratio of means.
+        float64 scalars (``(K,)`` with ``per_class``).
     """
     K = check_labels(labels, "labels", K=len(class_bases))
     if features.ndim != 2 or features.shape[0] != labels.shape[0]:
@@ -136,7 +153,7 @@ def snr(
         rows = h[labels == k]
         ratios[k], variances[k] = _ratio_of_means(*_split_energy((rows @ U) @ U.T, rows))
     if per_class:
-        return ratios, variances.sqrt()
+        return SNREstimate(ratios, variances.sqrt())
     w = counts.double() / counts.sum() if weights is None else as_float64(weights, "weights")
     if w.shape != (K,) or bool((w < 0).any()) or abs(w.sum().item() - 1) > 1e-9:
         raise ValueError(f"weights must be {K} non-negative numbers summing to 1, got {w}")
@@ -161,7 +178,7 @@ def real_data_snr(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
     rank: int = 5,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> SNREstimate:
     """The paper's SNR recipe for a network's features (Section 5): divide every feature vector
     by its norm, centre with the mean over the training split, take each class's top-``rank``
     right singular vectors as ``U_k``, and evaluate Definition 1 (:func:`snr`) on the same
@@ -177,7 +194,7 @@ def real_data_snr(
         rank: principal directions per class (the paper: 5).
 
     Returns:
-        ``(snr, stderr)`` as :func:`snr`; the standard error treats the bases as fixed,
+        As :func:`snr`; the standard error treats the bases as fixed,
         although they are fitted on the same features (an optimistic error bar).
     """
     K = check_labels(train_labels, "train_labels")
@@ -205,7 +222,7 @@ def snr_exact(
     num_samples: int,
     generator: torch.Generator | None = None,
     per_class: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> SNREstimate:
     """SNR (Definition 1) of the optimal denoiser of ``mix``, by Monte Carlo in coefficient space.
 
     Computed in float64 in the ``m`` union coordinates; the cost does not depend on ``n``.
@@ -219,8 +236,8 @@ def snr_exact(
             ``pi``-weighted mean (the per-class rows of the paper's Tables 5 and 6).
 
     Returns:
-        ``(snr, stderr)``: two ``(len(sigmas),)`` tensors in ``sigmas``' dtype (float64 for a
-        sequence); ``(K, len(sigmas))`` with ``per_class``.
+        Value and standard error, ``(len(sigmas),)`` tensors in ``sigmas``' dtype (float64
+        for a sequence); ``(K, len(sigmas))`` with ``per_class``.
     """
     sig = as_sigmas(sigmas)
     den = MixtureDenoiser(mix)
@@ -245,7 +262,7 @@ def snr_estimate(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     per_class: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> SNREstimate:
     """SNR (Definition 1) of any denoiser ``denoiser(x_t, sigma) -> x_hat`` on data from ``mix``.
 
     Samples ``x_t = x0 + sigma * eps`` in the ambient space, denoises, and decodes with the true
@@ -263,7 +280,7 @@ def snr_estimate(
         per_class: return ``(K, len(sigmas))`` class ratios, as in :func:`snr_exact`.
 
     Returns:
-        ``(snr, stderr)``: two ``(len(sigmas),)`` tensors in ``sigmas``' dtype.
+        Value and standard error, ``(len(sigmas),)`` tensors in ``sigmas``' dtype.
     """
     sig = as_sigmas(sigmas)
     dtype = dtype or getattr(denoiser, "dtype", torch.float64)

@@ -35,7 +35,8 @@ def _subspace_features(N_per_class, p, d, s, tau, seed):
 def test_snr_exact_reproduces_table_4_orthogonal():
     sig = schedules.edm_probe_sigmas(start=0.008)
     mix = MoLRG(50, 2, 5, 0.2, seed=0)
-    snr, se = snr_exact(mix, sig, 400_000, torch.Generator().manual_seed(0))
+    snr_estimate = snr_exact(mix, sig, 400_000, torch.Generator().manual_seed(0))
+    snr, se = snr_estimate.value, snr_estimate.stderr
     rows = zip(sig.tolist(), snr.tolist(), se.tolist(), TABLE4_ORTHOGONAL, strict=True)
     for s, ours, err, printed in rows:
         print(f"sigma {s:.3f}: ours {ours:7.3f} +- {err:.3f}  paper {printed:6.2f}")
@@ -46,14 +47,16 @@ def test_snr_exact_reproduces_table_4_orthogonal():
 def test_snr_exact_reaches_its_limits(K, delta):
     small, large = closed_forms.snr_limits(K, delta)
     gen = torch.Generator().manual_seed(1)
-    snr, se = snr_exact(MoLRG(40, K, 4, delta), [1e-4, 1e4], 50_000, gen)
+    snr_estimate = snr_exact(MoLRG(40, K, 4, delta), [1e-4, 1e4], 50_000, gen)
+    snr, se = snr_estimate.value, snr_estimate.stderr
     assert abs(snr[0].item() - small) < 5 * se[0].item()
     assert abs(snr[1].item() - large) < 5 * se[1].item()
 
 
 def test_snr_exact_keeps_dtype_and_shape():
     mix = MoLRG(20, 2, 3, 0.2)
-    snr, se = snr_exact(mix, torch.tensor([0.1, 1.0]), 1000, torch.Generator().manual_seed(0))
+    snr_estimate = snr_exact(mix, torch.tensor([0.1, 1.0]), 1000, torch.Generator().manual_seed(0))
+    snr, se = snr_estimate.value, snr_estimate.stderr
     assert snr.dtype == se.dtype == torch.float32 and snr.shape == se.shape == (2,)
 
 
@@ -61,8 +64,8 @@ def test_stderr_matches_spread_over_replicates():
     mix = MoLRG(20, 3, 3, 0.3)
     gen = torch.Generator().manual_seed(3)
     runs = [snr_exact(mix, [0.4], 3000, gen) for _ in range(40)]
-    values = torch.stack([r[0] for r in runs]).squeeze()
-    mean_se = torch.stack([r[1] for r in runs]).mean()
+    values = torch.stack([r.value for r in runs]).squeeze()
+    mean_se = torch.stack([r.stderr for r in runs]).mean()
     # the sample std of 40 replicates is within about 25% of the truth (chi distribution)
     assert values.std().item() == pytest.approx(mean_se.item(), rel=0.3)
 
@@ -70,17 +73,19 @@ def test_stderr_matches_spread_over_replicates():
 def test_generic_estimator_agrees_with_exact_for_optimal_denoiser():
     mix = MoLRG(60, 3, 4, 0.25, seed=2)
     sig = [0.05, 0.3, 1.5]
-    exact, se_exact = snr_exact(mix, sig, 60_000, torch.Generator().manual_seed(0))
+    exact_estimate = snr_exact(mix, sig, 60_000, torch.Generator().manual_seed(0))
+    exact, se_exact = exact_estimate.value, exact_estimate.stderr
     for den in (MixtureDenoiser(mix), LowRankDAE.from_mixture(mix)):
-        est, se = snr_estimate(den, mix, sig, 30_000, torch.Generator().manual_seed(1))
+        est_estimate = snr_estimate(den, mix, sig, 30_000, torch.Generator().manual_seed(1))
+        est, se = est_estimate.value, est_estimate.stderr
         assert torch.all((est - exact).abs() <= 5 * (se**2 + se_exact**2).sqrt()), type(den)
 
 
 def test_generic_estimator_sees_a_wrong_subspace():
     mix = MoLRG(30, 2, 3, 0.2, seed=0)
     wrong = LowRankDAE(30, 2, 3, 0.2, generator=torch.Generator().manual_seed(5))
-    snr, _ = snr_estimate(wrong, mix, [0.3], 4000, torch.Generator().manual_seed(0))
-    exact, _ = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0))
+    snr = snr_estimate(wrong, mix, [0.3], 4000, torch.Generator().manual_seed(0)).value
+    exact = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0)).value
     assert snr.item() < 0.2 * exact.item()
 
 
@@ -96,8 +101,9 @@ def test_clear_errors():
 
 def test_per_class_snr_averages_to_the_total():
     mix = MoLRG(20, 2, 3, 0.2, pi=[0.8, 0.2])
-    total, _ = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0))
-    rows, se = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0), per_class=True)
+    total = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0)).value
+    rows_estimate = snr_exact(mix, [0.3], 4000, torch.Generator().manual_seed(0), per_class=True)
+    rows, se = rows_estimate.value, rows_estimate.stderr
     assert rows.shape == se.shape == (2, 1)
     torch.testing.assert_close(mix.pi @ rows, total)
 
@@ -106,10 +112,12 @@ def test_snr_does_not_depend_on_the_ambient_dimension():
     """The optimal denoiser's SNR is a function of the K d coefficients alone: estimated in
     the ambient space at n = 50 and n = 400 it agrees with the coefficient-space estimator."""
     gen = torch.Generator().manual_seed(7)
-    exact, exact_se = snr_exact(MoLRG(50, 3, 5, 0.2), [0.3], 60_000, gen)
+    exact_estimate = snr_exact(MoLRG(50, 3, 5, 0.2), [0.3], 60_000, gen)
+    exact, exact_se = exact_estimate.value, exact_estimate.stderr
     for n in (50, 400):
         mix = MoLRG(n, 3, 5, 0.2, seed=1)
-        ambient, se = snr_estimate(MixtureDenoiser(mix), mix, [0.3], 12_000, gen)
+        ambient_estimate = snr_estimate(MixtureDenoiser(mix), mix, [0.3], 12_000, gen)
+        ambient, se = ambient_estimate.value, ambient_estimate.stderr
         gap = (ambient - exact).abs().item()
         assert gap < 4 * math.hypot(se.item(), exact_se.item()), (n, ambient, exact)
 
@@ -119,14 +127,16 @@ def test_snr_matches_the_closed_form_on_subspace_features():
     p, d, s, tau = 20, 3, 2.0, 0.5
     h, labels, bases = _subspace_features(4000, p, d, s, tau, seed=0)
     expected = d * (s**2 + tau**2) / ((p - d) * tau**2)  # 3 * 4.25 / 4.25 = 3
-    value, se = snr.snr(h, labels, bases)
+    value_estimate = snr.snr(h, labels, bases)
+    value, se = value_estimate.value, value_estimate.stderr
     assert abs(value.item() - expected) < 4 * se.item(), (value, se, expected)
-    ratios, ratio_se = snr.snr(h, labels, bases, per_class=True)
+    ratios_estimate = snr.snr(h, labels, bases, per_class=True)
+    ratios, ratio_se = ratios_estimate.value, ratios_estimate.stderr
     assert torch.all((ratios - expected).abs() < 4 * ratio_se)
     # the standard error is the spread of the estimate over independent replicates
     reps = torch.stack(
         [
-            snr.snr(*_subspace_features(4000, p, d, s, tau, seed=r)[:2], bases)[0]
+            snr.snr(*_subspace_features(4000, p, d, s, tau, seed=r)[:2], bases).value
             for r in range(1, 9)
         ]  # fmt: skip
     )
@@ -134,7 +144,7 @@ def test_snr_matches_the_closed_form_on_subspace_features():
     # degrees of freedom: 5th-95th percentiles 0.62-1.35 of it)
     assert 0.6 < reps.std().item() / se.item() < 1.4, (reps.std(), se)
     # weights: a weighted mean of the class ratios
-    weighted, _ = snr.snr(h, labels, bases, weights=torch.tensor([1.0, 0.0, 0.0]))
+    weighted = snr.snr(h, labels, bases, weights=torch.tensor([1.0, 0.0, 0.0])).value
     assert weighted.item() == pytest.approx(ratios[0].item())
 
 
@@ -143,10 +153,10 @@ def test_real_data_snr_recovers_the_class_subspaces():
     true ones, so its SNR equals Definition 1 with the true bases on the same normalized,
     centred features."""
     h, labels, bases = _subspace_features(3000, 20, 3, 3.0, 0.05, seed=1)
-    value, se = snr.real_data_snr(h, labels, rank=3)
+    value = snr.real_data_snr(h, labels, rank=3).value
     z = h / h.norm(dim=1, keepdim=True)
     z = z - z.mean(0)
-    with_truth, _ = snr.snr(z, labels, bases)
+    with_truth = snr.snr(z, labels, bases).value
     assert abs(value.item() - with_truth.item()) < 0.01 * with_truth.item()
     assert value.item() > 100  # tau = 0.05: nearly all energy in the class subspace
     with pytest.raises(ValueError, match="rank must lie in"):

@@ -70,7 +70,8 @@ def test_approximation_misplaces_the_peak_as_the_brief_says():
     near 0.57 at about 76-81 (readings of the paper's Fig. 3, so the bounds below are those
     readings' ranges, not tolerances of ours)."""
     sig = torch.tensor([0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.57, 0.65], dtype=torch.float64)
-    exact, se = snr_exact(MoLRG(50, 3, 5, 0.2), sig, 30_000, torch.Generator().manual_seed(0))
+    exact_estimate = snr_exact(MoLRG(50, 3, 5, 0.2), sig, 30_000, torch.Generator().manual_seed(0))
+    exact, se = exact_estimate.value, exact_estimate.stderr
     assert sig[exact.argmax()].item() == pytest.approx(0.3, abs=0.06)  # grid step 0.05
     assert abs(exact.max().item() - 30) < 0.1 * 30 + 3 * se[exact.argmax()].item()
     # The closed form is deterministic: on a fine grid it peaks at 76.03 (sigma 0.563).
@@ -93,7 +94,9 @@ def test_clear_errors():
 
 def test_two_block_quadrature_is_exact_for_two_classes():
     sig = [0.05, 0.3, 0.6, 1.5]
-    exact, se = snr_exact(MoLRG(50, 2, 5, 0.2), sig, 100_000, torch.Generator().manual_seed(2))
+    gen = torch.Generator().manual_seed(2)
+    exact_estimate = snr_exact(MoLRG(50, 2, 5, 0.2), sig, 100_000, gen)
+    exact, se = exact_estimate.value, exact_estimate.stderr
     quad = closed_forms.snr_two_block(2, 5, 0.2, sig)
     assert torch.all((quad - exact).abs() < 5 * se)
 
@@ -102,7 +105,7 @@ def test_two_block_quadrature_within_ten_percent_on_fig3_grid():
     from lowrank.theory import schedules
 
     sig = schedules.molrg_sigmas()
-    exact, _ = snr_exact(MoLRG(50, 3, 5, 0.2), sig, 100_000, torch.Generator().manual_seed(3))
+    exact = snr_exact(MoLRG(50, 3, 5, 0.2), sig, 100_000, torch.Generator().manual_seed(3)).value
     rel = (closed_forms.snr_two_block(3, 5, 0.2, sig) - exact).abs() / exact
     assert rel.max() < 0.1
     assert ((closed_forms.snr_approx(3, 5, 0.2, sig) - exact).abs() / exact).max() > 1  # Theorem 1
@@ -128,7 +131,8 @@ def test_fig14_theorem1_error_shrinks_as_delta_grows():
     gen = torch.Generator().manual_seed(4)
     errors, sharper, noise = [], [], []
     for delta in (0.1, 0.3, 0.5):
-        exact, se = snr_exact(MoLRG(100, 10, 5, delta), sig, 5000, gen)
+        exact_estimate = snr_exact(MoLRG(100, 10, 5, delta), sig, 5000, gen)
+        exact, se = exact_estimate.value, exact_estimate.stderr
         for out, approx in (
             (errors, closed_forms.snr_approx),
             (sharper, closed_forms.snr_two_block),
