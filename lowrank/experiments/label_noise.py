@@ -93,7 +93,7 @@ def label_noise_sweep(
         # the split needs its own stream: seeded like the flips, randperm would hold out exactly
         # the rows that were flipped first, all of them wrong at any rate above `validation`
         split_seed = seeds[j] + SPLIT_SEED_OFFSET
-        best, _ = best_level(train_features, noisy, validation, split_seed)
+        best = best_level(train_features, noisy, validation, split_seed).index
         window = ensemble_window(best, S, width)
         members, vote = ensemble_probe(
             train_features, noisy, test_features, test_labels, window, weight_decay

@@ -96,7 +96,8 @@ def probe_network(
     seconds = time.perf_counter() - start
     N = len(x_train)
     train = {name: F[:, :N] for name, F in features.items()}
-    layer, validation = best_layer(sigmas, train, y_train, seed=seed)
+    chosen = best_layer(sigmas, train, y_train, seed=seed)
+    layer, validation = chosen.name, chosen.curves
     test = features[layer][:, N:]
     if paired:
         block = probe_blocks(sigmas, {layer: train[layer]}, y_train, {layer: test}, y_test,
@@ -156,7 +157,7 @@ def probe_blocks(
     curves = probe_layers(sigmas, train_features, train_labels, test_features, test_labels)
     out = {}
     for name, curve in curves.items():
-        peak, crossfit = crossfit_level(train_features[name], train_labels, seed=seed,
-                                        sigmas=sigmas)  # fmt: skip
-        out[name] = BlockProbe(curve, crossfit, paired_curve_shape(curve.correct, peak, z=z))
+        peak = crossfit_level(train_features[name], train_labels, seed=seed, sigmas=sigmas)
+        shape = paired_curve_shape(curve.correct, peak.index, z=z)
+        out[name] = BlockProbe(curve, peak.curve, shape)
     return out

@@ -135,7 +135,8 @@ def assess(
         part = F[:, start : start + len(images)]
         start += len(images)
         if name == names[0]:
-            peak, validation = crossfit_level(part, labels, seed=seed, sigmas=sigmas)
+            chosen = crossfit_level(part, labels, seed=seed, sigmas=sigmas)
+            peak, validation = chosen.index, chosen.curve
         curves[name] = probe_across_sigma(sigmas, list(part), labels,
                                           list(F[:, -len(x_test):]), y_test)  # fmt: skip
         c = curves[name]
@@ -252,7 +253,7 @@ class SizeSweep:
         x, y = self.fixed
         F = features_across_sigma(denoiser, denoiser.block_names(), x.to(device),
                                   sigmas, seed=self.seed, progress=False)  # fmt: skip
-        return best_layer(sigmas, F, y, seed=self.seed)[0]
+        return best_layer(sigmas, F, y, seed=self.seed).name
 
     def assess(self, denoiser, n: int, sigmas, layer: str, steps: int = 18, device="cpu"):
         """:func:`assess` of a network trained on the subset of size ``n`` (its final weights

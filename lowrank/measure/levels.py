@@ -11,6 +11,7 @@ the test split).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -25,10 +26,38 @@ from lowrank.measure.probes import (
 )
 
 __all__ = [
+    "LayerChoice",
+    "LevelChoice",
     "best_layer",
     "best_level",
     "crossfit_level",
 ]
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """The block chosen on training features, and every block's validation curve.
+
+    Attributes:
+        name: the chosen block.
+        curves: ``{name: ProbeCurve}`` on the held-out training rows, one per block.
+    """
+
+    name: str
+    curves: dict[str, ProbeCurve]
+
+
+@dataclass(frozen=True)
+class LevelChoice:
+    """The noise level chosen on training features, and the curve it was chosen from.
+
+    Attributes:
+        index: the chosen level, an index into the grid.
+        curve: the validation (or cross-fitted) curve whose argmax it is.
+    """
+
+    index: int
+    curve: ProbeCurve
 
 
 def _validation_split(N: int, validation: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +75,7 @@ def best_layer(
     train_labels: torch.Tensor,
     validation: float = 0.2,
     seed: int = 0,
-) -> tuple[str, dict[str, ProbeCurve]]:
+) -> LayerChoice:
     """The layer whose logistic probe peaks highest on a held-out part of the **training**
     features (a seeded ``validation`` share of them), and every layer's validation curve: the
     layer is chosen without looking at the test split.
@@ -62,7 +91,7 @@ def best_layer(
         {name: F[:, val_rows] for name, F in train_features.items()},
         train_labels[val_rows],
     )
-    return max(curves, key=lambda name: curves[name].accuracy.max().item()), curves
+    return LayerChoice(max(curves, key=lambda name: curves[name].accuracy.max().item()), curves)
 
 
 def best_level(
@@ -71,7 +100,7 @@ def best_level(
     validation: float = 0.2,
     seed: int = 0,
     sigmas: Sequence[float] | torch.Tensor | None = None,
-) -> tuple[int, ProbeCurve]:
+) -> LevelChoice:
     """The noise level (an index into the grid) where the logistic probe does best on a
     held-out part of the **training** features, and the validation curve: the split and the
     probes of :func:`best_layer` for one layer, so the test split is never looked at.
@@ -85,7 +114,7 @@ def best_level(
     grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
     curve = probe_across_sigma(grid, list(stacked[:, fit_rows]), train_labels[fit_rows],
                                list(stacked[:, val_rows]), train_labels[val_rows])  # fmt: skip
-    return int(curve.accuracy.argmax()), curve
+    return LevelChoice(int(curve.accuracy.argmax()), curve)
 
 
 def crossfit_level(
@@ -94,7 +123,7 @@ def crossfit_level(
     seed: int = 0,
     sigmas: Sequence[float] | torch.Tensor | None = None,
     weight_decay: float = 1e-4,
-) -> tuple[int, ProbeCurve]:
+) -> LevelChoice:
     """The noise level where the logistic probe does best on the **training** features, chosen
     by two-fold cross-fitting: the rows are split in two seeded halves; a probe fitted on each
     half scores the other, so every labelled row validates once and the choice rests on all
@@ -137,4 +166,4 @@ def crossfit_level(
             correct[i, val_rows] = z[0].argmax(1) == train_labels[val_rows]
     grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
     curve = binomial_curve(recorded_sigmas(grid), correct)
-    return int(curve.accuracy.argmax()), curve
+    return LevelChoice(int(curve.accuracy.argmax()), curve)

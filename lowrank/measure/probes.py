@@ -332,9 +332,10 @@ def binomial_curve(sig: torch.Tensor, correct: torch.Tensor) -> ProbeCurve:
     """The curve of ``(S, M)`` per-item correctness on one set of ``M`` items: accuracies,
     Wilson intervals and binomial standard errors."""
     acc, M = correct.double().mean(1), correct.shape[1]
-    bounds = torch.tensor([accuracy_interval(int(c.sum()), M) for c in correct],
-                          dtype=torch.float64)  # fmt: skip
-    return ProbeCurve(sig, acc, bounds[:, 0], bounds[:, 1], (acc * (1 - acc) / M).sqrt(), correct)
+    intervals = [accuracy_interval(int(c.sum()), M) for c in correct]
+    low = torch.tensor([i.low for i in intervals], dtype=torch.float64)
+    high = torch.tensor([i.high for i in intervals], dtype=torch.float64)
+    return ProbeCurve(sig, acc, low, high, (acc * (1 - acc) / M).sqrt(), correct)
 
 
 def recorded_sigmas(sigmas) -> torch.Tensor:

@@ -63,7 +63,9 @@ __all__ = [
     "paired_curve",
     "GroupDifference",
     "group_interval",
+    "Interval",
     "accuracy_interval",
+    "SeedMean",
     "seed_interval",
     "CurveShape",
     "curve_shape",
@@ -236,9 +238,16 @@ def group_interval(a, b, level: float = 0.95) -> GroupDifference:
     return GroupDifference(mean, stderr, mean - half, mean + half, n_a, n_b, level)
 
 
-def accuracy_interval(
-    correct: int | torch.Tensor, total: int, level: float = 0.95
-) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval ``[low, high]`` at confidence ``level``."""
+
+    low: float
+    high: float
+    level: float
+
+
+def accuracy_interval(correct: int | torch.Tensor, total: int, level: float = 0.95) -> Interval:
     """Wilson score interval of an accuracy ``correct / total`` at confidence ``level``.
 
     Unlike ``p +- z sqrt(p (1 - p) / n)`` it stays inside [0, 1] and does not collapse to a
@@ -269,10 +278,27 @@ def accuracy_interval(
     # exactly 0 at 0/M and 1 at M/M, where centre and half agree up to rounding
     low = 0.0 if correct == 0 else max(0.0, centre - half)
     high = 1.0 if correct == total else min(1.0, centre + half)
-    return low, high
+    return Interval(low, high, level)
 
 
-def seed_interval(values: torch.Tensor, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class SeedMean:
+    """A mean over seeds and its Student-t interval, ``mean +- half_width`` at ``level``.
+
+    Attributes:
+        mean: the mean over the first dimension (the seeds).
+        half_width: ``t_{(1+level)/2, R-1} s / sqrt(R)``, the same shape.
+        seeds: ``R``.
+        level: the interval's confidence.
+    """
+
+    mean: torch.Tensor
+    half_width: torch.Tensor
+    seeds: int
+    level: float
+
+
+def seed_interval(values: torch.Tensor, level: float = 0.95) -> SeedMean:
     """Mean over the first dimension (seeds) and the half-width of its Student-t interval at
     ``level``: ``t_{(1+level)/2, R-1} s / sqrt(R)`` for ``R >= 2`` seeds with sample deviation
     ``s``; ``values`` must be finite. Paired differences (two feature sets probed on the same
@@ -287,7 +313,7 @@ def seed_interval(values: torch.Tensor, level: float = 0.95) -> tuple[torch.Tens
     mean, spread = v.mean(0), v.std(0)
     if not bool(torch.all(torch.isfinite(mean) & torch.isfinite(spread))):
         raise ValueError("values overflow float64 (near 1e308): rescale them first")
-    return mean, t_quantile((1 + level) / 2, R - 1) * spread / math.sqrt(R)
+    return SeedMean(mean, t_quantile((1 + level) / 2, R - 1) * spread / math.sqrt(R), R, level)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ def test_probe_network_chooses_the_informative_block_and_tests_it():
     paired = network_probe.probe_network(
         _Blocks(), x[:400], labels[:400], x[400:], labels[400:], sigmas, paired=True
     )
-    peak, crossfit = levels.crossfit_level(per_sigma[:, :400], labels[:400], sigmas=sigmas)
+    peak_choice = levels.crossfit_level(per_sigma[:, :400], labels[:400], sigmas=sigmas)
+    peak, crossfit = peak_choice.index, peak_choice.curve
     assert paired.shape.paired and paired.shape.peak == peak
     assert torch.equal(paired.crossfit.correct, crossfit.correct)
     expected = stats.paired_curve_shape(manual.correct, peak)
@@ -85,7 +86,8 @@ def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
     out = network_probe.probe_blocks(sig, train, y_tr, test, y_te, seed=3)
     assert set(out) == {"bump", "falls"}
     for name, r in out.items():
-        peak, crossfit = levels.crossfit_level(train[name], y_tr, seed=3, sigmas=sig)
+        peak_choice = levels.crossfit_level(train[name], y_tr, seed=3, sigmas=sig)
+        peak, crossfit = peak_choice.index, peak_choice.curve
         direct = probes.probe_across_sigma(sig, list(train[name]), y_tr, list(test[name]), y_te)
         assert r.shape.peak == peak and torch.equal(r.crossfit.correct, crossfit.correct)
         assert torch.equal(r.curve.correct, direct.correct)

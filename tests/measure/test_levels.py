@@ -16,7 +16,8 @@ def test_probe_layers_and_best_layer_on_validation(layer_features):
     one = probes.probe_across_sigma(sigmas, list(train["signal"]), y, list(test["signal"]), y_test)
     assert torch.equal(curves["signal"].accuracy, one.accuracy)
     assert curves["signal"].accuracy[0] > 0.9 and curves["noise"].accuracy.max() < 0.25
-    name, validation = levels.best_layer(sigmas, train, y)
+    choice = levels.best_layer(sigmas, train, y)
+    name, validation = choice.name, choice.curves
     assert name == "signal"
     # the validation curves use a fifth of the training rows, never the test rows
     assert validation["signal"].accuracy.shape == (3,)
@@ -28,9 +29,8 @@ def test_probe_layers_and_best_layer_on_validation(layer_features):
     gen = torch.Generator().manual_seed(2)
     sharp, y2 = layer_features(gen, 600, [5.0, 0.0, 0.0])
     late, _ = layer_features(torch.Generator().manual_seed(3), 600, [1.5, 1.5, 1.5])
-    chosen, curves_2 = levels.best_layer(
-        sigmas, {"late": late["signal"], "sharp": sharp["signal"]}, y2
-    )
+    choice_2 = levels.best_layer(sigmas, {"late": late["signal"], "sharp": sharp["signal"]}, y2)
+    chosen, curves_2 = choice_2.name, choice_2.curves
     assert curves_2["late"].accuracy.mean() > curves_2["sharp"].accuracy.mean()
     assert chosen == "sharp"
     with pytest.raises(ValueError, match="validation must lie in"):
@@ -42,12 +42,13 @@ def test_best_level_is_best_layers_choice_along_the_grid(layer_features):
     train, y = layer_features(
         gen, 600, [0.0, 3.0, 1.0]
     )  # the signal is strongest at the middle level
-    level, curve = levels.best_level(train["signal"], y, seed=5)
-    _, by_layer = levels.best_layer([0.01, 0.1, 1.0], {"signal": train["signal"]}, y, seed=5)
+    level_choice = levels.best_level(train["signal"], y, seed=5)
+    level, curve = level_choice.index, level_choice.curve
+    by_layer = levels.best_layer([0.01, 0.1, 1.0], {"signal": train["signal"]}, y, seed=5).curves
     assert level == 1 == int(by_layer["signal"].accuracy.argmax())
     assert torch.equal(curve.accuracy, by_layer["signal"].accuracy)  # the same split and probes
     assert torch.equal(curve.sigmas, torch.arange(3, dtype=torch.float64))
-    _, named = levels.best_level(list(train["signal"]), y, seed=5, sigmas=[0.01, 0.1, 1.0])
+    named = levels.best_level(list(train["signal"]), y, seed=5, sigmas=[0.01, 0.1, 1.0]).curve
     assert named.sigmas.tolist() == [0.01, 0.1, 1.0]
     with pytest.raises(ValueError, match="validation must lie in"):
         levels.best_level(train["signal"], y, validation=0.0)
@@ -58,7 +59,8 @@ def test_crossfit_level_scores_every_row_with_the_probe_that_did_not_see_it():
     y = torch.arange(3).repeat(40)
     per_level = [torch.randn(120, 5, generator=g, dtype=torch.float64) + s * torch.eye(3, 5)[y]
                  for s in (0.5, 3.0, 1.0)]  # fmt: skip
-    peak, curve = levels.crossfit_level(per_level, y, seed=4)
+    peak_choice = levels.crossfit_level(per_level, y, seed=4)
+    peak, curve = peak_choice.index, peak_choice.curve
     assert peak == 1 and curve.correct.shape == (3, 120)
     order = torch.randperm(120, generator=torch.Generator().manual_seed(4))
     A, B = order[:60], order[60:]

@@ -54,7 +54,8 @@ def test_probe_across_sigma_orders_noise_levels():
     assert curve.accuracy[0] > curve.accuracy[1] > curve.accuracy[2] > 0.5
     M = 600  # the intervals are the Wilson intervals of each accuracy on the 600 test images
     for a, low, high in zip(curve.accuracy, curve.low, curve.high, strict=True):
-        assert (low.item(), high.item()) == stats.accuracy_interval(round(a.item() * M), M)
+        wilson = stats.accuracy_interval(round(a.item() * M), M)
+        assert (low.item(), high.item()) == (wilson.low, wilson.high)
     proj = probes.probe_across_sigma(sigmas, [x[:600] for x in noisy], labels[:600],
                                      [x[600:] for x in noisy], labels[600:], "projection",
                                      rank=1)  # fmt: skip

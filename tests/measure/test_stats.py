@@ -19,10 +19,13 @@ def _curve(accuracy, M, seed=0):
 
 
 def test_accuracy_interval_is_the_wilson_interval():
-    low, high = stats.accuracy_interval(90, 100)
+    interval = stats.accuracy_interval(90, 100)
+    low, high = interval.low, interval.high
+    assert interval.level == 0.95
     # Wilson, z = 1.95996: centre (0.9 + z^2/200) / (1 + z^2/100), known values 0.8256-0.9448
     assert low == pytest.approx(0.82564, abs=1e-4) and high == pytest.approx(0.94476, abs=1e-4)
-    low, high = stats.accuracy_interval(0, 50)
+    at_zero = stats.accuracy_interval(0, 50)
+    low, high = at_zero.low, at_zero.high
     assert low == pytest.approx(0.0, abs=1e-12) and 0.05 < high < 0.08  # not a point at 0
     with pytest.raises(ValueError, match="correct must lie in"):
         stats.accuracy_interval(101, 100)
@@ -74,7 +77,9 @@ def test_curve_shape_with_exact_and_noisy_values(values, stderr, shape):
 
 def test_seed_interval_is_the_t_interval():
     values = torch.tensor([[1.0, 10.0], [2.0, 10.0], [4.0, 13.0]])
-    mean, half = stats.seed_interval(values)
+    interval = stats.seed_interval(values)
+    mean, half = interval.mean, interval.half_width
+    assert interval.seeds == 3 and interval.level == 0.95
     assert mean.tolist() == pytest.approx([7 / 3, 11.0])
     s = values.double().std(0)
     assert half.tolist() == pytest.approx((4.302652730 * s / 3**0.5).tolist(), rel=1e-6)
