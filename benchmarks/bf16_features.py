@@ -58,7 +58,7 @@ def main() -> None:
                  f"`python -m lowrank train --epochs {run.epochs} --snapshots "
                  f"{params['early_epoch']}` (about 30 min on 2 cores) or set LOWRANK_CACHE to "
                  "a cache that holds it")  # fmt: skip
-    den, _ = load_unet(run, progress=False)
+    den = load_unet(run, progress=False).denoiser
     x_train, y_train = training_images(run, "train")
     x_test, y_test = training_images(run, "test")
     gen = torch.Generator().manual_seed(params["seed"] + 3)  # chapter 5's probe rows

@@ -141,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         train.error(f"--cache {args.cache!r} is a file: pass a folder")
     try:
         cached = is_cached(run, args.cache)
-        _, record = load_unet(run, cache=args.cache, data_root=args.data)
+        record = load_unet(run, cache=args.cache, data_root=args.data).record
     except (OSError, ValueError) as e:  # each names its file and the fix (disk full, read-only)
         print(f"{train.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
-    speed = record["images_per_second"]
+    speed = record.images_per_second
     print(f"{run.folder(args.cache)}")
     done = "loaded from the cache" if cached or not speed else f"{speed:.0f} training images/s"
-    print(f"final loss {record['losses'][-1]:.4f} after {len(record['losses'])} epochs; {done}")
+    print(f"final loss {record.final_loss:.4f} after {len(record.losses)} epochs; {done}")
     return 0
 
 

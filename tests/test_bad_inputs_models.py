@@ -143,7 +143,7 @@ def _old_record_without_hashes(tmp):
     (folder / "run.json").write_text(json.dumps(record))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        network, _ = _load(tmp)
+        network = _load(tmp).denoiser
     return network, [w for w in caught if issubclass(w.category, UnverifiedWeightsWarning)]
 
 

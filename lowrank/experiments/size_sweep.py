@@ -29,7 +29,13 @@ from lowrank.measure.levels import best_layer, crossfit_level
 from lowrank.measure.probes import probe_across_sigma
 from lowrank.measure.stats import VERDICTS, paired_curve_shape
 from lowrank.nets.cache import training_images
-from lowrank.nets.classifier import ClassifierRun, ImageClassifier, embed, load_classifier
+from lowrank.nets.classifier import (
+    ClassifierRecord,
+    ClassifierRun,
+    ImageClassifier,
+    embed,
+    load_classifier,
+)
 from lowrank.nets.runs import UNetRun
 from lowrank.theory.sampling import heun_sample
 
@@ -222,7 +228,7 @@ class SizeSweep:
 
     runs: dict
     classifier: ImageClassifier
-    classifier_record: dict
+    classifier_record: ClassifierRecord
     reference: torch.Tensor
     heldout: torch.Tensor
     fixed: tuple
@@ -291,11 +297,11 @@ def size_sweep(
             f"reference_images + calibration_images must be at most the {len(x_test)} test "
             f"images, got {reference_images} + {calibration_images}"
         )
-    classifier, record = load_classifier(
+    trained = load_classifier(
         ClassifierRun(dataset=whole.dataset, size=whole.size, epochs=classifier_epochs),
         progress=False,
     )
-    classifier = classifier.to(device)
+    classifier = trained.classifier.to(device)
     order = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed + 7))
     reference = embed(classifier, x_test[order[:reference_images]])
     heldout = embed(classifier, x_test[order[reference_images:][:calibration_images]])
@@ -305,7 +311,7 @@ def size_sweep(
     return SizeSweep(
         runs=runs,
         classifier=classifier,
-        classifier_record=record,
+        classifier_record=trained.record,
         reference=reference,
         heldout=heldout,
         fixed=(x_train[fixed_rows], y_train[fixed_rows]),

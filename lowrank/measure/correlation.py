@@ -6,23 +6,43 @@ probe accuracy over training checkpoints).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from lowrank._checks import check_count
 
 __all__ = [
+    "RankCorrelation",
     "rank_correlation",
 ]
 
 
+@dataclass(frozen=True)
+class RankCorrelation:
+    """Spearman's rank correlation and its bootstrap percentile interval.
+
+    Attributes:
+        rho: the correlation of the pairs.
+        low, high: the interval at ``level`` (NaN when every resample was tied).
+        level: its confidence.
+        resamples: the bootstrap resamples drawn.
+    """
+
+    rho: float
+    low: float
+    high: float
+    level: float
+    resamples: int
+
+
 def rank_correlation(
     x, y, resamples: int = 2000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float, float]:
+) -> RankCorrelation:
     """Spearman's rank correlation of two paired sequences and a bootstrap percentile interval
     at ``level`` (pairs resampled with replacement, ``resamples`` times, seeded).
 
-    Ties get their average rank. Returns ``(rho, low, high)``; a resample whose ranks are all
+    Ties get their average rank. A resample whose ranks are all
     tied in ``x`` or ``y`` has no correlation and is left out of the interval.
     """
     a = torch.as_tensor(x, dtype=torch.float64).flatten()
@@ -40,9 +60,9 @@ def rank_correlation(
     boot = boot[torch.isfinite(boot)]
     tail = (1 - level) / 2
     if len(boot) == 0:
-        return rho, math.nan, math.nan
+        return RankCorrelation(rho, math.nan, math.nan, level, resamples)
     low, high = torch.quantile(boot, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    return rho, low.item(), high.item()
+    return RankCorrelation(rho, low.item(), high.item(), level, resamples)
 
 
 def _ranks(v: torch.Tensor) -> torch.Tensor:

@@ -286,10 +286,8 @@ class SeedMean:
     """A mean over seeds and its Student-t interval, ``mean +- half_width`` at ``level``.
 
     Attributes:
-        mean: the mean over the first dimension (the seeds).
+        mean: the mean over the first dimension (the ``seeds``, ``R`` of them).
         half_width: ``t_{(1+level)/2, R-1} s / sqrt(R)``, the same shape.
-        seeds: ``R``.
-        level: the interval's confidence.
     """
 
     mean: torch.Tensor

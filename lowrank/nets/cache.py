@@ -33,6 +33,7 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -51,6 +52,8 @@ from lowrank.nets.verify import (
 from lowrank.provenance import environment
 
 __all__ = [
+    "RunRecord",
+    "TrainedNetwork",
     "training_images",
     "initial_network",
     "train_unet",
@@ -58,6 +61,60 @@ __all__ = [
     "load_unet",
     "ema_init_weight",
 ]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run's ``run.json``, typed: what training measured and where it ran. Fields
+    that records written before them lack are ``None``.
+
+    Attributes:
+        config: the run's configuration (:meth:`UNetRun.config`).
+        losses: the mean training loss of each epoch of the last training call.
+        train_images: the training subset's size; ``images_per_epoch`` the images one epoch
+            saw (the subset repeated to ``epoch_images``).
+        parameters: the network's parameter count.
+        seconds_this_call, images_per_second: the last training call's time and speed
+            (``images_per_second`` ``None`` when that call trained nothing).
+        device, world_size: where it trained; ``environment`` the software and machine.
+    """
+
+    config: dict
+    losses: tuple[float, ...]
+    train_images: int | None
+    images_per_epoch: int | None
+    parameters: int | None
+    seconds_this_call: float | None
+    images_per_second: float | None
+    device: str | None
+    world_size: int | None
+    environment: dict | None
+
+    @classmethod
+    def from_json(cls, record: dict) -> RunRecord:
+        """The typed form of a ``run.json`` that :func:`finished_record` accepted."""
+        fields = (
+            "train_images", "images_per_epoch", "parameters", "seconds_this_call",
+            "images_per_second", "device", "world_size", "environment",
+        )  # fmt: skip
+        return cls(
+            config=record["config"],
+            losses=tuple(record.get("losses") or ()),
+            **{name: record.get(name) for name in fields},
+        )
+
+    @property
+    def final_loss(self) -> float:
+        """The last epoch's mean training loss."""
+        return self.losses[-1]
+
+
+@dataclass(frozen=True)
+class TrainedNetwork:
+    """A network from the cache, in eval mode, and its run's record."""
+
+    denoiser: UNetDenoiser
+    record: RunRecord
 
 
 def training_images(
@@ -252,9 +309,9 @@ def load_unet(
     data_root: str | Path | None = None,
     progress: bool = True,
     debias: bool = False,
-) -> tuple[UNetDenoiser, dict]:
+) -> TrainedNetwork:
     r"""The EMA network of ``run`` (after ``epoch``, a snapshot epoch, or the last) in eval mode,
-    and its record (``run.json``); trained first when missing and ``train`` is true.
+    and its record (``run.json``, typed); trained first when missing and ``train`` is true.
 
     The EMA starts at the initial weights :math:`\theta_0`, which keep the weight
     :math:`d^n` after :math:`n` steps of decay :math:`d` (0.63 after one epoch of 469 steps at
@@ -301,7 +358,7 @@ def load_unet(
         with torch.no_grad():
             for average, first in zip(network.parameters(), start.parameters(), strict=True):
                 average.sub_(init * first).div_(1 - init)
-    return network, record
+    return TrainedNetwork(network, RunRecord.from_json(record))
 
 
 def _weights_fingerprint(network: torch.nn.Module) -> str:
@@ -311,9 +368,10 @@ def _weights_fingerprint(network: torch.nn.Module) -> str:
     return fingerprint(torch.cat([p.detach().flatten() for p in network.parameters()]))
 
 
-def ema_init_weight(run: UNetRun, record: dict, epoch: int) -> float:
+def ema_init_weight(run: UNetRun, record: RunRecord | dict, epoch: int) -> float:
     """The weight :math:`d^n` the initial weights keep in ``run``'s EMA after ``epoch`` epochs
-    (``record``: its ``run.json``, which holds the training subset's size)."""
+    (``record``: its record, typed or as ``run.json`` holds it, which has the training subset's
+    size)."""
     images = _record_train_images(record, "the record")
     if run.epoch_images is not None:
         images *= math.ceil(run.epoch_images / images)
@@ -323,7 +381,10 @@ def ema_init_weight(run: UNetRun, record: dict, epoch: int) -> float:
 
 def _record_train_images(record, where) -> int:
     """The training subset's size a run's record holds (``where``: the record's file)."""
-    images = record.get("train_images") if isinstance(record, dict) else None
+    if isinstance(record, RunRecord):
+        images = record.train_images
+    else:
+        images = record.get("train_images") if isinstance(record, dict) else None
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise ValueError(
             f"{where} holds no train_images (the training subset's size, a count >= 1; got "

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +28,8 @@ from lowrank.nets.train import fingerprint, fit
 __all__ = [
     "ImageClassifier",
     "ClassifierRun",
+    "ClassifierRecord",
+    "TrainedClassifier",
     "load_classifier",
     "embed",
 ]
@@ -98,12 +101,43 @@ def _batched(fn, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     return torch.cat([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+@dataclass(frozen=True)
+class ClassifierRecord:
+    """A trained classifier's ``run.json``, typed.
+
+    Attributes:
+        config: the run (:class:`ClassifierRun` as a dict).
+        losses: the mean training loss of each epoch.
+        test_accuracy: its accuracy on the test split.
+        seconds_this_call: the training time.
+    """
+
+    config: dict
+    losses: tuple[float, ...]
+    test_accuracy: float
+    seconds_this_call: float
+
+    @classmethod
+    def from_json(cls, record: dict) -> ClassifierRecord:
+        """The typed form of the classifier's ``run.json``."""
+        return cls(record["config"], tuple(record["losses"]), record["test_accuracy"],
+                   record["seconds_this_call"])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainedClassifier:
+    """A classifier from the cache, in eval mode, and its record."""
+
+    classifier: ImageClassifier
+    record: ClassifierRecord
+
+
 def load_classifier(
     run: ClassifierRun | None = None,
     cache: str | Path | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
-) -> tuple[ImageClassifier, dict]:
+) -> TrainedClassifier:
     """The classifier of ``run`` (default ``ClassifierRun()``) in eval mode and its record;
     trained into the cache first when missing (a minute on 2 CPU cores for the default).
     Weights are read from safetensors only."""
@@ -114,7 +148,8 @@ def load_classifier(
     model = _fresh(run, x_train.shape[1], int(y_train.max()) + 1)
     if record_path.exists():
         model.load_state_dict(load_file(folder / "model.safetensors"))
-        return model.eval(), json.loads(record_path.read_text())
+        record = ClassifierRecord.from_json(json.loads(record_path.read_text()))
+        return TrainedClassifier(model.eval(), record)
     folder.mkdir(parents=True, exist_ok=True)
     rows = torch.arange(len(x_train))
 
@@ -137,7 +172,7 @@ def load_classifier(
     tmp = record_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, record_path)
-    return model, record
+    return TrainedClassifier(model, ClassifierRecord.from_json(record))
 
 
 def _fresh(run: ClassifierRun, in_channels: int, classes: int) -> ImageClassifier:

@@ -35,8 +35,8 @@ class _Memorizer(torch.nn.Module):
 def test_assess_finds_that_a_memorizer_copies(tiny_fashion, tmp_path):
     images, labels = tiny_fashion
     x = to_model_range(images)
-    classifier, _ = load_classifier(ClassifierRun(size=8, width=8, epochs=2, batch_size=50),
-                                    cache=tmp_path, progress=False)  # fmt: skip
+    classifier = load_classifier(ClassifierRun(size=8, width=8, epochs=2, batch_size=50),
+                                 cache=tmp_path, progress=False).classifier  # fmt: skip
     train, heldout = x[:20], x[100:160]
     result = size_sweep.assess(
         _Memorizer(train), train, classifier,
@@ -94,7 +94,7 @@ def test_size_sweep_builds_what_every_network_is_assessed_with(
     x20, _ = sweep.subset(20)
     own, _ = sweep.own_probe_set(20)
     assert len(own) == 10 and all(any(torch.equal(o, x) for x in x20) for o in own)
-    net, _ = load_unet(sweep.runs[10], progress=False)
+    net = load_unet(sweep.runs[10], progress=False).denoiser
     layer = sweep.choose_layer(net, [0.01, 0.1, 1.0])
     assert layer in net.block_names()
     result = sweep.assess(net, 10, [0.01, 0.1, 1.0], layer, steps=4)

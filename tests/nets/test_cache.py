@@ -53,8 +53,13 @@ def test_training_once_then_loading(tiny_data, tmp_path, monkeypatch):
     record = json.loads((folder / "run.json").read_text())
     assert record["complete"] and len(record["losses"]) == 3 and record["train_images"] == 40
     assert record["config"]["snapshots"] == [1] and record["images_per_second"] > 0
-    final, _ = load_unet(run, cache=tmp_path)
-    early, _ = load_unet(run, epoch=1, cache=tmp_path)
+    loaded = load_unet(run, cache=tmp_path)
+    final = loaded.denoiser
+    # the typed record holds what run.json holds
+    assert loaded.record.losses == tuple(record["losses"]) and loaded.record.train_images == 40
+    assert loaded.record.final_loss == record["losses"][-1] and loaded.record.device == "cpu"
+    assert loaded.record.config == record["config"] and loaded.record.parameters > 0
+    early = load_unet(run, epoch=1, cache=tmp_path).denoiser
     assert not final.training
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -68,8 +73,8 @@ def test_training_once_then_loading(tiny_data, tmp_path, monkeypatch):
 
 
 def test_snapshots_do_not_change_the_final_weights(tiny_data, tmp_path):
-    with_snapshots, _ = load_unet(_run(snapshots=(1, 2)), cache=tmp_path, progress=False)
-    without, _ = load_unet(_run(), cache=tmp_path, progress=False)
+    with_snapshots = load_unet(_run(snapshots=(1, 2)), cache=tmp_path, progress=False).denoiser
+    without = load_unet(_run(), cache=tmp_path, progress=False).denoiser
     for a, b in zip(with_snapshots.state_dict().values(), without.state_dict().values(),
                     strict=True):  # fmt: skip
         assert torch.equal(a, b)
@@ -136,9 +141,10 @@ def test_a_dae_trains_at_its_noise_levels_only():
 
 def test_a_dae_is_cached_apart_from_the_diffusion_model(tiny_data, tmp_path, capsys):
     diffusion, dae = _run(epochs=1), _run(epochs=1, noise_levels=(0.1,))
-    dae_net, record = load_unet(dae, cache=tmp_path, progress=False)
-    assert record["config"]["noise_levels"] == [0.1] and not cache.is_cached(diffusion, tmp_path)
-    diffusion_net, _ = load_unet(diffusion, cache=tmp_path, progress=False)
+    loaded = load_unet(dae, cache=tmp_path, progress=False)
+    dae_net, record = loaded.denoiser, loaded.record
+    assert record.config["noise_levels"] == [0.1] and not cache.is_cached(diffusion, tmp_path)
+    diffusion_net = load_unet(diffusion, cache=tmp_path, progress=False).denoiser
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():  # same initialization (seed), different training
         assert not torch.equal(dae_net(x, 0.1), diffusion_net(x, 0.1))
@@ -158,9 +164,9 @@ def test_a_small_subset_is_repeated_to_the_epoch_budget(tiny_data, tmp_path, mon
     real_fit = cache.fit
     monkeypatch.setattr(cache, "fit", lambda model, loss, x0, *a, **k:
                         seen.append(x0.clone()) or real_fit(model, loss, x0, *a, **k))  # fmt: skip
-    _, record = load_unet(run, cache=tmp_path, progress=False)
+    record = load_unet(run, cache=tmp_path, progress=False).record
     subset, _ = cache.training_images(run)
-    assert record["train_images"] == 10 and record["images_per_epoch"] == 30  # ceil(25/10) = 3
+    assert record.train_images == 10 and record.images_per_epoch == 30  # ceil(25/10) = 3
     assert torch.equal(seen[0], subset.repeat(3, 1, 1, 1))
     argv = ["train", "--size", "8", "--channels", "8", "16", "--epochs", "1", "--batch-size", "16",
             "--train-images", "10", "--epoch-images", "25", "--cache", str(tmp_path)]  # fmt: skip
@@ -176,9 +182,10 @@ def test_an_edm_run_has_its_own_key_and_class(tiny_data, tmp_path):
     assert edm.config()["parameterization"] == "edm" and edm.key() != _run(epochs=1).key()
     with pytest.raises(ValueError, match="parameterization must be one of"):
         _run(parameterization="vp")
-    net, record = load_unet(edm, cache=tmp_path, progress=False)
-    assert type(net) is EDMUNetDenoiser and record["complete"]
-    ddpm, _ = load_unet(_run(epochs=1), cache=tmp_path, progress=False)
+    loaded = load_unet(edm, cache=tmp_path, progress=False)
+    net, record = loaded.denoiser, loaded.record
+    assert type(net) is EDMUNetDenoiser and record.config["parameterization"] == "edm"
+    ddpm = load_unet(_run(epochs=1), cache=tmp_path, progress=False).denoiser
     # the same initialization and data: the two trainings part only by their losses
     start = cache.initial_network(edm, 8, 1).state_dict()
     assert all(torch.equal(v, start[k]) for k, v in cache.initial_network(_run(), 8, 1)
@@ -194,9 +201,10 @@ def test_the_debiased_ema_of_one_step_is_the_trained_weights(
     """After one step the EMA is d * theta_0 + (1 - d) * theta_1: taking the initial weights'
     share d out leaves theta_1, the weights fit stored in its checkpoint."""
     run = _run(train_images=10, epochs=1, batch_size=16, parameterization=parameterization)
-    ema, record = load_unet(run, cache=tmp_path, progress=False)
+    loaded = load_unet(run, cache=tmp_path, progress=False)
+    ema, record = loaded.denoiser, loaded.record
     assert cache.ema_init_weight(run, record, 1) == run.ema_decay  # one step
-    debiased, _ = load_unet(run, cache=tmp_path, debias=True)
+    debiased = load_unet(run, cache=tmp_path, debias=True).denoiser
     trained = torch.load(run.folder(tmp_path) / "train.pt", weights_only=True)["model"]
     # float32 rounding of the EMA (about 1e-7 at these magnitudes) divided by 1 - d = 1e-3
     for name, value in debiased.named_parameters():
@@ -204,9 +212,10 @@ def test_the_debiased_ema_of_one_step_is_the_trained_weights(
     start = cache.initial_network(run, 8, 1).parameters()
     moved = max((a - b).abs().max().item() for a, b in zip(ema.parameters(), start, strict=True))
     assert 0 < moved < 1e-2  # the plain EMA has barely left the initial weights
-    record["init_fingerprint"] = "0" * 64  # as if torch drew the initialization differently
-    del record["loading_sha256"]  # a record from before the loading fields were hashed
-    (run.folder(tmp_path) / "run.json").write_text(json.dumps(record))
+    raw = json.loads((run.folder(tmp_path) / "run.json").read_text())
+    raw["init_fingerprint"] = "0" * 64  # as if torch drew the initialization differently
+    del raw["loading_sha256"]  # a record from before the loading fields were hashed
+    (run.folder(tmp_path) / "run.json").write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="cannot be debiased"):
         load_unet(run, cache=tmp_path, debias=True)
     load_unet(run, cache=tmp_path)  # the plain EMA still loads
@@ -220,7 +229,7 @@ def test_the_ema_init_weight_counts_the_steps_fit_takes(tiny_data, tmp_path, mon
     monkeypatch.setattr(train_module, "update_ema",
                         lambda *a: updates.append(1) or real_update(*a))  # fmt: skip
     run = _run(train_images=10, epochs=2, epoch_images=25, batch_size=16, ema_decay=0.9)
-    _, record = load_unet(run, cache=tmp_path, progress=False)
+    record = load_unet(run, cache=tmp_path, progress=False).record
     assert len(updates) == 4
     assert cache.ema_init_weight(run, record, 2) == pytest.approx(0.9 ** len(updates), rel=1e-12)
 
@@ -344,8 +353,9 @@ def test_loading_a_cached_run_makes_no_network_attempt(tiny_data, tmp_path, monk
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    net, record = load_unet(run, cache=tmp_path)
-    assert record["complete"] and isinstance(net, torch.nn.Module)
+    loaded = load_unet(run, cache=tmp_path)
+    net, record = loaded.denoiser, loaded.record
+    assert record.parameters > 0 and isinstance(net, torch.nn.Module)
 
 
 def test_a_record_that_cannot_be_written_is_one_line_and_the_rerun_completes(
