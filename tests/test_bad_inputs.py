@@ -388,7 +388,7 @@ CASES = {
     ),
     "accuracy interval at zero": (
         lambda t: stats.accuracy_interval(0, 7),
-        lambda interval: interval[0] == 0.0 and 0 < interval[1] < 0.5,
+        lambda interval: interval.low == 0.0 and 0 < interval.high < 0.5,
     ),
     "curve with infinite stderr": (
         lambda t: stats.curve_shape([0.5, 0.6, 0.5], [0.1, INF, 0.1]),

@@ -95,9 +95,9 @@ def label_noise_sweep(
         split_seed = seeds[j] + SPLIT_SEED_OFFSET
         best = best_level(train_features, noisy, validation, split_seed).index
         window = ensemble_window(best, S, width)
-        members, vote = ensemble_probe(
+        accuracy = ensemble_probe(
             train_features, noisy, test_features, test_labels, window, weight_decay
         )
-        single[r, j], ensemble[r, j] = members[window.index(best)], vote
+        single[r, j], ensemble[r, j] = accuracy.members[window.index(best)], accuracy.vote
         center[r, j] = best
     return LabelNoiseSweep(torch.as_tensor(rates, dtype=torch.float64), single, ensemble, center)

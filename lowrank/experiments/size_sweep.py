@@ -126,7 +126,8 @@ def assess(
     samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]), sigma_min,
                           sigma_max, steps, device=device, progress=False)  # fmt: skip
     samples = samples.clamp(-1, 1)  # the data's range, as a sample saved as an image is
-    ratios, nearest = ratios_and_nearest(samples, train_images)
+    copies = ratios_and_nearest(samples, train_images)
+    ratios, nearest = copies.ratios, copies.nearest
     train_embedding = embed(classifier, train_images)
     sample_embedding = embed(classifier, samples)
     threshold = similarity_threshold(heldout, train_embedding, quantile)

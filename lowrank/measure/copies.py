@@ -20,6 +20,7 @@ assesses a network with all of these.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -27,16 +28,27 @@ from lowrank._checks import check_count, check_real, check_rows
 
 __all__ = [
     "COPY_RATIO",
+    "Neighbours",
     "nearest_neighbours",
     "copy_ratio",
     "memorized_fraction",
     "similarity_threshold",
     "generalization_score",
+    "CopyRatios",
     "ratios_and_nearest",
 ]
 
 
 COPY_RATIO = 1 / 3  # d1 / d2 below this: a copy (Yoon et al. 2023; Bonnaire et al. 2025)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The ``k`` nearest references of each query: ``values`` (distances, or similarities for
+    the cosine metric) and ``indices`` (rows of the references), both ``(B, k)``."""
+
+    values: torch.Tensor
+    indices: torch.Tensor
 
 
 def nearest_neighbours(
@@ -59,8 +71,7 @@ def nearest_neighbours(
             \\|r\\|^2` cancels badly in float32 for near-copies, the very case that matters).
 
     Returns:
-        ``(values, indices)``, both ``(B, k)``: distances or similarities, and rows of
-        ``references``.
+        Both ``(B, k)``: the distances or similarities, and their rows of ``references``.
     """
     q, r = check_rows(queries, "queries").to(dtype), check_rows(references, "references")
     if q.shape[1] != r.shape[1]:
@@ -89,7 +100,7 @@ def nearest_neighbours(
         where = index.gather(1, pick)
     if not largest:
         best = (best / q.shape[1]).sqrt()
-    return best, where
+    return Neighbours(best, where)
 
 
 def copy_ratio(samples: torch.Tensor, train: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
@@ -101,10 +112,18 @@ def copy_ratio(samples: torch.Tensor, train: torch.Tensor, chunk_size: int = 819
     twice is one image to copy; counting it twice would make its exact copy equidistant from
     its "two" nearest images (ratio 0/0, read as 1: "not a copy"). So repeated rows are
     merged first: the ratio of a near copy is small however often its image repeats."""
-    return ratios_and_nearest(samples, train, chunk_size)[0]
+    return ratios_and_nearest(samples, train, chunk_size).ratios
 
 
-def ratios_and_nearest(samples, train, chunk_size=8192) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class CopyRatios:
+    """Every sample's copy ratio ``d_1 / d_2`` and the row of its nearest training image."""
+
+    ratios: torch.Tensor
+    nearest: torch.Tensor
+
+
+def ratios_and_nearest(samples, train, chunk_size=8192) -> CopyRatios:
     """:func:`copy_ratio` and the row of every sample's nearest training image (its first
     occurrence, for a repeated image)."""
     rows = check_rows(train, "train")
@@ -116,8 +135,9 @@ def ratios_and_nearest(samples, train, chunk_size=8192) -> tuple[torch.Tensor, t
     # the first row of `train` holding each distinct image
     first = torch.full((len(distinct),), len(rows), dtype=torch.long, device=rows.device)
     first.scatter_reduce_(0, inverse, torch.arange(len(rows), device=rows.device), reduce="amin")
-    d, where = nearest_neighbours(samples, distinct, k=2, chunk_size=chunk_size)
-    return d[:, 0] / d[:, 1].clamp_min(1e-30), first.to(where.device)[where[:, 0]]
+    two = nearest_neighbours(samples, distinct, k=2, chunk_size=chunk_size)
+    d, where = two.values, two.indices
+    return CopyRatios(d[:, 0] / d[:, 1].clamp_min(1e-30), first.to(where.device)[where[:, 0]])
 
 
 def memorized_fraction(
@@ -137,7 +157,7 @@ def similarity_threshold(
     almost any real unseen image is. Embeddings in, ``(M, p)`` and ``(N, p)``."""
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must lie in (0, 1), got {quantile}")
-    nearest, _ = nearest_neighbours(heldout, train, metric="cosine")
+    nearest = nearest_neighbours(heldout, train, metric="cosine").values
     return torch.quantile(nearest[:, 0], quantile).item()
 
 
@@ -145,5 +165,5 @@ def generalization_score(samples: torch.Tensor, train: torch.Tensor, threshold: 
     """The share of samples whose most similar training image (cosine similarity of
     embeddings) stays at or below ``threshold``: new images rather than copies."""
     threshold = check_real(threshold, "threshold", -1.0, 1.0)  # a cosine similarity
-    nearest, _ = nearest_neighbours(samples, train, metric="cosine")
+    nearest = nearest_neighbours(samples, train, metric="cosine").values
     return (nearest[:, 0] <= threshold).double().mean().item()

@@ -38,6 +38,7 @@ __all__ = [
     "logistic_probe",
     "logistic_logits",
     "ensemble_window",
+    "EnsembleAccuracy",
     "ensemble_probe",
     "projection_classifier",
     "ProbeCurve",
@@ -155,6 +156,15 @@ def ensemble_window(center: int, levels: int, width: int = 2) -> list[int]:
     return list(range(start, start + 2 * width + 1))
 
 
+@dataclass(frozen=True)
+class EnsembleAccuracy:
+    """Test accuracies of soft voting: ``members`` ``(len(members),)`` of each voting level's
+    probe alone, ``vote`` (0-d) of their averaged logits."""
+
+    members: torch.Tensor
+    vote: torch.Tensor
+
+
 def ensemble_probe(
     train_features: Sequence[torch.Tensor],
     train_labels: torch.Tensor,
@@ -162,7 +172,7 @@ def ensemble_probe(
     test_labels: torch.Tensor,
     members: Sequence[int],
     weight_decay: float = 1e-4,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> EnsembleAccuracy:
     """Soft voting across noise levels (the paper's ensemble, appendix Tables 1-2): one logistic
     probe per level in ``members``, their test logits averaged.
 
@@ -171,8 +181,8 @@ def ensemble_probe(
         members: the levels (indices into the grid) that vote, e.g. :func:`ensemble_window`.
 
     Returns:
-        ``(len(members),)`` accuracies of each member alone and the accuracy of the averaged
-        logits (a 0-d tensor), both in [0, 1].
+        The ``(len(members),)`` accuracies of each member alone and the accuracy of the
+        averaged logits (a 0-d tensor), both in [0, 1].
     """
     if len(train_features) != len(test_features):
         raise ValueError("need one test feature set per train feature set")
@@ -187,7 +197,7 @@ def ensemble_probe(
     ]
     single = torch.stack([(z.argmax(1) == test_labels).double().mean() for z in logits])
     vote = torch.stack(logits).mean(0)
-    return single, (vote.argmax(1) == test_labels).double().mean()
+    return EnsembleAccuracy(single, (vote.argmax(1) == test_labels).double().mean())
 
 
 def projection_classifier(

@@ -26,6 +26,7 @@ it exceeds the derived gap by the factor :math:`(\delta^2+\sigma^2)/(\sigma^2(1-
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -35,12 +36,15 @@ __all__ = [
     "zeta",
     "xi",
     "softmax_temperature",
+    "BlockEnergies",
     "block_energies",
     "logit_gap",
+    "ConfidenceWeights",
     "confidence_weights",
     "h_of_w",
     "snr_approx",
     "snr_two_block",
+    "SNRLimits",
     "snr_limits",
     "chi_square_grid",
 ]
@@ -69,12 +73,21 @@ def softmax_temperature(sigma: torch.Tensor, delta: float) -> torch.Tensor:
     return (1 - delta**2) / (2 * (1 + sigma**2) * (delta**2 + sigma**2))
 
 
-def block_energies(d: int, delta: float, sigma: torch.Tensor):
-    r"""Expected block energies of :math:`x_t` of class ``k``:
-    ``(d (1 + sigma^2), d (delta^2 + sigma^2))`` for the own block and each other block."""
+@dataclass(frozen=True)
+class BlockEnergies:
+    """Expected energies of :math:`x_t`'s blocks: ``own`` in its class's block, ``other`` in
+    each other block."""
+
+    own: torch.Tensor
+    other: torch.Tensor
+
+
+def block_energies(d: int, delta: float, sigma: torch.Tensor) -> BlockEnergies:
+    r"""Expected block energies of :math:`x_t` of class ``k``: :math:`d(1 + \sigma^2)` for the
+    own block and :math:`d(\delta^2 + \sigma^2)` for each other block."""
     _check_delta(delta)
     d = check_count(d, "d")
-    return d * (1 + sigma**2), d * (delta**2 + sigma**2)
+    return BlockEnergies(d * (1 + sigma**2), d * (delta**2 + sigma**2))
 
 
 def logit_gap(
@@ -96,13 +109,22 @@ def logit_gap(
     raise ValueError(f"variant must be 'derived' or 'paper', got {variant!r}")
 
 
-def confidence_weights(K: int, D: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class ConfidenceWeights:
+    """Theorem 1's posterior weights: ``w_plus`` on the true class, ``w_minus`` on each of the
+    ``K - 1`` others."""
+
+    w_plus: torch.Tensor
+    w_minus: torch.Tensor
+
+
+def confidence_weights(K: int, D: torch.Tensor) -> ConfidenceWeights:
     r""":math:`w_+ = 1/(1+(K-1)e^{-D})` and :math:`w_- = e^{-D}/(1+(K-1)e^{-D})`, the softmax of
     one logit ``D`` above ``K - 1`` equal ones (the log-sum-exp lemma of Theorem 1)."""
     K = check_count(K, "K", minimum=2)
     e = torch.exp(-D)
     w_plus = 1 / (1 + (K - 1) * e)
-    return w_plus, e * w_plus
+    return ConfidenceWeights(w_plus, e * w_plus)
 
 
 def h_of_w(w: torch.Tensor, delta: float) -> torch.Tensor:
@@ -134,10 +156,10 @@ def snr_approx(
     """
     sig = as_sigmas(sigmas)
     s2 = sig.square()
-    w_plus, w_minus = confidence_weights(K, logit_gap(d, delta, sig, variant))
+    w = confidence_weights(K, logit_gap(d, delta, sig, variant))
     C = (1 + s2) / (delta**2 + s2)
     rate = s2 / delta**2  # denoising strength sigma^2 / delta^2
-    ratio = (1 + rate * h_of_w(w_plus, delta)) / (1 + rate * h_of_w(w_minus, delta))
+    ratio = (1 + rate * h_of_w(w.w_plus, delta)) / (1 + rate * h_of_w(w.w_minus, delta))
     return C / (K - 1) * ratio.square()
 
 
@@ -206,9 +228,17 @@ def snr_two_block(
     return torch.stack(out).to(sig.dtype)
 
 
-def snr_limits(K: int, delta: float) -> tuple[float, float]:
+@dataclass(frozen=True)
+class SNRLimits:
+    """The optimal denoiser's SNR at the ends of the noise axis."""
+
+    small_sigma: float
+    large_sigma: float
+
+
+def snr_limits(K: int, delta: float) -> SNRLimits:
     r"""SNR of the optimal denoiser as :math:`\sigma \to 0` and :math:`\sigma \to \infty`:
     :math:`1/((K-1)\delta^2)` and :math:`1/(K-1)`."""
     _check_delta(delta)
     K = check_count(K, "K", minimum=2)
-    return 1 / ((K - 1) * delta**2), 1 / (K - 1)
+    return SNRLimits(small_sigma=1 / ((K - 1) * delta**2), large_sigma=1 / (K - 1))

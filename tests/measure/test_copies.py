@@ -27,7 +27,8 @@ def test_nearest_neighbours_match_brute_force(metric):
         full = (q / q.norm(dim=1, keepdim=True)) @ (r / r.norm(dim=1, keepdim=True)).T
     expected, where = full.topk(3, dim=1, largest=metric == "cosine")
     for chunk in (4, 50, 1000):  # streamed over chunks smaller than, equal to, larger than N
-        values, index = nearest_neighbours(queries, references, 3, metric, chunk_size=chunk)
+        neighbours = nearest_neighbours(queries, references, 3, metric, chunk_size=chunk)
+        values, index = neighbours.values, neighbours.indices
         assert torch.equal(index, where)
         torch.testing.assert_close(values, expected, rtol=1e-12, atol=1e-12)
 

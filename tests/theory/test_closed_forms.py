@@ -16,10 +16,12 @@ def test_snr_approx_equals_its_beta_form():
     beta+^2 d (1+s^2) / ((K-1) beta-^2 d (delta^2+s^2)) with beta = xi + (zeta - xi) w."""
     K, d, delta = 4, 3, 0.3
     sig = torch.logspace(-3, 2, 50, dtype=torch.float64)
-    w_plus, w_minus = closed_forms.confidence_weights(K, closed_forms.logit_gap(d, delta, sig))
+    weights = closed_forms.confidence_weights(K, closed_forms.logit_gap(d, delta, sig))
+    w_plus, w_minus = weights.w_plus, weights.w_minus
     zeta, xi = closed_forms.zeta(sig), closed_forms.xi(sig, delta)
     beta_plus, beta_minus = xi + (zeta - xi) * w_plus, xi + (zeta - xi) * w_minus
-    on, off = closed_forms.block_energies(d, delta, sig)
+    energies = closed_forms.block_energies(d, delta, sig)
+    on, off = energies.own, energies.other
     expected = beta_plus**2 * on / ((K - 1) * beta_minus**2 * off)
     torch.testing.assert_close(
         closed_forms.snr_approx(K, d, delta, sig), expected, rtol=1e-12, atol=0
@@ -27,7 +29,8 @@ def test_snr_approx_equals_its_beta_form():
 
 
 def test_snr_approx_limits():
-    small, large = closed_forms.snr_limits(3, 0.2)
+    limits = closed_forms.snr_limits(3, 0.2)
+    small, large = limits.small_sigma, limits.large_sigma
     assert (small, large) == (pytest.approx(12.5), pytest.approx(0.5))
     for variant in ("derived", "paper"):
         ends = closed_forms.snr_approx(3, 5, 0.2, [1e-5, 1e5], variant)
@@ -58,7 +61,8 @@ def test_block_energies_by_monte_carlo(gen):
     x0, y = mix.sample(200_000, gen)
     x0 = x0[y == 0]
     x_t = x0 + sigma * torch.randn(x0.shape, generator=gen, dtype=torch.float64)
-    on, off = closed_forms.block_energies(4, 0.3, torch.tensor(sigma, dtype=torch.float64))
+    energies = closed_forms.block_energies(4, 0.3, torch.tensor(sigma, dtype=torch.float64))
+    on, off = energies.own, energies.other
     e_on = (x_t @ mix.class_bases[0]).square().sum(1)
     e_off = (x_t @ mix.class_bases[1]).square().sum(1)
     for e, ref in ((e_on, on), (e_off, off)):
