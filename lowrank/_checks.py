@@ -288,3 +288,15 @@ def check_increasing(sigmas: torch.Tensor, name: str = "sigmas") -> torch.Tensor
             f"{sigmas.tolist()}: sort the grid, and the features with it"
         )
     return sigmas
+
+
+def labelled_pair(pair, name: str) -> tuple:
+    """``(inputs, labels)`` of a labelled set passed as one argument (the functions it goes to
+    check the two agree)."""
+    try:
+        inputs, labels = pair
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a pair (inputs, labels), got {type(pair).__name__}"
+        ) from None
+    return inputs, labels

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.std import tqdm
 
-from lowrank._checks import check_count, check_labels
+from lowrank._checks import check_count, check_labels, labelled_pair
 from lowrank.data import flip_labels
 from lowrank.measure.levels import best_level
 from lowrank.measure.probes import ensemble_probe, ensemble_window
@@ -47,12 +47,11 @@ class LabelNoiseSweep:
 
 
 def label_noise_sweep(
-    train_features: Sequence[torch.Tensor],
-    train_labels: torch.Tensor,
-    test_features: Sequence[torch.Tensor],
-    test_labels: torch.Tensor,
+    train: tuple[Sequence[torch.Tensor], torch.Tensor],
+    test: tuple[Sequence[torch.Tensor], torch.Tensor],
     rates: Sequence[float],
     seeds: Sequence[int],
+    *,
     width: int = 2,
     validation: float = 0.2,
     weight_decay: float = 1e-4,
@@ -71,9 +70,12 @@ def label_noise_sweep(
     the training rows and scored on the clean test labels.
 
     Arguments:
-        train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``, one per level.
+        train, test: ``(features, labels)``: ``S`` tensors ``(N, p)`` (``(M, p)`` for the test
+            set), one per level, and the ``(N,)`` (``(M,)``) clean labels.
         rates: shares of flipped labels in [0, 1]; seeds: one flip (and split) per seed.
     """
+    train_features, train_labels = labelled_pair(train, "train")
+    test_features, test_labels = labelled_pair(test, "test")
     S = len(train_features)
     if S != len(test_features):
         raise ValueError("need one test feature set per train feature set")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lowrank._checks import as_sigmas, check_increasing
+from lowrank._checks import as_sigmas, check_increasing, labelled_pair
 from lowrank.measure.features import features_across_sigma
 from lowrank.measure.levels import best_layer, crossfit_level
 from lowrank.measure.probes import ProbeCurve, probe_across_sigma, probe_layers
@@ -60,11 +60,10 @@ class NetworkProbe:
 
 def probe_network(
     denoiser,
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
     sigmas: Sequence[float] | torch.Tensor,
+    *,
     seed: int = 0,
     progress: bool = False,
     z: float = 3.0,
@@ -84,9 +83,13 @@ def probe_network(
     Arguments:
         denoiser: a :class:`lowrank.nets.unet.UNetDenoiser` (or its EDM form), on ``x_train``'s
             device.
-        x_train, y_train: labelled training images ``(N, C, H, W)`` and ``(N,)``.
-        x_test, y_test: the test images the curve is scored on.
+        train: labelled training images ``(x_train, y_train)``, ``(N, C, H, W)`` and ``(N,)``.
+        test: ``(x_test, y_test)``, the labelled images the curve is scored on.
     """
+    (x_train, y_train), (x_test, y_test) = (
+        labelled_pair(train, "train"),
+        labelled_pair(test, "test"),
+    )
     sigmas = check_increasing(as_sigmas(sigmas))
     names = denoiser.block_names()
     start = time.perf_counter()

@@ -122,9 +122,9 @@ def assess(
         seed: the probing noise and the cross-fitting halves.
     """
 
-    sigma_min, sigma_max = denoiser.sigma_range()
-    samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]), sigma_min,
-                          sigma_max, steps, device=device, progress=False)  # fmt: skip
+    samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]),
+                          denoiser.sigma_range(), steps=steps, device=device,
+                          progress=False)  # fmt: skip
     samples = samples.clamp(-1, 1)  # the data's range, as a sample saved as an image is
     copies = ratios_and_nearest(samples, train_images)
     ratios, nearest = copies.ratios, copies.nearest

@@ -58,7 +58,7 @@ def nearest_neighbours(
     metric: str = "l2",
     chunk_size: int = 8192,
     dtype: torch.dtype = torch.float64,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> Neighbours:
     """The ``k`` nearest references of every query, streamed over chunks of the references.
 
     Arguments:

@@ -51,26 +51,38 @@ def initial_noise(
     return torch.stack(rows)
 
 
+def _ends(sigma_range) -> tuple[float, float]:
+    """``(sigma_min, sigma_max)`` of a noise range, checked."""
+    try:
+        sigma_min, sigma_max = (float(s) for s in sigma_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"sigma_range must be (sigma_min, sigma_max), two numbers, got {sigma_range!r}"
+        ) from None
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    return sigma_min, sigma_max
+
+
 @torch.no_grad()
 def euler_sample(
     denoiser: Denoiser,
     num: int,
     generator: torch.Generator,
     shape: Sequence[int],
-    sigma_min: float,
-    sigma_max: float,
+    sigma_range: tuple[float, float],
     *,
     steps: int = 40,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
     r"""``(num, *shape)`` samples by Euler steps of the probability-flow ODE
     :math:`dx/d\sigma = (x - \hat x(x, \sigma)) / \sigma` (Karras et al. 2022, Alg. 1 without
-    the Heun correction) on ``steps`` Karras levels from ``sigma_max`` down to ``sigma_min``,
-    then one denoising step at ``sigma_min``. The starting noise is one ``(num, *shape)`` draw
-    from ``generator`` (CPU, float32), moved to ``device``; the samples stay there."""
+    the Heun correction) on ``steps`` Karras levels from ``sigma_max`` down to ``sigma_min``
+    (``sigma_range``, e.g. a network's ``sigma_range()``), then one denoising step at
+    ``sigma_min``. The starting noise is one ``(num, *shape)`` draw from ``generator`` (CPU,
+    float32), moved to ``device``; the samples stay there."""
     num, steps = check_count(num, "num"), check_count(steps, "steps", minimum=2)
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    sigma_min, sigma_max = _ends(sigma_range)
     levels = karras_sigmas(steps, sigma_min, sigma_max).tolist()
     x = sigma_max * torch.randn((num, *shape), generator=generator).to(device)
     for sigma, following in zip(levels[:-1], levels[1:], strict=True):
@@ -83,8 +95,8 @@ def heun_sample(
     denoiser: Denoiser,
     seeds: Sequence[int],
     shape: Sequence[int],
-    sigma_min: float,
-    sigma_max: float,
+    sigma_range: tuple[float, float],
+    *,
     steps: int = 18,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
@@ -97,8 +109,9 @@ def heun_sample(
             ``sigma`` ``(B,)`` (a :class:`lowrank.nets.unet.UNetDenoiser`, a mixture's denoiser).
         seeds: one seed per sample.
         shape: the shape of one sample, e.g. ``(1, 16, 16)``.
-        sigma_min, sigma_max: the ends of the noise levels (for a DDPM network, the smallest
-            and the largest level of its schedule).
+        sigma_range: ``(sigma_min, sigma_max)``, the ends of the noise levels (for a DDPM
+            network, the smallest and the largest level of its schedule: its
+            ``sigma_range()``).
         steps: Karras levels from ``sigma_max`` to ``sigma_min`` (18 in EDM for CIFAR-10).
         batch_size: samples integrated together.
         device: where the samples are integrated (the denoiser's device).
@@ -111,8 +124,7 @@ def heun_sample(
         raise ValueError("seeds is empty: pass one seed per sample")
     steps = check_count(steps, "steps", minimum=2)
     batch_size = check_count(batch_size, "batch_size")
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+    sigma_min, sigma_max = _ends(sigma_range)
     levels = karras_sigmas(steps, sigma_min, sigma_max).tolist()
     out = []
     chunks = range(0, len(seeds), batch_size)

@@ -21,7 +21,7 @@ def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
         ], labels
 
     (train, y), (test, y_test) = views(1600), views(1000)
-    sweep = label_noise.label_noise_sweep(train, y, test, y_test, [0.0, 0.3], [5, 6])
+    sweep = label_noise.label_noise_sweep((train, y), (test, y_test), [0.0, 0.3], [5, 6])
     assert sweep.single.shape == sweep.ensemble.shape == (2, 2)
     # K = 4, 30% flipped: accuracy against the noisy labels is 0.1 + 0.6 x the clean one, so with
     # the flips spread over the validation rows the clearest view still wins (were every

@@ -39,7 +39,7 @@ def test_probe_network_chooses_the_informative_block_and_tests_it():
     x = (x + 0.3 * torch.randn(x.shape, generator=gen, dtype=torch.float64)).float()
     sigmas = [0.01, 0.3, 1.0, 3.0]
     result = network_probe.probe_network(
-        _Blocks(), x[:400], labels[:400], x[400:], labels[400:], sigmas
+        _Blocks(), (x[:400], labels[:400]), (x[400:], labels[400:]), sigmas
     )
     assert result.layer == "sees"
     # chance is 0.1; 320 rows fit the probe, so it stays below the Bayes accuracy (0.99)
@@ -57,8 +57,10 @@ def test_probe_network_chooses_the_informative_block_and_tests_it():
     assert result.crossfit is None and not result.shape.paired
     # paired: the peak chosen by cross-fitting on all 400 training rows, paired errors
     paired = network_probe.probe_network(
-        _Blocks(), x[:400], labels[:400], x[400:], labels[400:], sigmas, paired=True
+        _Blocks(), (x[:400], labels[:400]), (x[400:], labels[400:]), sigmas, paired=True
     )
+    with pytest.raises(ValueError, match="train must be a pair"):
+        network_probe.probe_network(_Blocks(), x[:400], (x[400:], labels[400:]), sigmas)
     peak_choice = levels.crossfit_level(per_sigma[:, :400], labels[:400], sigmas=sigmas)
     peak, crossfit = peak_choice.index, peak_choice.curve
     assert paired.shape.paired and paired.shape.peak == peak

@@ -25,7 +25,7 @@ def test_heun_follows_the_exact_flow_of_gaussian_data():
     exact = at_lo * c**2 / (c**2 + lo**2)
     errors = {}
     for steps in (10, 20, 40):
-        got = heun_sample(den, seeds, (2, 4, 4), lo, hi, steps, progress=False).double()
+        got = heun_sample(den, seeds, (2, 4, 4), (lo, hi), steps=steps, progress=False).double()
         errors[steps] = ((got - exact).abs().max() / exact.abs().max()).item()
     print(errors)  # measured: 0.185, 0.037, 0.0084 (Euler's error halves per halving)
     assert errors[40] < 0.015
@@ -34,9 +34,9 @@ def test_heun_follows_the_exact_flow_of_gaussian_data():
 
 def test_a_sample_depends_on_its_seed_only():
     den = gaussian_denoiser(0.7)
-    together = heun_sample(den, [11, 12, 13, 14], (1, 3, 3), 0.01, 10.0, 8, batch_size=3,
-                           progress=False)  # fmt: skip
-    alone = heun_sample(den, [13], (1, 3, 3), 0.01, 10.0, 8, progress=False)
+    together = heun_sample(den, [11, 12, 13, 14], (1, 3, 3), (0.01, 10.0), steps=8,
+                           batch_size=3, progress=False)  # fmt: skip
+    alone = heun_sample(den, [13], (1, 3, 3), (0.01, 10.0), steps=8, progress=False)
     assert torch.equal(together[2], alone[0])
     assert not torch.equal(together[0], together[1])
     own = torch.randn((1, 3, 3), generator=torch.Generator().manual_seed(13))
@@ -46,9 +46,11 @@ def test_a_sample_depends_on_its_seed_only():
 def test_bad_arguments_are_named():
     den = gaussian_denoiser(1.0)
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
-        heun_sample(den, [0], (1, 2, 2), 1.0, 0.5, progress=False)
+        heun_sample(den, [0], (1, 2, 2), (1.0, 0.5), progress=False)
+    with pytest.raises(ValueError, match="sigma_range must be"):
+        heun_sample(den, [0], (1, 2, 2), 0.5, progress=False)
     with pytest.raises(ValueError, match="seeds is empty"):
-        heun_sample(den, [], (1, 2, 2), 0.1, 1.0, progress=False)
+        heun_sample(den, [], (1, 2, 2), (0.1, 1.0), progress=False)
 
 
 def test_euler_follows_the_probability_flow_ode_exactly_for_a_constant_denoiser():
@@ -59,8 +61,8 @@ def test_euler_follows_the_probability_flow_ode_exactly_for_a_constant_denoiser(
         return torch.full_like(x_t, 0.25)
 
     sigma_min, sigma_max = 0.01, 80.0
-    out = euler_sample(constant, 3, torch.Generator().manual_seed(1), (1, 8, 8), sigma_min,
-                       sigma_max, steps=6)  # fmt: skip
+    out = euler_sample(constant, 3, torch.Generator().manual_seed(1), (1, 8, 8),
+                       (sigma_min, sigma_max), steps=6)  # fmt: skip
     assert out.shape == (3, 1, 8, 8) and bool((out == 0.25).all())
     assert all(torch.equal(s, s[:1].expand(3)) for s, _ in calls)  # one level for every row
     levels = [float(s[0]) for s, _ in calls]
@@ -74,4 +76,4 @@ def test_euler_follows_the_probability_flow_ode_exactly_for_a_constant_denoiser(
         torch.testing.assert_close(x - 0.25, (x0 - 0.25) * float(s[0]) / sigma_max, rtol=1e-4,
                                    atol=1e-4)  # fmt: skip
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
-        euler_sample(constant, 3, torch.Generator(), (1, 8, 8), 1.0, 0.5)
+        euler_sample(constant, 3, torch.Generator(), (1, 8, 8), (1.0, 0.5))
