@@ -100,6 +100,6 @@ def label_noise_sweep(
         accuracy = ensemble_probe(
             train_features, noisy, test_features, test_labels, window, weight_decay
         )
-        single[r, j], ensemble[r, j] = accuracy.members[window.index(best)], accuracy.vote
+        single[r, j], ensemble[r, j] = accuracy.single[window.index(best)], accuracy.vote
         center[r, j] = best
     return LabelNoiseSweep(torch.as_tensor(rates, dtype=torch.float64), single, ensemble, center)

@@ -98,16 +98,19 @@ def probe_network(
                                      progress=progress)  # fmt: skip
     seconds = time.perf_counter() - start
     N = len(x_train)
-    train = {name: F[:, :N] for name, F in features.items()}
-    chosen = best_layer(sigmas, train, y_train, seed=seed)
+    train_features = {name: F[:, :N] for name, F in features.items()}
+    chosen = best_layer(sigmas, train_features, y_train, seed=seed)
     layer, validation = chosen.name, chosen.curves
-    test = features[layer][:, N:]
+    test_features = features[layer][:, N:]
     if paired:
-        block = probe_blocks(sigmas, {layer: train[layer]}, y_train, {layer: test}, y_test,
+        block = probe_blocks(sigmas, {layer: train_features[layer]}, y_train,
+                             {layer: test_features}, y_test,
                              seed=seed, z=z)[layer]  # fmt: skip
         curve, crossfit, shape = block.curve, block.crossfit, block.shape
     else:
-        curve = probe_across_sigma(sigmas, list(train[layer]), y_train, list(test), y_test)
+        curve = probe_across_sigma(
+            sigmas, list(train_features[layer]), y_train, list(test_features), y_test
+        )
         peak, crossfit = int(validation[layer].accuracy.argmax()), None
         shape = curve_shape(curve.accuracy, curve.stderr, z=z, peak=peak)
     return NetworkProbe(layer, curve, validation[layer], crossfit, shape, seconds)

@@ -218,7 +218,7 @@ class SizeSweep:
 
     Attributes:
         runs: ``{N: UNetRun}`` one network per subset size.
-        classifier: the embedding of the scores; ``classifier_record`` its ``run.json``.
+        classifier: the embedding of the scores; ``classifier_record`` its typed record.
         reference, heldout: embeddings of two disjoint sets of test images (the Frechet
             distance's reference; the generalization score's calibration).
         fixed, test: ``(images, labels)`` of the fixed probe set (the same for every size) and

@@ -158,10 +158,10 @@ def ensemble_window(center: int, levels: int, width: int = 2) -> list[int]:
 
 @dataclass(frozen=True)
 class EnsembleAccuracy:
-    """Test accuracies of soft voting: ``members`` ``(len(members),)`` of each voting level's
+    """Test accuracies of soft voting: ``single`` ``(len(members),)`` of each voting level's
     probe alone, ``vote`` (0-d) of their averaged logits."""
 
-    members: torch.Tensor
+    single: torch.Tensor
     vote: torch.Tensor
 
 

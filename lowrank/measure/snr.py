@@ -106,7 +106,7 @@ def _over_classes(
     return SNREstimate(weights @ ratios, (weights.square() @ variances).sqrt())
 
 
-def _split_energy(proj: torch.Tensor, full: torch.Tensor) -> SNREstimate:
+def _split_energy(proj: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Energy of ``proj`` (the decoded block) and of ``full - proj``, per row."""
     return proj.square().sum(-1), (full - proj).square().sum(-1)
 
@@ -132,7 +132,7 @@ def snr(
         per_class: return the ``(K,)`` class ratios instead of their weighted mean.
 
     Returns:
-        float64 scalars (``(K,)`` with ``per_class``).
+        Value and standard error, float64 scalars (``(K,)`` with ``per_class``).
     """
     K = check_labels(labels, "labels", K=len(class_bases))
     if features.ndim != 2 or features.shape[0] != labels.shape[0]:

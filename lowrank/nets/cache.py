@@ -77,6 +77,9 @@ class RunRecord:
         seconds_this_call, images_per_second: the last training call's time and speed
             (``images_per_second`` ``None`` when that call trained nothing).
         device, world_size: where it trained; ``environment`` the software and machine.
+
+    The integrity fields (``complete``, the hashes, ``init_fingerprint``) are checked when the
+    run loads and not carried here; ``run.json`` itself holds them.
     """
 
     config: dict

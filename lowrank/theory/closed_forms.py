@@ -232,8 +232,8 @@ def snr_two_block(
 class SNRLimits:
     """The optimal denoiser's SNR at the ends of the noise axis."""
 
-    small_sigma: float
-    large_sigma: float
+    at_small_sigma: float
+    at_large_sigma: float
 
 
 def snr_limits(K: int, delta: float) -> SNRLimits:
@@ -241,4 +241,4 @@ def snr_limits(K: int, delta: float) -> SNRLimits:
     :math:`1/((K-1)\delta^2)` and :math:`1/(K-1)`."""
     _check_delta(delta)
     K = check_count(K, "K", minimum=2)
-    return SNRLimits(small_sigma=1 / ((K - 1) * delta**2), large_sigma=1 / (K - 1))
+    return SNRLimits(at_small_sigma=1 / ((K - 1) * delta**2), at_large_sigma=1 / (K - 1))

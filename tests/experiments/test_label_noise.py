@@ -33,7 +33,7 @@ def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
             c = int(sweep.center[r, j])
             window = probes.ensemble_window(c, 7)
             accuracy = probes.ensemble_probe(train, noisy, test, y_test, window)
-            single, vote = accuracy.members, accuracy.vote
+            single, vote = accuracy.single, accuracy.vote
             assert sweep.single[r, j] == single[window.index(c)] and sweep.ensemble[r, j] == vote
     # wrong labels cost accuracy, and the clean test labels are what it is scored on
     assert bool((sweep.single[1] < sweep.single[0]).all())

@@ -163,7 +163,7 @@ def test_ensemble_probe_averages_the_members_logits():
     test, test_labels = _noisy_views(5, 2000, 8, 3.0, seed=1)
     test = [t + 0 for t in test]
     accuracy = probes.ensemble_probe(train, labels, test, test_labels, [0, 2, 4])
-    single, vote = accuracy.members, accuracy.vote
+    single, vote = accuracy.single, accuracy.vote
     for j, i in enumerate([0, 2, 4]):  # each member alone is the plain probe
         assert single[j].item() == probes.logistic_probe(train[i], labels, test[i], test_labels)
     logits = [probes.logistic_logits(train[i], labels, test[i])[0] for i in (0, 2, 4)]
@@ -171,7 +171,7 @@ def test_ensemble_probe_averages_the_members_logits():
     assert vote.item() == by_hand.item()
     # independent errors: the soft vote of five views beats the best view by many std errors
     accuracy5 = probes.ensemble_probe(train, labels, test, test_labels, range(5))
-    single5, vote5 = accuracy5.members, accuracy5.vote
+    single5, vote5 = accuracy5.single, accuracy5.vote
     se = (single5.max() * (1 - single5.max()) / len(test_labels)).sqrt()
     assert vote5 - single5.max() > 5 * se, (single5, vote5)
     with pytest.raises(ValueError, match="members must be indices"):

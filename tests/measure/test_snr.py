@@ -46,7 +46,7 @@ def test_snr_exact_reproduces_table_4_orthogonal():
 @pytest.mark.parametrize("K, delta", [(2, 0.2), (5, 0.3)])
 def test_snr_exact_reaches_its_limits(K, delta):
     limits = closed_forms.snr_limits(K, delta)
-    small, large = limits.small_sigma, limits.large_sigma
+    small, large = limits.at_small_sigma, limits.at_large_sigma
     gen = torch.Generator().manual_seed(1)
     snr_estimate = snr_exact(MoLRG(40, K, 4, delta), [1e-4, 1e4], 50_000, gen)
     snr, se = snr_estimate.value, snr_estimate.stderr

@@ -30,7 +30,7 @@ def test_snr_approx_equals_its_beta_form():
 
 def test_snr_approx_limits():
     limits = closed_forms.snr_limits(3, 0.2)
-    small, large = limits.small_sigma, limits.large_sigma
+    small, large = limits.at_small_sigma, limits.at_large_sigma
     assert (small, large) == (pytest.approx(12.5), pytest.approx(0.5))
     for variant in ("derived", "paper"):
         ends = closed_forms.snr_approx(3, 5, 0.2, [1e-5, 1e5], variant)

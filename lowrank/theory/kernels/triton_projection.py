@@ -236,8 +236,7 @@ def kernel_launch(
 ) -> KernelLaunch:
     """The kernel launch for these inputs, so that the ahead-of-time compile check
     (:mod:`tools.compile_report`) compiles exactly what :func:`projection_denoise_triton`
-    launches. ``config``
-    replaces :func:`launch_config`'s choice (to compile candidates)."""
+    launches. ``config`` replaces :func:`launch_config`'s choice (to compile candidates)."""
     x_t = x_t.contiguous()  # the output shares its strides
     B, N = x_t.shape
     K, M = p.lam.shape
