@@ -5,6 +5,11 @@ clean :math:`x_0` with :math:`\\sigma`'s conditioning, Fig. 11), reading the act
 block and averaging it over space. One forward pass gives every layer: forward hooks on the
 named submodules record the globally average-pooled output of each as the network runs.
 
+Readouts. A name is a block (``"mid_block"``: the paper's global average, ``(B, C)``) or a
+block with a spatial readout, ``"mid_block@2x2"``: the average over each cell of a 2 x 2 grid
+(adaptive average pooling), ``(B, C * 4)``, which keeps the coarse layout that the global
+average throws away. Every readout of a block comes from the same forward pass.
+
 * :class:`HookedDenoiser`: what is probed, one object: a denoiser ``den(x_t, sigma) -> x0_hat``
   (:class:`lowrank.theory.denoisers.Denoiser`) whose ``network`` holds the blocks to hook (a
   :class:`lowrank.nets.unet.UNetDenoiser`; a module called as ``module(x_t, sigma)`` is its own
@@ -54,15 +59,37 @@ def _network(denoiser) -> nn.Module:
     )
 
 
-def _pool(output) -> torch.Tensor:
-    """``(B, C)`` global average of a block's output over its spatial dimensions; blocks that
-    return a tuple (a UNet down block returns its output and its skip connections) give their
-    first element."""
+def _pool(output, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """``(B, C)`` global average of a block's output over its spatial dimensions, or with a
+    ``grid`` ``(h, w)`` the ``(B, C * h * w)`` averages over the cells of an ``h x w`` grid;
+    blocks that return a tuple (a UNet down block returns its output and its skip connections)
+    give their first element."""
     if isinstance(output, tuple | list):
         output = output[0]
     if not isinstance(output, torch.Tensor) or output.ndim < 2:
         raise TypeError(f"a hooked layer must output a (B, C, ...) tensor, got {type(output)}")
-    return output.flatten(2).mean(-1) if output.ndim > 2 else output
+    if grid is None:
+        return output.flatten(2).mean(-1) if output.ndim > 2 else output
+    if output.ndim != 4 or output.shape[2] < grid[0] or output.shape[3] < grid[1]:
+        raise ValueError(
+            f"a {grid[0]}x{grid[1]} readout needs a (B, C, H, W) output with H >= {grid[0]} and "
+            f"W >= {grid[1]}, got shape {tuple(output.shape)}"
+        )
+    return nn.functional.adaptive_avg_pool2d(output, grid).flatten(1)
+
+
+def _readout(name: str) -> tuple[str, tuple[int, int] | None]:
+    """``("mid_block", (2, 2))`` for ``"mid_block@2x2"``, ``("mid_block", None)`` for a block."""
+    block, at, grid = name.partition("@")
+    if not at:
+        return name, None
+    rows, x, cols = grid.partition("x")
+    if not (x and rows.isdigit() and cols.isdigit() and int(rows) > 0 and int(cols) > 0):
+        raise ValueError(
+            f"readout {name!r}: write a block with a grid of cells, e.g. {block}@2x2, or the "
+            "block alone for the global average"
+        )
+    return block, (int(rows), int(cols))
 
 
 def _batch_seed(seed: int, level: int, batch: int) -> int:
@@ -75,29 +102,35 @@ def _batch_seed(seed: int, level: int, batch: int) -> int:
 class PooledActivations:
     """Record the pooled outputs of ``model``'s submodules ``names`` during forward passes.
 
-    ``with PooledActivations(model, ["mid_block", "up_blocks.0"]) as act: model(x)`` leaves
-    ``act.outputs[name]`` = ``(B, C)`` float32 pooled activations of the last pass.
+    ``with PooledActivations(model, ["mid_block", "up_blocks.0@2x2"]) as act: model(x)`` leaves
+    ``act.outputs[name]`` = ``(B, C)`` (``(B, C * 4)`` for the 2 x 2 readout) float32 pooled
+    activations of the last pass; one hook per block serves all its readouts.
     """
 
     def __init__(self, model: nn.Module, names: Sequence[str]):
         modules = dict(model.named_modules())
-        missing = [name for name in names if name not in modules]
+        readouts = {name: _readout(name) for name in names}
+        missing = [name for name, (block, _) in readouts.items() if block not in modules]
         if missing or not names:
             known = [name for name in modules if name][:20]
             raise ValueError(f"no layers {missing or names!r} in the model; some it has: {known}")
-        self.modules = {name: modules[name] for name in names}
+        self.readouts: dict[str, dict[str, tuple[int, int] | None]] = {}
+        for name, (block, grid) in readouts.items():
+            self.readouts.setdefault(block, {})[name] = grid
+        self.modules = {block: modules[block] for block in self.readouts}
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list = []
 
     def __enter__(self) -> PooledActivations:
-        for name, module in self.modules.items():
-            hook = self._recorder(name)
+        for block, module in self.modules.items():
+            hook = self._recorder(block)
             self._handles.append(module.register_forward_hook(hook))
         return self
 
-    def _recorder(self, name: str):
+    def _recorder(self, block: str):
         def record(module, inputs, output):
-            self.outputs[name] = _pool(output).detach().float()
+            for name, grid in self.readouts[block].items():
+                self.outputs[name] = _pool(output, grid).detach().float()
 
         return record
 
@@ -126,7 +159,8 @@ def features_across_sigma(
             module that is its own network. ``denoiser(x_t, sigma)`` runs it once on a batch
             ``x_t`` with per-row noise levels ``sigma`` ``(B,)`` (the book's convention
             ``x_t = x_0 + sigma n``); its return value is ignored.
-        names: submodule names, as in ``denoiser.network.named_modules()``.
+        names: submodule names, as in ``denoiser.network.named_modules()``, each with an
+            optional spatial readout (``"mid_block@2x2"``; see the module).
         x0: ``(N, ...)`` clean inputs, on the model's device.
         sigmas: ``(S,)`` noise levels > 0.
         clean: feed ``x0`` itself with ``sigma``'s conditioning (the paper's Fig. 11) instead of
@@ -137,7 +171,8 @@ def features_across_sigma(
         progress: show a progress bar over the ``S`` levels.
 
     Returns:
-        ``{name: (S, N, C) float32 tensor}`` on the CPU.
+        ``{name: (S, N, C) float32 tensor}`` on the CPU (``C * h * w`` columns for an
+        ``h x w`` readout, channel-major).
     """
     sig = as_sigmas(sigmas, torch.float64)
     batch_size = check_count(batch_size, "batch_size")

@@ -51,6 +51,44 @@ def test_features_are_the_pooled_activations_of_each_layer():
     assert all(not m._forward_hooks for m in net.modules())  # hooks removed
 
 
+def test_spatial_readouts_are_cell_means_from_the_same_forward_pass():
+    """``"mid@2x2"``: the means over the four quadrants of a 4 x 4 map, channel-major; the
+    global average beside it is unchanged, and one pass serves both."""
+    net = TinyNet()
+    calls = []
+    counting = _Hooked(net, lambda x, s: calls.append(1) or net(x, s))
+    x0 = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(3))
+    names = ["mid", "mid@2x2", "down@1x4"]
+    feats = features_across_sigma(counting, names, x0, [0.3], clean=True, progress=False)
+    assert len(calls) == 1 and list(feats) == names
+    plain = features_across_sigma(net, ["mid"], x0, [0.3], clean=True, progress=False)["mid"]
+    assert torch.equal(feats["mid"], plain)
+    h = torch.tanh(net.down(x0)) + torch.full((6,), 0.3).log()[:, None, None, None]
+    mid = net.mid(h).detach()  # (6, 6, 4, 4)
+    quadrants = mid.reshape(6, 6, 2, 2, 2, 2).mean((3, 5)).flatten(1)  # (B, C * 2 * 2)
+    torch.testing.assert_close(feats["mid@2x2"][0], quadrants, rtol=1e-6, atol=1e-6)
+    columns = net.down(x0).detach().mean(2)  # a 1 x 4 grid: one cell per column
+    assert feats["down@1x4"].shape == (1, 6, 16)
+    torch.testing.assert_close(feats["down@1x4"][0], columns.flatten(1), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("mid@0x2", "readout 'mid@0x2'"),
+        ("mid@2", "readout 'mid@2'"),
+        ("mid@axb", "readout 'mid@axb'"),
+        ("mid@5x5", "H >= 5"),
+        ("nope@2x2", "no layers"),
+    ],
+)
+def test_bad_readouts_are_named(name, match):
+    net = TinyNet()
+    with pytest.raises(ValueError, match=match):
+        features_across_sigma(net, [name], torch.zeros(2, 1, 4, 4), [0.1], progress=False)
+    assert all(not m._forward_hooks for m in net.modules())
+
+
 def test_noisy_features_are_seeded_and_use_the_noise_level():
     net = TinyNet()
     x0 = torch.randn(6, 1, 5, 5, generator=torch.Generator().manual_seed(2))
