@@ -1,8 +1,12 @@
-"""Memorization and generalization scores against brute force and closed forms; the cached
-classifier whose embedding they use."""
+"""Spearman's correlation, its bootstrap interval and its exact permutation p-value, against
+the textbook formula, a hand-computed tie case and scipy's exact permutation test."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
+from scipy import stats as scipy_stats
 
 from lowrank.measure import correlation
 
@@ -30,3 +34,26 @@ def test_rank_correlation_matches_spearmans_formula_and_handles_ties():
     b = torch.tensor([1.0, 2, 3, 4], dtype=torch.float64)
     a, b = a - a.mean(), b - b.mean()
     assert tied == pytest.approx(((a * b).sum() / (a.norm() * b.norm())).item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rank_correlation_p_enumerates_every_pairing_as_scipy_does(seed):
+    gen = np.random.default_rng(seed)
+    x = gen.normal(size=7)
+    y = 0.6 * x + gen.normal(size=7)
+    if seed == 2:
+        y[:3] = 1.0  # ties
+    exact = scipy_stats.permutation_test(
+        (y,), lambda v: scipy_stats.spearmanr(x, v).statistic, permutation_type="pairings",
+        n_resamples=np.inf, alternative="two-sided",
+    )  # fmt: skip
+    assert correlation.rank_correlation_p(x, y) == pytest.approx(exact.pvalue, abs=1e-12)
+
+
+def test_a_perfect_rank_order_of_8_has_p_2_over_8_factorial():
+    x = torch.arange(8.0)
+    assert correlation.rank_correlation_p(x, x**3) == pytest.approx(2 / math.factorial(8))
+    with pytest.raises(ValueError, match="3 to 9 values"):
+        correlation.rank_correlation_p(torch.arange(10.0), torch.arange(10.0))
+    with pytest.raises(ValueError, match="all its values tied"):
+        correlation.rank_correlation_p([1.0, 1, 1], [1.0, 2, 3])

@@ -1,0 +1,116 @@
+"""Power, detectable effects, families of tests and the exact permutation test, each against an
+independent reference (scipy, or a hand enumeration)."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as scipy_stats
+
+from lowrank.measure import inference
+from tests.bad_input_cases import check_case
+
+
+def test_power_and_detectable_effect_are_the_normal_formulas():
+    for effect, se, z in [(1.48, 0.5, 3.0), (0.3, 0.3, 3.0), (2.0, 1.0, 1.96), (-1.0, 0.4, 3.0)]:
+        assert inference.power(effect, se, z) == pytest.approx(
+            scipy_stats.norm.sf(z - effect / se), rel=1e-12, abs=1e-300
+        )
+    # the conventional MDE: 80% power at z = 3 is (3 + 0.8416) s.e.
+    assert inference.detectable_effect(0.5) == pytest.approx(
+        (3 + scipy_stats.norm.ppf(0.8)) * 0.5, rel=1e-12
+    )
+    assert inference.detectable_effect(0.5, power=0.5) == pytest.approx(1.5, rel=1e-12)
+    # the two are inverse: the detectable effect at power p has power p
+    for p in (0.2, 0.5, 0.8, 0.95):
+        d = inference.detectable_effect(0.7, z=3.0, power=p)
+        assert inference.power(d, 0.7, 3.0) == pytest.approx(p, rel=1e-9)
+
+
+def test_bonferroni_and_the_familywise_rate():
+    assert inference.bonferroni_level(0.95, 5) == pytest.approx(0.99)
+    # the issue's figure: the one-sided z = 3 tail over 100 independent curves
+    tail = scipy_stats.norm.sf(3.0)
+    assert inference.familywise_rate(tail, 100) == pytest.approx(1 - (1 - tail) ** 100, rel=1e-12)
+    assert 0.12 < inference.familywise_rate(tail, 100) < 0.13
+    assert inference.familywise_rate(0.0, 10) == 0.0 and inference.familywise_rate(1.0, 3) == 1.0
+
+
+def test_holm_matches_a_hand_worked_family():
+    """p = (0.01, 0.04, 0.03, 0.005), m = 4: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 gives
+    0.02, 0.03, 0.06, 0.04; the running maximum makes the last 0.06."""
+    adjusted = inference.holm([0.01, 0.04, 0.03, 0.005])
+    torch.testing.assert_close(
+        adjusted, torch.tensor([0.03, 0.06, 0.06, 0.02], dtype=torch.float64), rtol=0, atol=1e-15
+    )
+    assert inference.holm([0.5, 0.9]).tolist() == [1.0, 1.0]  # capped at 1
+    # never below Bonferroni's rejections: every p * m <= alpha is also rejected by Holm
+    p = torch.rand(20, generator=torch.Generator().manual_seed(0), dtype=torch.float64) / 10
+    assert bool((inference.holm(p) <= (p * 20).clamp(max=1)).all())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_permutation_test_enumerates_every_split_as_scipy_does(seed):
+    gen = np.random.default_rng(seed)
+    a, b = gen.normal(0.8, 1, 4), gen.normal(0, 1, 4)
+    if seed == 2:
+        a[:2] = b[:2] = 0.0  # zero-inflated, with ties
+    ours = inference.permutation_test(a, b)
+    exact = scipy_stats.permutation_test(
+        (a, b), lambda x, y: np.mean(x) - np.mean(y), permutation_type="independent",
+        n_resamples=np.inf, alternative="two-sided",
+    )  # fmt: skip
+    assert ours.splits == 70 and ours.difference == pytest.approx(a.mean() - b.mean())
+    assert ours.p_value == pytest.approx(exact.pvalue, abs=1e-12)
+    # and against a hand enumeration of the 70 splits
+    pooled = np.concatenate([a, b])
+    count = 0
+    for group in itertools.combinations(range(8), 4):
+        rest = [i for i in range(8) if i not in group]
+        d = pooled[list(group)].mean() - pooled[rest].mean()
+        count += abs(d) >= abs(a.mean() - b.mean()) - 1e-12
+    assert ours.p_value == count / 70
+
+
+def test_a_complete_separation_of_4_and_4_has_the_smallest_p():
+    result = inference.permutation_test([5.0, 6, 7, 8], [1.0, 2, 3, 4])
+    assert result.p_value == pytest.approx(2 / 70)  # the split itself and its mirror
+
+
+BAD_INPUTS = {
+    "power with zero stderr": (lambda t: inference.power(1.0, 0.0), (ValueError, "stderr")),
+    "power with NaN effect": (lambda t: inference.power(math.nan, 1.0), (ValueError, "effect")),
+    "detectable effect at power 1": (
+        lambda t: inference.detectable_effect(1.0, power=1.0),
+        (ValueError, "power must lie in"),
+    ),
+    "bonferroni over 0 tests": (
+        lambda t: inference.bonferroni_level(0.95, 0),
+        (ValueError, "tests"),
+    ),
+    "holm of a p above 1": (lambda t: inference.holm([0.2, 1.5]), (ValueError, "p_values")),
+    "holm of nothing": (lambda t: inference.holm([]), (ValueError, "at least one")),
+    "familywise rate above 1": (
+        lambda t: inference.familywise_rate(1.5, 3),
+        (ValueError, "per_test"),
+    ),
+    "permutation test of one value": (
+        lambda t: inference.permutation_test([1.0], [2.0, 3.0]),
+        (ValueError, "at least 2 values"),
+    ),
+    "permutation test too large": (
+        lambda t: inference.permutation_test(torch.zeros(15), torch.zeros(15)),
+        (ValueError, "MAX_SPLITS"),
+    ),
+    "permutation test with NaN": (
+        lambda t: inference.permutation_test([1.0, math.nan], [2.0, 3.0]),
+        (ValueError, "finite"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input(name, tmp_path):
+    check_case(name, *BAD_INPUTS[name], tmp_path)
