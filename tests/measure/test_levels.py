@@ -93,3 +93,49 @@ BAD_INPUT = {
 @pytest.mark.parametrize("name", BAD_INPUT)
 def test_bad_input(name, tmp_path):
     check_case(name, *BAD_INPUT[name], tmp_path)
+
+
+def _blocks(seed, N, strengths):
+    """``{name: (3, N, 4)}`` features of blocks whose class signal has the given strength."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(3).repeat(N // 3)
+    means = torch.eye(3, 4, dtype=torch.float64)[y]
+    return {
+        name: torch.stack(
+            [s * means + torch.randn(N, 4, generator=g, dtype=torch.float64) for _ in range(3)]
+        )  # fmt: skip
+        for name, s in strengths.items()
+    }, y
+
+
+def test_block_per_sigma_envelope_is_the_per_level_maximum_of_crossfit_curves():
+    features, y = _blocks(0, 150, {"a": 1.0, "b": 1.2, "c": 0.8})
+    result = levels.block_per_sigma([0.01, 0.1, 1.0], features, y, seed=3)
+    curves = {n: levels.crossfit_level(F, y, seed=3).curve.accuracy for n, F in features.items()}
+    stacked = torch.stack(list(curves.values()))
+    torch.testing.assert_close(result.envelope, stacked.max(0).values, rtol=0, atol=0)
+    assert result.blocks == [list(curves)[i] for i in stacked.argmax(0).tolist()]
+    assert result.sigmas.tolist() == [0.01, 0.1, 1.0]
+
+
+def test_block_per_sigma_inflation_is_zero_for_a_clear_winner_and_positive_for_noise():
+    clear, y = _blocks(1, 150, {"signal": 6.0, "noise": 0.0})
+    result = levels.block_per_sigma([0.1, 0.2, 0.3], clear, y)
+    assert result.blocks == ["signal"] * 3
+    # one block wins on both halves: naive and honest are the same two numbers, swapped
+    assert result.inflation.abs().max().item() < 1e-12
+    noise, y = _blocks(2, 90, {f"n{i}": 0.0 for i in range(8)})
+    result = levels.block_per_sigma([0.1, 0.2, 0.3], noise, y)
+    # eight blocks of pure noise: the best of eight flatters itself; the choice is worth chance
+    assert result.inflation.mean().item() > 0.03
+    assert abs(result.honest.mean().item() - 1 / 3) < 0.1
+
+
+def test_block_per_sigma_names_bad_inputs():
+    features, y = _blocks(0, 30, {"a": 1.0})
+    with pytest.raises(ValueError, match="at least one block"):
+        levels.block_per_sigma([0.1, 0.2, 0.3], {}, y)
+    with pytest.raises(ValueError, match=r"train_features\['a'\] must be \(S, N, p\)"):
+        levels.block_per_sigma([0.1, 0.2], features, y)
+    with pytest.raises(ValueError, match="sigmas must increase strictly"):
+        levels.block_per_sigma([0.3, 0.2, 0.1], features, y)
