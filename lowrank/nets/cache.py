@@ -43,11 +43,13 @@ from lowrank.nets.runs import UNetRun, cli_args
 from lowrank.nets.train import _distributed, _read_checkpoint, fingerprint, fit, write_error
 from lowrank.nets.unet import UNetDenoiser
 from lowrank.nets.verify import (
+    check_schedule,
     check_weights,
     expected_architecture,
     finished_record,
     hash_weights,
     loading_hash,
+    schedule_hash,
 )
 from lowrank.provenance import environment
 
@@ -268,6 +270,7 @@ def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
         "images_per_epoch": len(x0),
         "parameters": sum(p.numel() for p in model.parameters()),
         "init_fingerprint": init_fingerprint,
+        "schedule_sha256": schedule_hash(model),
         "weights_sha256": hash_weights(folder, names) if rank == 0 else None,
         "seconds_this_call": seconds,
         "images_per_second": trained / seconds if seconds > 0 else None,
@@ -340,6 +343,7 @@ def load_unet(
     weights = check_weights(run, folder, name, record)
     # local_files_only: a cached run never reaches the hub, whatever the path holds
     network = run.denoiser_class().from_pretrained(weights, local_files_only=True).eval()
+    check_schedule(network, folder, record)
     count, recorded = sum(p.numel() for p in network.parameters()), record.get("parameters")
     if count != recorded:
         raise ValueError(

@@ -11,6 +11,9 @@ import json
 import warnings
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from lowrank.nets.runs import NATIVE, WEIGHTS_FILE, UNetRun, UnverifiedWeightsWarning
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "finished_record",
     "expected_architecture",
     "check_weights",
+    "schedule_hash",
+    "check_schedule",
 ]
 
 
@@ -173,3 +178,28 @@ def check_weights(run: UNetRun, folder: Path, name: str, record: dict) -> Path:
                 f"changed or corrupted; {fix}"
             )
     return weights
+
+
+def schedule_hash(network: nn.Module) -> str:
+    """SHA-256 of the network's non-persistent buffers (its noise schedule: the DDPM
+    ``log_sigmas`` table, or EDM's sigma range). The code builds them, the weights files do not
+    hold them, and the cache key does not name them: a schedule changed in the code would
+    otherwise load networks trained under the old one."""
+    saved = set(network.state_dict())
+    buffers = [b for name, b in network.named_buffers() if name not in saved]
+    digest = hashlib.sha256(b"schedule")
+    for b in buffers:
+        digest.update(b.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_schedule(network: nn.Module, folder: Path, record: dict) -> None:
+    """Refuse a network whose code-built schedule differs from the one it was trained under
+    (records written before ``schedule_sha256`` existed are not checked)."""
+    recorded = record.get("schedule_sha256")
+    if recorded is not None and recorded != schedule_hash(network):
+        raise ValueError(
+            f"{folder} was trained under another noise schedule than this code builds for "
+            f"{type(network).__name__} (its T, beta range or sigma range changed): delete "
+            f"{folder} to retrain, and bump nets.runs._FORMAT when the change is meant"
+        )

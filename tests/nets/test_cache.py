@@ -10,8 +10,9 @@ import torch
 
 from lowrank import data
 from lowrank.__main__ import main
-from lowrank.nets import cache
+from lowrank.nets import cache, verify
 from lowrank.nets import train as train_module
+from lowrank.nets import unet as unet_module
 from lowrank.nets.cache import load_unet, train_unet
 from lowrank.nets.runs import UNetRun
 from lowrank.nets.unet import EDMUNetDenoiser
@@ -78,6 +79,33 @@ def test_snapshots_do_not_change_the_final_weights(tiny_data, tmp_path):
     for a, b in zip(with_snapshots.state_dict().values(), without.state_dict().values(),
                     strict=True):  # fmt: skip
         assert torch.equal(a, b)
+
+
+def test_a_schedule_changed_in_the_code_refuses_networks_trained_under_the_old_one(
+    tiny_data, tmp_path, monkeypatch
+):
+    """The cache key names the run, not the code's noise schedule: the record's
+    schedule_sha256 (the network's non-persistent buffers) catches a changed beta_end."""
+    run = _run(epochs=1)
+    trained = load_unet(run, cache=tmp_path, progress=False).denoiser
+    record = json.loads((run.folder(tmp_path) / "run.json").read_text())
+    assert record["schedule_sha256"] == verify.schedule_hash(trained)
+    # the hash reads the schedule, not the weights
+    other = cache.initial_network(run, 8, 1)
+    assert verify.schedule_hash(other) == verify.schedule_hash(trained)
+    real = unet_module.linear_alpha_bar
+
+    def planted(T, beta_start=1e-4, beta_end=0.02):  # beta_end 0.02 -> 0.025 in the code
+        return real(T, beta_start, 0.025)
+
+    monkeypatch.setattr(unet_module, "linear_alpha_bar", planted)
+    assert verify.schedule_hash(cache.initial_network(run, 8, 1)) != record["schedule_sha256"]
+    with pytest.raises(ValueError, match="another noise schedule"):
+        load_unet(run, cache=tmp_path)
+    monkeypatch.undo()
+    del record["schedule_sha256"], record["loading_sha256"]  # a record from before: not checked
+    (run.folder(tmp_path) / "run.json").write_text(json.dumps(record))
+    load_unet(run, cache=tmp_path)
 
 
 def test_missing_and_corrupt_runs(tiny_data, tmp_path):
