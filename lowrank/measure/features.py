@@ -7,8 +7,9 @@ named submodules record the globally average-pooled output of each as the networ
 
 Readouts. A name is a block (``"mid_block"``: the paper's global average, ``(B, C)``) or a
 block with a spatial readout, ``"mid_block@2x2"``: the average over each cell of a 2 x 2 grid
-(adaptive average pooling), ``(B, C * 4)``, which keeps the coarse layout that the global
-average throws away. Every readout of a block comes from the same forward pass.
+(adaptive average pooling: when the map's side is not a multiple of the grid's, neighbouring
+cells overlap by a row or a column), ``(B, C * 4)``, which keeps the coarse layout that the
+global average throws away. Every readout of a block comes from the same forward pass.
 
 * :class:`HookedDenoiser`: what is probed, one object: a denoiser ``den(x_t, sigma) -> x0_hat``
   (:class:`lowrank.theory.denoisers.Denoiser`) whose ``network`` holds the blocks to hook (a

@@ -198,8 +198,11 @@ class BlockPerSigma:
         envelope: ``(S,)`` that highest accuracy: the curve a per-level maximum plots.
         honest: ``(S,)`` the accuracy of the block chosen on one half's scores, read on the
             other half's (averaged over the two directions): what the choice is worth.
-        inflation: ``(S,)`` ``envelope - honest`` per half: how far the maximum over blocks
-            flatters itself at that level (0 when one block is clearly best).
+        inflation: ``(S,)`` the mean over the two halves of (the best block's score on that
+            half - its score on the other half): how far a maximum over blocks flatters itself
+            at that level, on ``N / 2`` rows (0 when one block wins on both halves). It is at
+            least ``envelope - honest``; a maximum over a test set of ``M`` rows inflates by
+            roughly ``sqrt(N / (2 M))`` times as much.
     """
 
     sigmas: torch.Tensor
@@ -223,7 +226,8 @@ def block_per_sigma(
     At each level and for each direction (fit on one half, score the other), the block with
     the best score on the scored half is chosen; its score there is the naive value, its score
     on the other half (by the probe fitted on the first) the honest one. Their mean difference
-    is the inflation; a test curve built from a per-level argmax carries about as much.
+    is the inflation. The probes that made the choice were fitted on the rows the honest value
+    reads; a nested split would remove that dependence at three times the probe fits.
 
     Arguments:
         train_features: ``{block: (S, N, p)}``, the same ``N`` rows for every block.

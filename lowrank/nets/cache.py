@@ -288,7 +288,8 @@ def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
 
 def is_cached(run: UNetRun, cache: str | Path | None = None) -> bool:
     """Whether the cache holds the finished run ``run`` (its record checked as
-    :func:`load_unet` checks it: a record of another run is an error, not ``False``)."""
+    :func:`load_unet` checks it: a record of another run is an error, not ``False``; the
+    weights and the schedule are checked when it loads)."""
     return finished_record(run, run.folder(cache)) is not None
 
 

@@ -68,8 +68,14 @@ class UNetDenoiser(nn.Module):
         super().__init__()
         self.unet = unet
         self.T = check_count(T, "T", minimum=2)
+        self.beta_start, self.beta_end = float(beta_start), float(beta_end)
         alpha_bar = linear_alpha_bar(self.T, beta_start, beta_end)
         self.register_buffer("log_sigmas", sigma_from_alpha_bar(alpha_bar).log(), persistent=False)
+
+    def schedule(self) -> dict:
+        """The noise schedule's settings, which the weights files do not hold (the model cache
+        records them: a network trained under other settings is refused)."""
+        return {"T": self.T, "beta_start": self.beta_start, "beta_end": self.beta_end}
 
     @classmethod
     def small(
@@ -256,8 +262,14 @@ class EDMUNetDenoiser(UNetDenoiser):
         self.unet = unet
         self.sigma_data, self.p_mean, self.p_std = float(sigma_data), float(p_mean), float(p_std)
         # the sampler's range: sigma_range() and below_schedule() read it as the DDPM schedule
+        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         levels = torch.tensor([sigma_min, sigma_max], dtype=torch.float64)
         self.register_buffer("log_sigmas", levels.log(), persistent=False)
+
+    def schedule(self) -> dict:
+        """The preconditioning and noise settings, which the weights files do not hold."""
+        names = ("sigma_data", "sigma_min", "sigma_max", "p_mean", "p_std")
+        return {name: getattr(self, name) for name in names}
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """``(B,)`` EDM's noise conditioning :math:`c_\\mathrm{noise} = \\ln(\\sigma) / 4`."""

@@ -11,7 +11,6 @@ import json
 import warnings
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from lowrank.nets.runs import NATIVE, WEIGHTS_FILE, UNetRun, UnverifiedWeightsWarning
@@ -48,8 +47,11 @@ LOADING_FIELDS = ("train_images", "images_per_epoch", "parameters", "init_finger
 
 
 def loading_hash(record: dict) -> str:
-    """SHA-256 of the record's :data:`LOADING_FIELDS` (canonical JSON)."""
+    """SHA-256 of the record's :data:`LOADING_FIELDS` (canonical JSON), and of its
+    ``schedule_sha256`` when it has one (records written before it hash as they did)."""
     fields = {name: record.get(name) for name in LOADING_FIELDS}
+    if "schedule_sha256" in record:
+        fields["schedule_sha256"] = record["schedule_sha256"]
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -181,16 +183,14 @@ def check_weights(run: UNetRun, folder: Path, name: str, record: dict) -> Path:
 
 
 def schedule_hash(network: nn.Module) -> str:
-    """SHA-256 of the network's non-persistent buffers (its noise schedule: the DDPM
-    ``log_sigmas`` table, or EDM's sigma range). The code builds them, the weights files do not
-    hold them, and the cache key does not name them: a schedule changed in the code would
-    otherwise load networks trained under the old one."""
-    saved = set(network.state_dict())
-    buffers = [b for name, b in network.named_buffers() if name not in saved]
-    digest = hashlib.sha256(b"schedule")
-    for b in buffers:
-        digest.update(b.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    """SHA-256 of the network's class and its schedule settings (``network.schedule()``: the
+    DDPM ``T`` and beta range, or EDM's preconditioning and sigma range). The code sets them,
+    the weights files do not hold them, and the cache key does not name them: a schedule
+    changed in the code would otherwise load networks trained under the old one. Settings, not
+    the tables built from them: a last-bit difference of ``log`` on another CPU changes no
+    setting."""
+    settings = {"class": type(network).__name__, **network.schedule()}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def check_schedule(network: nn.Module, folder: Path, record: dict) -> None:

@@ -57,3 +57,13 @@ def test_a_perfect_rank_order_of_8_has_p_2_over_8_factorial():
         correlation.rank_correlation_p(torch.arange(10.0), torch.arange(10.0))
     with pytest.raises(ValueError, match="all its values tied"):
         correlation.rank_correlation_p([1.0, 1, 1], [1.0, 2, 3])
+
+
+def test_rank_correlation_p_with_ties_on_both_sides_matches_scipy():
+    x = np.array([1.0, 2, 2, 3, 4, 4])
+    y = np.array([2.0, 1, 3, 3, 5, 4])
+    exact = scipy_stats.permutation_test(
+        (y,), lambda v: scipy_stats.spearmanr(x, v).statistic, permutation_type="pairings",
+        n_resamples=np.inf, alternative="two-sided",
+    )  # fmt: skip
+    assert correlation.rank_correlation_p(x, y) == pytest.approx(exact.pvalue, abs=1e-12)

@@ -114,3 +114,20 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("name", BAD_INPUTS)
 def test_bad_input(name, tmp_path):
     check_case(name, *BAD_INPUTS[name], tmp_path)
+
+
+def test_unequal_groups_and_a_tiny_scale_by_hand():
+    """3 + 5 values: the |difference| rule over all 56 splits, counted by hand; the same data
+    scaled by 1e-15 give the same p (the rounding tolerance is relative)."""
+    a, b = [2.0, 3.5, 4.0], [1.0, 0.5, 2.5, 1.5, 0.0]
+    pooled = a + b
+    observed = sum(a) / 3 - sum(b) / 5
+    count = 0
+    for group in itertools.combinations(range(8), 3):
+        rest = [pooled[i] for i in range(8) if i not in group]
+        d = sum(pooled[i] for i in group) / 3 - sum(rest) / 5
+        count += abs(d) >= abs(observed) - 1e-12
+    result = inference.permutation_test(a, b)
+    assert result.splits == 56 and result.p_value == count / 56 < 0.1
+    tiny = inference.permutation_test([1e-15 * v for v in a], [1e-15 * v for v in b])
+    assert tiny.p_value == result.p_value

@@ -85,7 +85,7 @@ def test_a_schedule_changed_in_the_code_refuses_networks_trained_under_the_old_o
     tiny_data, tmp_path, monkeypatch
 ):
     """The cache key names the run, not the code's noise schedule: the record's
-    schedule_sha256 (the network's non-persistent buffers) catches a changed beta_end."""
+    schedule_sha256 (the class and its schedule settings) catches a changed beta_end."""
     run = _run(epochs=1)
     trained = load_unet(run, cache=tmp_path, progress=False).denoiser
     record = json.loads((run.folder(tmp_path) / "run.json").read_text())
@@ -93,18 +93,21 @@ def test_a_schedule_changed_in_the_code_refuses_networks_trained_under_the_old_o
     # the hash reads the schedule, not the weights
     other = cache.initial_network(run, 8, 1)
     assert verify.schedule_hash(other) == verify.schedule_hash(trained)
-    real = unet_module.linear_alpha_bar
-
-    def planted(T, beta_start=1e-4, beta_end=0.02):  # beta_end 0.02 -> 0.025 in the code
-        return real(T, beta_start, 0.025)
-
-    monkeypatch.setattr(unet_module, "linear_alpha_bar", planted)
+    edm = cache.initial_network(_run(parameterization="edm"), 8, 1)
+    assert verify.schedule_hash(edm) != verify.schedule_hash(other)
+    # the plant of issue 31: the default beta_end changed in the code
+    monkeypatch.setattr(unet_module.UNetDenoiser.__init__, "__defaults__", (1000, 1e-4, 0.025))
     assert verify.schedule_hash(cache.initial_network(run, 8, 1)) != record["schedule_sha256"]
     with pytest.raises(ValueError, match="another noise schedule"):
         load_unet(run, cache=tmp_path)
     monkeypatch.undo()
-    del record["schedule_sha256"], record["loading_sha256"]  # a record from before: not checked
-    (run.folder(tmp_path) / "run.json").write_text(json.dumps(record))
+    path = run.folder(tmp_path) / "run.json"
+    without = {k: v for k, v in record.items() if k != "schedule_sha256"}
+    path.write_text(json.dumps(without))  # the check switched off by deleting the field
+    with pytest.raises(ValueError, match="not those recorded"):
+        load_unet(run, cache=tmp_path)
+    del without["loading_sha256"]  # a record from before both existed: loads unchecked
+    path.write_text(json.dumps(without))
     load_unet(run, cache=tmp_path)
 
 
