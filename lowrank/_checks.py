@@ -166,6 +166,15 @@ def check_real(
     return value
 
 
+def check_open_unit(value, name: str) -> float:
+    """``value`` as a ``float`` after checking it is a finite number in the open interval
+    ``(0, 1)``: a confidence level, a power, a share."""
+    value = check_real(value, name, 0.0, 1.0, open_low=True)
+    if value >= 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {value}")
+    return value
+
+
 def check_features(F, name: str, width: int | None = None) -> torch.Tensor:
     """``F`` as a ``(N, p)`` tensor of finite numbers, ``N >= 1`` (and ``p == width``)."""
     if not isinstance(F, torch.Tensor) or F.ndim != 2 or len(F) == 0:

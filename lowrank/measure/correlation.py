@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lowrank._checks import check_count
+from lowrank._checks import check_count, check_open_unit
 
 __all__ = [
     "RankCorrelation",
@@ -66,8 +66,7 @@ def rank_correlation(
         raise ValueError(f"need two paired sequences of >= 3 values, got {len(a)} and {len(b)}")
     if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
         raise ValueError("x and y must be finite")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    level = check_open_unit(level, "level")
     rho = _spearman(a[None], b[None])[0].item()
     gen = torch.Generator().manual_seed(seed)
     rows = torch.randint(0, len(a), (check_count(resamples, "resamples"), len(a)), generator=gen)

@@ -28,7 +28,7 @@ from statistics import NormalDist
 
 import torch
 
-from lowrank._checks import as_float64, check_count, check_real
+from lowrank._checks import as_float64, check_count, check_open_unit, check_real
 
 __all__ = [
     "power",
@@ -51,13 +51,6 @@ def _check_stderr(stderr) -> float:
     return check_real(stderr, "stderr", 0.0, None, open_low=True)
 
 
-def _check_probability(value, name: str) -> float:
-    value = check_real(value, name, 0.0, 1.0, open_low=True)
-    if value >= 1:
-        raise ValueError(f"{name} must lie in (0, 1), got {value}")
-    return value
-
-
 def power(effect: float, stderr: float, z: float = 3.0) -> float:
     """The chance that a normal estimate with standard error ``stderr`` of a true difference
     ``effect`` exceeds ``z`` standard errors: the power of the shape test's one margin."""
@@ -73,13 +66,13 @@ def detectable_effect(stderr: float, z: float = 3.0, power: float = 0.8) -> floa
     ``power`` (0.8 by convention; 0.5 gives ``z * stderr``, the stats module's MDE)."""
     stderr = _check_stderr(stderr)
     z = check_real(z, "z", 0.0)
-    power = _check_probability(power, "power")
+    power = check_open_unit(power, "power")
     return (z + _NORMAL.inv_cdf(power)) * stderr
 
 
 def bonferroni_level(level: float, tests: int) -> float:
     """The confidence level of each of ``tests`` intervals that hold jointly at ``level``."""
-    level = _check_probability(level, "level")
+    level = check_open_unit(level, "level")
     tests = check_count(tests, "tests")
     return 1 - (1 - level) / tests
 

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lowrank._checks import as_float64, check_count, check_real
+from lowrank._checks import as_float64, check_count, check_open_unit, check_real
 from lowrank.measure.student_t import t_quantile
 
 __all__ = [
@@ -136,9 +136,7 @@ def paired_interval(a, b, level: float = 0.95) -> PairedDifference:
         raise ValueError(
             f"a and b must score the same items: got {x.numel()} and {y.numel()} scores"
         )
-    level = check_real(level, "level", 0.0, 1.0, open_low=True)
-    if level >= 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    level = check_open_unit(level, "level")
     d = x - y
     N = d.numel()
     mean, stderr = d.mean().item(), (d.std() / math.sqrt(N)).item()
@@ -224,9 +222,7 @@ def group_interval(a, b, level: float = 0.95) -> GroupDifference:
             f"need at least one value in each group and three in all, got {x.numel()} and "
             f"{y.numel()}"
         )
-    level = check_real(level, "level", 0.0, 1.0, open_low=True)
-    if level >= 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    level = check_open_unit(level, "level")
     n_a, n_b = x.numel(), y.numel()
     df = n_a + n_b - 2
     squares = ((x - x.mean()).square().sum() + (y - y.mean()).square().sum()).item()
@@ -254,8 +250,7 @@ def accuracy_interval(correct: int | torch.Tensor, total: int, level: float = 0.
     point at 0% or 100%.
     """
     total = check_count(total, "total")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    level = check_open_unit(level, "level")
     if isinstance(correct, torch.Tensor):
         whole = correct.numel() == 1 and (
             not correct.is_floating_point()
@@ -304,9 +299,7 @@ def seed_interval(values: torch.Tensor, level: float = 0.95) -> SeedMean:
     v = as_float64(values, "values")
     if v.ndim == 0 or v.shape[0] < 2:
         raise ValueError(f"need at least 2 seeds for an interval, got shape {tuple(v.shape)}")
-    level = check_real(level, "level", 0.0, 1.0, open_low=True)
-    if level >= 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    level = check_open_unit(level, "level")
     R = v.shape[0]
     mean, spread = v.mean(0), v.std(0)
     if not bool(torch.all(torch.isfinite(mean) & torch.isfinite(spread))):
