@@ -46,13 +46,18 @@ LOADING_FIELDS = ("train_images", "images_per_epoch", "parameters", "init_finger
                   "weights_sha256")  # fmt: skip
 
 
+def _json_sha256(value) -> str:
+    """SHA-256 of ``value`` as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
 def loading_hash(record: dict) -> str:
     """SHA-256 of the record's :data:`LOADING_FIELDS` (canonical JSON), and of its
     ``schedule_sha256`` when it has one (records written before it hash as they did)."""
     fields = {name: record.get(name) for name in LOADING_FIELDS}
     if "schedule_sha256" in record:
         fields["schedule_sha256"] = record["schedule_sha256"]
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return _json_sha256(fields)
 
 
 def read_record(folder: Path) -> dict | None:
@@ -190,7 +195,7 @@ def schedule_hash(network: nn.Module) -> str:
     the tables built from them: a last-bit difference of ``log`` on another CPU changes no
     setting."""
     settings = {"class": type(network).__name__, **network.schedule()}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return _json_sha256(settings)
 
 
 def check_schedule(network: nn.Module, folder: Path, record: dict) -> None:
