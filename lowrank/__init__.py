@@ -13,6 +13,19 @@ The package is layered; a layer imports only from the layers listed before it
 * :mod:`lowrank.nets`: the UNet, training, runs and their cache, the embedding classifier;
 * :mod:`lowrank.experiments`: the pipelines that chapters call, each returning a record;
 * :mod:`lowrank.book`: the results cell and glue, plotting, profiles, the paper's numbers.
+
+One name is served from the top: ``lowrank.icr``, the label-free invariant contamination ratio
+(:func:`lowrank.measure.icr.icr`), where users of the follow-up paper look for it.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "icr":
+        # lazily, so that `import lowrank` stays free of torch and of every layer (provenance
+        # imports the package for its version)
+        from lowrank.measure.icr import icr
+
+        return icr
+    raise AttributeError(f"module 'lowrank' has no attribute {name!r}")

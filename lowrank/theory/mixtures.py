@@ -272,12 +272,20 @@ class LowRankMixture:
         the generator state and ``y``.
         """
         a = torch.randn(y.shape[0], self.m, generator=generator, dtype=torch.float64)
-        z0 = torch.empty_like(a)
+        return self.coordinates(y, a).to(dtype)
+
+    def coordinates(self, y: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """``(N, m)`` float64 coordinates ``W^T x_0`` of classes ``y`` from ``(N, m)`` standard
+        normal ``latents``: row ``i`` is ``mu_k + V_k diag(sqrt(lambda_k)) latents[i, :r_k]`` in
+        coordinates (``k = y[i]``; the entries past ``r_k`` are not read)."""
+        z0 = torch.empty(latents.shape, dtype=torch.float64)
         for k in range(self.K):
             rows = y == k
             # lam_full is zero beyond rank r_k, so only the first r_k latents of a row count.
-            z0[rows] = self.mean_coords[k] + (a[rows] * self.lam_full[k].sqrt()) @ self.Q[k].T
-        return z0.to(dtype)
+            z0[rows] = (
+                self.mean_coords[k] + (latents[rows] * self.lam_full[k].sqrt()) @ self.Q[k].T
+            )
+        return z0
 
     def sample(
         self,

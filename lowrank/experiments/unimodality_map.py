@@ -1,0 +1,215 @@
+r"""Where unimodality lives in the MoLRG (chapter 11, beyond the paper): :func:`map_point`
+measures, for one mixture, every curve the book asks about on one grid of noise levels, and
+:func:`relaxed_molrg` builds the mixtures of the map: the paper's Assumption 1 over ``delta``
+and ``K``, and its three open relaxations (overlapping subspaces, unequal ranks, non-uniform
+class probabilities) as slices through the Fig. 3 setting.
+
+At each point (a :class:`MapPoint`):
+
+* the SNR of Definition 1 of the optimal denoiser (exact, Monte Carlo) and its shape, and for
+  Assumption 1 Theorem 1's approximation and its worst relative error;
+* the Bayes accuracy (:func:`lowrank.measure.bayes.bayes_accuracy`), which data processing
+  forbids to rise;
+* the linear probe on the optimal denoiser's features ``h`` and on the noisy input itself,
+  trained on ``items`` samples and tested on ``items`` others, every level on the same test
+  samples and noise draw; the probe's peak is chosen by cross-fitting on the training samples
+  and tested with paired errors (:func:`lowrank.measure.stats.paired_curve_shape`);
+* the ICR of ``h`` (:mod:`lowrank.measure.icr`) over the MoLRG's own views.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lowrank._checks import as_sigmas, check_count, check_increasing
+from lowrank.measure.bayes import BayesCurve, bayes_accuracy
+from lowrank.measure.icr import icr, icr_interval, molrg_views
+from lowrank.measure.levels import crossfit_level
+from lowrank.measure.probes import ProbeCurve, probe_across_sigma
+from lowrank.measure.snr import SNREstimate, snr_exact
+from lowrank.measure.stats import CurveShape, Interval, curve_shape, paired_curve_shape
+from lowrank.theory.closed_forms import snr_approx
+from lowrank.theory.denoisers import MixtureDenoiser
+from lowrank.theory.mixtures import MoLRG, random_orthonormal
+
+__all__ = ["RELAXATIONS", "relaxed_molrg", "MapPoint", "map_point"]
+
+#: The slices of the map beyond Assumption 1, and the value of each that is Assumption 1.
+RELAXATIONS = {"angle": 90.0, "rank_spread": 0, "pi_first": None}
+
+
+def relaxed_molrg(
+    delta: float, *, K: int = 3, d: int = 5, axis: str | None = None, value=None, seed: int = 0
+) -> MoLRG:
+    """A MoLRG with ``K`` classes of rank ``d`` (``n = (K + 1) d``: the SNR, probes and ICR work
+    in the ``m <= (K + 1) d`` union coordinates, so ``n`` only has to hold the classes), relaxed
+    along one ``axis``:
+
+    * ``None``: Assumption 1 (orthogonal, equal ranks, uniform ``pi``);
+    * ``"angle"``: class 1's subspace at principal angles ``value`` degrees (all ``d`` of
+      them, in (0, 90]) to class 0's, the others orthogonal to both;
+    * ``"rank_spread"``: ranks ``d + value`` and ``d - value`` for classes 0 and 1 (an integer
+      in ``[0, d - 1]``), the others ``d``;
+    * ``"pi_first"``: class 0 has probability ``value`` in (0, 1), the others share the rest.
+    """
+    K, d = check_count(K, "K", minimum=2), check_count(d, "d")
+    n = (K + 1) * d
+    if axis is None:
+        return MoLRG(n=n, K=K, d=d, delta=delta, seed=seed)
+    if axis not in RELAXATIONS:
+        raise ValueError(f"axis must be None or one of {sorted(RELAXATIONS)}, got {axis!r}")
+    if axis == "pi_first":
+        if not 0 < float(value) < 1:
+            raise ValueError(f"pi_first must lie in (0, 1), got {value!r}")
+        rest = (1 - float(value)) / (K - 1)
+        return MoLRG(n=n, K=K, d=d, delta=delta, pi=[float(value)] + [rest] * (K - 1), seed=seed)
+    basis = random_orthonormal(n, K * d + d, seed)
+    bases = [basis[:, k * d : (k + 1) * d] for k in range(K)]
+    if axis == "angle":
+        if not 0 < float(value) <= 90:
+            raise ValueError(f"angle must lie in (0, 90] degrees, got {value!r}")
+        theta = math.radians(float(value))
+        bases[1] = math.cos(theta) * bases[0] + math.sin(theta) * bases[1]
+    else:
+        spread = int(value)
+        if spread != value or not 0 <= spread < d:
+            raise ValueError(f"rank_spread must be an integer in [0, {d - 1}], got {value!r}")
+        bases[0] = basis[:, : d + spread]
+        bases[1] = basis[:, d + spread : 2 * d]
+        bases[2:] = [basis[:, (k + 1) * d : (k + 2) * d] for k in range(1, K - 1)]
+    return MoLRG.from_bases(bases, delta)
+
+
+@dataclass(frozen=True)
+class MapPoint:
+    """Every curve of one mixture over one grid of noise levels (see the module docstring).
+
+    Attributes:
+        sigmas: ``(S,)`` the grid.
+        snr: the optimal denoiser's SNR; snr_shape: its shape (independent errors, z = 3).
+        approx_error: Theorem 1's (derived ``D``) worst relative error against ``snr`` over the
+            grid; ``None`` off Assumption 1, where the theorem does not apply.
+        bayes: the Bayes accuracy.
+        probe: the linear probe on ``h`` (test samples); probe_peak: its level chosen by
+            cross-fitting on the training samples; probe_shape: the paired test at that level.
+        input_probe: the linear probe on the noisy input's union coordinates (the "pixels").
+        icr: ``(S,)`` the ICR of ``h`` over the MoLRG's views (relative ridge ``tau``);
+            icr_intervals: its bootstrap intervals over items, when asked for.
+    """
+
+    sigmas: torch.Tensor
+    snr: SNREstimate
+    snr_shape: CurveShape
+    approx_error: float | None
+    bayes: BayesCurve
+    probe: ProbeCurve
+    probe_peak: int
+    probe_shape: CurveShape
+    input_probe: ProbeCurve
+    icr: torch.Tensor
+    icr_intervals: list[Interval] | None
+
+    @property
+    def snr_rise(self) -> float:
+        """The SNR's peak over its value at the first level, minus 1 (0 at a first-level peak)."""
+        return (self.snr.value.max() / self.snr.value[0]).item() - 1
+
+    @property
+    def peak_sigmas(self) -> dict[str, float]:
+        """Where each curve peaks (the ICR: where it is lowest): SNR, probe (cross-fitted),
+        ICR."""
+        s = self.sigmas
+        return {
+            "SNR": s[int(self.snr.value.argmax())].item(),
+            "probe": s[self.probe_peak].item(),
+            "ICR": s[int(self.icr.argmin())].item(),
+        }
+
+
+def _noisy_features(den, z0, eps, sigmas) -> tuple[list, list]:
+    """``h`` and the noisy coordinates at every level, in float32 for the probes."""
+    levels = sigmas.tolist()
+    noisy = [z0 + s * eps for s in levels]
+    h = [
+        den.posterior_coordinates(z, s).coordinates.float()
+        for z, s in zip(noisy, levels, strict=True)
+    ]
+    return h, [z.float() for z in noisy]
+
+
+def map_point(
+    mix: MoLRG,
+    sigmas: Sequence[float] | torch.Tensor,
+    *,
+    items: int,
+    snr_samples: int,
+    views: int = 8,
+    icr_items: int = 1000,
+    tau: float = 1e-3,
+    icr_resamples: int = 0,
+    seed: int = 0,
+) -> MapPoint:
+    """Measure one mixture (see :class:`MapPoint`).
+
+    Arguments:
+        mix: the MoLRG.
+        sigmas: ``(S,)`` increasing noise levels, ``S >= 3``.
+        items: training and (as many) test samples of the probes; the Bayes accuracy uses
+            both sets' worth.
+        snr_samples: Monte Carlo draws per level for the SNR.
+        views, icr_items, tau: the ICR's views per item, items and relative ridge.
+        icr_resamples: bootstrap resamples for the ICR's intervals (0: none).
+        seed: seeds every draw.
+    """
+    sig = check_increasing(as_sigmas(sigmas, torch.float64))
+    if len(sig) < 3:
+        raise ValueError(f"sigmas needs at least 3 levels for a shape, got {len(sig)}")
+    N = check_count(items, "items", minimum=20)
+    gen = torch.Generator().manual_seed(check_count(seed, "seed", minimum=0))
+    snr = snr_exact(mix, sig, check_count(snr_samples, "snr_samples", minimum=2), gen)
+    approx_error = None
+    # Theorem 1 holds for Assumption 1 only: orthogonal equal-rank zero-mean classes, uniform pi
+    symmetric = len(set(mix.class_ranks)) == 1 and bool(torch.all(mix.pi == mix.pi[0]))
+    if symmetric and mix.diagonal and not bool(mix.means.any()):
+        approx = snr_approx(mix.K, mix.class_ranks[0], mix.delta, sig)
+        approx_error = ((approx - snr.value).abs() / snr.value).max().item()
+    bayes = bayes_accuracy(mix, sig, 2 * N, gen)
+    den = MixtureDenoiser(mix)
+    y = mix.sample_labels(2 * N, gen)
+    latents = torch.randn(2 * N, mix.m, generator=gen, dtype=torch.float64)
+    eps = torch.randn(2 * N, mix.m, generator=gen, dtype=torch.float64)
+    h, noisy = _noisy_features(den, mix.coordinates(y, latents), eps, sig)
+    train, test = slice(0, N), slice(N, 2 * N)
+    peak = crossfit_level([f[train] for f in h], y[train], seed=seed, sigmas=sig).index
+    probe = probe_across_sigma(sig, [f[train] for f in h], y[train], [f[test] for f in h], y[test])
+    input_probe = probe_across_sigma(
+        sig, [f[train] for f in noisy], y[train], [f[test] for f in noisy], y[test]
+    )
+    rows = slice(0, check_count(icr_items, "icr_items", minimum=2))
+    icr_values, intervals = [], [] if icr_resamples else None
+    for s in sig.tolist():
+        z = molrg_views(mix, y[rows], latents[rows], s, views, gen)
+        hv = den.posterior_coordinates(z.reshape(-1, mix.m), s).coordinates
+        hv = hv.reshape(z.shape)
+        icr_values.append(icr(hv, tau, relative=True).value)
+        if icr_resamples:
+            intervals.append(
+                icr_interval(hv, tau, relative=True, resamples=icr_resamples, seed=seed)
+            )
+    return MapPoint(
+        sigmas=sig,
+        snr=snr,
+        snr_shape=curve_shape(snr.value, snr.stderr),
+        approx_error=approx_error,
+        bayes=bayes,
+        probe=probe,
+        probe_peak=peak,
+        probe_shape=paired_curve_shape(probe.correct, peak),
+        input_probe=input_probe,
+        icr=torch.tensor(icr_values, dtype=torch.float64),
+        icr_intervals=intervals,
+    )
