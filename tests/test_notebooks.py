@@ -9,6 +9,7 @@ Glued values are parsed as the numbers they are (``myst_nb.glue`` of a float sto
 import ast
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import nbformat
 import pytest
@@ -364,6 +365,30 @@ def _check_10(v):
     assert v["theory_ratio_first"] >= v["theory_ratio_last"] >= 1
 
 
+def _check_11(v):
+    levels, deltas = QUICK["map_levels"], QUICK["map_deltas"]
+    slices = len(QUICK["map_angles"]) + len(QUICK["map_rank_spreads"]) + len(QUICK["map_pi_first"])
+    mixtures = (len(QUICK["map_classes"]) + slices) * len(deltas)
+    assert v["map_mixtures"] == mixtures and v["map_curves"] == 2 * mixtures
+    # Bonferroni over every step of every Bayes curve, one-sided at 95%, from the normal law
+    steps = mixtures * (levels - 1)
+    assert v["bayes_steps"] == steps
+    assert v["bayes_bar"] == pytest.approx(NormalDist().inv_cdf(1 - 0.05 / steps), rel=1e-12)
+    assert v["bayes_worst"] < v["bayes_bar"]  # data processing: no step up anywhere
+    # z = 3 one-sided per verdict, independent verdicts
+    per_curve = 1 - NormalDist().cdf(3)
+    expected = 100 * (1 - (1 - per_curve) ** (2 * mixtures))
+    assert v["map_false_rate"] == pytest.approx(expected, rel=1e-9)
+    # sigma = 0.01 on the Fig. 3 MoLRG: the own-subspace energy (chi^2_5, unit scale) against
+    # another class's (delta^2 chi^2_5 = 0.04 chi^2_5) almost never ties, so the Bayes call is
+    # right nearly always; a linear probe on zero-mean classes sits between chance and 50%
+    assert v["bayes_first"] > 99
+    assert 100 / 3 - 5 < v["probe_h_first"] < 50
+    # Theorem 1's error on Assumption 1's mixtures at delta = 0.2 exceeds 100% (chapter 3)
+    assert v["map_theorem_worst"] > 1
+    assert 0 < v["icr_dip_bar"] < 0.1 and 0 <= v["icr_resolved"] <= mixtures
+
+
 CHECKS = {
     "01_data_model": _check_01,
     "02_proposition_1": _check_02,
@@ -375,6 +400,7 @@ CHECKS = {
     "08_training_dynamics": _check_08,
     "09_what_changes_the_curve": _check_09,
     "10_mechanism_on_real_images": _check_10,
+    "11_where_unimodality_lives": _check_11,
 }
 
 

@@ -400,6 +400,48 @@ ROWS = (
         mechanism,
         10,
     ),
+    Row(
+        "Beyond the paper: no classifier of x_σ gains class information as σ grows",
+        lambda g: "not stated",
+        lambda g: (
+            f"Bayes accuracy {g(11, 'bayes_first'):.1f}% at σ = 0.01; largest step up over "
+            f"{g(11, 'bayes_steps')} steps of the map {g(11, 'bayes_worst'):+.1f} paired s.e."
+        ),
+        _none,
+        lambda g: (
+            "holds at every step (a proof, and below the Bonferroni bar of "
+            f"{g(11, 'bayes_bar'):.1f} s.e.)"
+            if g(11, "bayes_worst") < g(11, "bayes_bar")
+            else "a step up beyond the bar: check the Monte Carlo"
+        ),
+        11,
+    ),
+    Row(
+        "Beyond the paper: where the exact SNR is unimodal (δ, K, three relaxations)",
+        lambda g: "Assumption 1 at small δ (Theorem 1); three examples (Tables 4-6)",
+        lambda g: (
+            f"unimodal at {g(11, 'map_snr_unimodal')} of {g(11, 'map_mixtures')} mixtures, up "
+            f"to δ = {g(11, 'snr_largest_delta'):g}; Theorem 1 off by up to "
+            f"{g(11, 'map_theorem_worst'):.0%}"
+        ),
+        _none,
+        lambda g: (
+            f"small δ at every K; {g(11, 'pi_snr_increasing')} of {g(11, 'pi_mixtures')} "
+            "skewed-π mixtures end above their start (the prior, not the features)"
+        ),
+        11,
+    ),
+    Row(
+        "Beyond the paper: the ICR's minimum marks the probe's peak (follow-up, arXiv 2606.09718)",
+        lambda g: "coincide on CIFAR-10 and ImageNet networks",
+        lambda g: (
+            f"a resolved minimum at {g(11, 'icr_resolved')} of {g(11, 'map_mixtures')} MoLRG "
+            "mixtures (optimal denoiser)"
+        ),
+        _none,
+        lambda g: "not on the MoLRG's optimal denoiser; real networks not measured yet",
+        11,
+    ),
 )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-__all__ = ["set_theme", "curve_vs_sigma", "image_rows", "PAPER_STYLE"]
+__all__ = ["set_theme", "curve_vs_sigma", "image_rows", "phase_map", "PAPER_STYLE"]
 
 # The paper's numbers are drawn as open black markers so they read as reference points.
 PAPER_STYLE = {"marker": "o", "mfc": "none", "color": "black", "ls": "none", "ms": 6}
@@ -83,4 +83,45 @@ def image_rows(ax: plt.Axes, rows: Sequence[torch.Tensor], title: str | None = N
     if title is not None:
         ax.set_title(title, fontsize="small")
     ax.set_axis_off()
+    return ax
+
+
+def phase_map(
+    ax: plt.Axes,
+    values: Sequence[Sequence[float]] | np.ndarray,
+    unimodal: Sequence[Sequence[bool]] | np.ndarray,
+    columns: Sequence,
+    rows: Sequence,
+    *,
+    title: str,
+    fmt: str = ".2f",
+    mark: tuple[int, int] | None = None,
+    **heatmap,
+) -> plt.Axes:
+    """A phase diagram: ``values`` ``(R, C)`` as an annotated heatmap over ``rows`` (y, first
+    row at the bottom) and ``columns`` (x), unimodal cells in bold with a star, and a black box
+    around the cell ``mark = (row, col)`` (the paper's setting). Missing values (NaN) are left
+    blank; ``heatmap`` goes to :func:`seaborn.heatmap` (``cmap``, ``vmin``, ``center``...)."""
+    V = np.asarray(values, dtype=float)
+    U = np.asarray(unimodal, dtype=bool)
+    if V.shape != U.shape or V.shape != (len(rows), len(columns)):
+        raise ValueError(
+            f"values {V.shape} and unimodal {U.shape} must both be (len(rows), len(columns)) = "
+            f"{(len(rows), len(columns))}"
+        )
+    options = {"cmap": "mako_r", "linewidths": 0.5, "cbar": False} | heatmap
+    sns.heatmap(V[::-1], ax=ax, xticklabels=list(columns), yticklabels=list(rows)[::-1], **options)
+    mesh = ax.collections[0]
+    for r, c in np.ndindex(V.shape):
+        if np.isnan(V[r, c]):
+            continue
+        shade = mesh.cmap(mesh.norm(V[r, c]))
+        light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5
+        ax.text(c + 0.5, len(rows) - 0.5 - r, format(V[r, c], fmt) + ("*" if U[r, c] else ""),
+                ha="center", va="center", fontsize="x-small", color="black" if light else "white",
+                fontweight="bold" if U[r, c] else "normal")  # fmt: skip
+    if mark is not None:
+        r, c = mark
+        ax.add_patch(plt.Rectangle((c, len(rows) - 1 - r), 1, 1, fill=False, lw=2, color="black"))
+    ax.set_title(title)
     return ax

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.std import tqdm
 
 from lowrank._checks import as_sigmas, check_count, check_increasing
 from lowrank.measure.bayes import BayesCurve, bayes_accuracy
@@ -36,7 +37,7 @@ from lowrank.theory.closed_forms import snr_approx
 from lowrank.theory.denoisers import MixtureDenoiser
 from lowrank.theory.mixtures import MoLRG, random_orthonormal
 
-__all__ = ["RELAXATIONS", "relaxed_molrg", "MapPoint", "map_point"]
+__all__ = ["RELAXATIONS", "relaxed_molrg", "MapPoint", "map_point", "map_grid"]
 
 #: The slices of the map beyond Assumption 1, and the value of each that is Assumption 1.
 RELAXATIONS = {"angle": 90.0, "rank_spread": 0, "pi_first": None}
@@ -129,6 +130,23 @@ class MapPoint:
             "ICR": s[int(self.icr.argmin())].item(),
         }
 
+    def summary(self) -> dict[str, object]:
+        """The point's verdicts and sizes as one flat row (a table's row of the map)."""
+        peaks = self.peak_sigmas
+        return {
+            "SNR": self.snr_shape.verdict,
+            "SNR peak / start - 1": self.snr_rise,
+            "Theorem 1 worst error": self.approx_error,
+            "probe": self.probe_shape.verdict,
+            "probe bump (points)": 100
+            * min(self.probe_shape.gap_first, self.probe_shape.gap_last),
+            "Bayes largest rise (s.e.)": self.bayes.largest_rise,
+            "σ SNR peak": peaks["SNR"],
+            "σ probe peak": peaks["probe"],
+            "σ ICR minimum": peaks["ICR"],
+            "ICR dip": (self.icr[0] - self.icr.min()).item(),
+        }
+
 
 def _noisy_features(den, z0, eps, sigmas) -> tuple[list, list]:
     """``h`` and the noisy coordinates at every level, in float32 for the probes."""
@@ -213,3 +231,16 @@ def map_point(
         icr=torch.tensor(icr_values, dtype=torch.float64),
         icr_intervals=intervals,
     )
+
+
+def map_grid(
+    mixtures: dict, sigmas: Sequence[float] | torch.Tensor, *, progress: bool = False, **options
+) -> dict:
+    """:func:`map_point` for every mixture of ``mixtures`` (``{key: MoLRG}``), with the same
+    ``options`` and seed for every point; returns ``{key: MapPoint}`` in the same order."""
+    if not mixtures:
+        raise ValueError("mixtures is empty: give at least one {key: MoLRG}")
+    return {
+        key: map_point(mix, sigmas, **options)
+        for key, mix in tqdm(mixtures.items(), desc="map", disable=not progress)
+    }

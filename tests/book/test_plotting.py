@@ -60,3 +60,20 @@ def test_image_rows_places_every_pixel_and_maps_the_model_range():
     with pytest.raises(ValueError, match="1 or 3 channels"):
         plotting.image_rows(ax, [torch.zeros(1, 2, 2, 2)])
     plt.close(fig)
+
+
+def test_phase_map_puts_the_first_row_at_the_bottom_and_stars_the_unimodal_cells():
+    fig, ax = plt.subplots()
+    values = [[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]]  # rows: K = 2, K = 3; columns: three deltas
+    unimodal = [[True, False, False], [False, False, True]]
+    plotting.phase_map(ax, values, unimodal, [0.1, 0.2, 0.3], [2, 3], title="t", mark=(0, 1))
+    texts = {(round(t.get_position()[0], 1), round(t.get_position()[1], 1)): t for t in ax.texts}
+    assert len(texts) == 5  # the NaN cell is blank
+    assert texts[(0.5, 1.5)].get_text() == "1.00*" and texts[(0.5, 1.5)].get_fontweight() == "bold"
+    assert texts[(2.5, 0.5)].get_text() == "5.00*" and texts[(1.5, 0.5)].get_text() == "4.00"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["3", "2"]  # top to bottom
+    (box,) = ax.patches
+    assert box.get_xy() == (1, 1) and box.get_width() == 1
+    with pytest.raises(ValueError, match="len\\(rows\\), len\\(columns\\)"):
+        plotting.phase_map(ax, values, unimodal, [0.1, 0.2], [2, 3], title="t")
+    plt.close(fig)
