@@ -1,0 +1,48 @@
+"""The MoLRG probe curve against the accuracy a linear rule reaches on two separated clusters."""
+
+from statistics import NormalDist
+
+import pytest
+import torch
+
+from lowrank.experiments.molrg_probe import molrg_probe_curve
+from lowrank.theory.mixtures import LowRankMixture
+from tests.bad_input_cases import check_case
+
+
+def test_two_shifted_gaussians_are_probed_at_the_linear_bayes_rate():
+    """Classes N(+-mu e, I_2) in R^2 (full rank, no subspace to read): the optimal features are
+    an affine map of x_sigma, and the best linear rule is right with probability
+    Phi(mu / sqrt(1 + sigma^2)); 4 binomial errors of the 4000 test samples."""
+    mu = 1.0
+    eye = torch.eye(2, dtype=torch.float64)
+    means = torch.tensor([[mu, 0.0], [-mu, 0.0]], dtype=torch.float64)
+    mix = LowRankMixture(None, means, [eye, eye], [[1.0, 1.0], [1.0, 1.0]])
+    sigmas = [0.1, 1.0, 3.0]
+    curve = molrg_probe_curve(mix, sigmas, num_train=4000, num_test=4000, seed=1)
+    for s, accuracy in zip(sigmas, curve.accuracy.tolist(), strict=True):
+        rate = NormalDist().cdf(mu / (1 + s**2) ** 0.5)
+        assert accuracy == pytest.approx(rate, abs=4 * (rate * (1 - rate) / 4000) ** 0.5)
+    assert curve.correct.shape == (3, 4000)
+
+
+BAD_INPUTS = {
+    "not a mixture": (
+        lambda t: molrg_probe_curve("mix", [0.1, 1.0], num_train=10, num_test=10),
+        (TypeError, "LowRankMixture"),
+    ),
+    "a test set smaller than two per class": (
+        lambda t: molrg_probe_curve(
+            LowRankMixture(None, None, [torch.eye(2, dtype=torch.float64)] * 2, [[1.0, 1.0]] * 2),
+            [0.1, 1.0],
+            num_train=10,
+            num_test=3,
+        ),
+        (ValueError, "num_test"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input(name, tmp_path):
+    check_case(name, *BAD_INPUTS[name], tmp_path)
