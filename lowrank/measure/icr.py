@@ -31,20 +31,24 @@ relative to the mean variance :math:`\operatorname{tr}\Sigma_h / p` with ``relat
 :func:`icr_interval` resamples items (each with all its views) for a percentile interval;
 :func:`molrg_views` gives the MoLRG's own views: each item keeps its class-specific
 coordinates :math:`a` while the class-agnostic detail :math:`e` and the diffusion noise are
-redrawn.
+redrawn. :func:`icr_across_sigma` is the ICR of a network's blocks over noise levels, the views
+of an image being independent noise draws at the same level (the follow-up's curve, whose
+minimum it reports at the linear probe's peak).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from lowrank._checks import check_count, check_labels, check_open_unit, check_real
+from lowrank._checks import as_sigmas, check_count, check_labels, check_open_unit, check_real
+from lowrank.measure.features import HookedDenoiser, features_across_sigma
 from lowrank.measure.stats import Interval
 from lowrank.theory.mixtures import MoLRG
 
-__all__ = ["ICR", "icr", "icr_interval", "molrg_views"]
+__all__ = ["ICR", "icr", "icr_interval", "molrg_views", "ICRCurve", "icr_across_sigma"]
 
 
 @dataclass(frozen=True)
@@ -189,3 +193,59 @@ def molrg_views(
         z0 = mix.coordinates(labels, torch.where(keep, latents.to(torch.float64), fresh))
         out.append(z0 + sigma * torch.randn(z0.shape, generator=generator, dtype=torch.float64))
     return torch.stack(out)
+
+
+@dataclass(frozen=True)
+class ICRCurve:
+    """The ICR of one block across noise levels.
+
+    Attributes:
+        sigmas: ``(S,)`` noise levels.
+        value: ``(S,)`` the ICR at each level.
+        low, high: ``(S,)`` its percentile intervals over images (:func:`icr_interval`, 95%).
+    """
+
+    sigmas: torch.Tensor
+    value: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
+
+def icr_across_sigma(
+    denoiser: HookedDenoiser,
+    names: Sequence[str],
+    x0: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    *,
+    views: int = 8,
+    tau: float = 1e-3,
+    resamples: int = 200,
+    seed: int = 0,
+) -> dict[str, ICRCurve]:
+    """The ICR of each block's features (``names``, readouts as in
+    :func:`lowrank.measure.features.features_across_sigma`) at every level of ``sigmas``, the
+    ``views`` (>= 2) of an image ``x0[i]`` being independent noise draws ``x0[i] + sigma n``
+    (the seeds ``seed .. seed + views - 1`` of ``features_across_sigma``), with the ridge
+    ``tau`` relative to the features' mean variance and ``resamples`` bootstrap resamples of
+    the images for each interval."""
+    views = check_count(views, "views", minimum=2)
+    sig = as_sigmas(sigmas, torch.float64)
+    runs = [
+        features_across_sigma(denoiser, names, x0, sig, seed=seed + v, progress=False)
+        for v in range(views)
+    ]
+    curves = {}
+    for name in runs[0]:
+        stacked = torch.stack([run[name] for run in runs])  # (V, S, N, p)
+        values, intervals = [], []
+        for s in range(len(sig)):
+            h = stacked[:, s]
+            values.append(icr(h, tau, relative=True).value)
+            intervals.append(icr_interval(h, tau, relative=True, resamples=resamples, seed=seed))
+        curves[name] = ICRCurve(
+            sig,
+            torch.tensor(values, dtype=torch.float64),
+            torch.tensor([i.low for i in intervals], dtype=torch.float64),
+            torch.tensor([i.high for i in intervals], dtype=torch.float64),
+        )
+    return curves
