@@ -29,3 +29,7 @@ def __getattr__(name: str):
 
         return icr
     raise AttributeError(f"module 'lowrank' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "icr"])

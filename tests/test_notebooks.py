@@ -393,7 +393,8 @@ def _check_11(v):
     assert 100 / 3 - 5 < v["probe_h_first"] < 50
     # Theorem 1's error on Assumption 1's mixtures at delta = 0.2 exceeds 100% (chapter 3)
     assert v["map_theorem_worst"] > 1
-    assert 0 < v["icr_dip_bar"] < 0.1 and 0 <= v["icr_resolved"] <= mixtures
+    # the ICR's dip test: one-sided 95%, Bonferroni over the levels below the first
+    assert v["icr_dip_z"] == pytest.approx(NormalDist().inv_cdf(1 - 0.05 / (levels - 1)))
 
 
 CHECKS = {

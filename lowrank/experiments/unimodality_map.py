@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import torch
 from tqdm.std import tqdm
@@ -37,7 +38,21 @@ from lowrank.theory.closed_forms import snr_approx
 from lowrank.theory.denoisers import MixtureDenoiser
 from lowrank.theory.mixtures import MoLRG, random_orthonormal
 
-__all__ = ["RELAXATIONS", "relaxed_molrg", "MapPoint", "map_point", "map_grid"]
+__all__ = [
+    "RELAXATIONS",
+    "ICR_TAU",
+    "DIP_RESAMPLES",
+    "relaxed_molrg",
+    "MapPoint",
+    "map_point",
+    "map_grid",
+]
+
+#: The ICR's ridge, relative to the features' mean variance (see :mod:`lowrank.measure.icr`).
+ICR_TAU = 1e-3
+
+#: Paired bootstrap resamples of the ICR's dip at every point.
+DIP_RESAMPLES = 100
 
 #: The slices of the map beyond Assumption 1, and the value of each that is Assumption 1.
 RELAXATIONS = {"angle": 90.0, "rank_spread": 0, "pi_first": None}
@@ -46,8 +61,9 @@ RELAXATIONS = {"angle": 90.0, "rank_spread": 0, "pi_first": None}
 def relaxed_molrg(
     delta: float, *, K: int = 3, d: int = 5, axis: str | None = None, value=None, seed: int = 0
 ) -> MoLRG:
-    """A MoLRG with ``K`` classes of rank ``d`` (``n = (K + 1) d``: the SNR, probes and ICR work
-    in the ``m <= (K + 1) d`` union coordinates, so ``n`` only has to hold the classes), relaxed
+    """A MoLRG with ``K`` classes of rank ``d`` in ``n = (K + 1) d`` dimensions (room for the
+    tilted class's extra directions; the SNR, probes and ICR work in the ``m = K d`` union
+    coordinates, so ``n`` costs nothing), relaxed
     along one ``axis``:
 
     * ``None``: Assumption 1 (orthogonal, equal ranks, uniform ``pi``);
@@ -60,9 +76,13 @@ def relaxed_molrg(
     K, d = check_count(K, "K", minimum=2), check_count(d, "d")
     n = (K + 1) * d
     if axis is None:
+        if value is not None:
+            raise ValueError(f"value = {value!r} needs an axis: give axis='angle', ...")
         return MoLRG(n=n, K=K, d=d, delta=delta, seed=seed)
     if axis not in RELAXATIONS:
         raise ValueError(f"axis must be None or one of {sorted(RELAXATIONS)}, got {axis!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"value for axis {axis!r} must be a number, got {value!r}")
     if axis == "pi_first":
         if not 0 < float(value) < 1:
             raise ValueError(f"pi_first must lie in (0, 1), got {value!r}")
@@ -91,19 +111,25 @@ class MapPoint:
 
     Attributes:
         sigmas: ``(S,)`` the grid.
-        snr: the optimal denoiser's SNR; snr_shape: its shape (independent errors, z = 3).
+        snr: the optimal denoiser's SNR; snr_peak: its peak, the argmax of a second,
+            independent estimate (the argmax of the tested curve would inflate both margins);
+            snr_shape: the shape test at that peak (independent errors, z = 3).
         approx_error: Theorem 1's (derived ``D``) worst relative error against ``snr`` over the
             grid; ``None`` off Assumption 1, where the theorem does not apply.
         bayes: the Bayes accuracy.
         probe: the linear probe on ``h`` (test samples); probe_peak: its level chosen by
             cross-fitting on the training samples; probe_shape: the paired test at that level.
         input_probe: the linear probe on the noisy input's union coordinates (the "pixels").
-        icr: ``(S,)`` the ICR of ``h`` over the MoLRG's views (relative ridge ``tau``);
+        icr: ``(S,)`` the ICR of ``h`` over the MoLRG's views (relative ridge :data:`ICR_TAU`);
             icr_intervals: its bootstrap intervals over items, when asked for.
+        icr_dip, icr_dip_stderr: how far the ICR's lowest level lies below its first, and the
+            standard error of that difference (a paired bootstrap over items,
+            :data:`DIP_RESAMPLES` resamples; 0 and 0 when the lowest level is the first).
     """
 
     sigmas: torch.Tensor
     snr: SNREstimate
+    snr_peak: int
     snr_shape: CurveShape
     approx_error: float | None
     bayes: BayesCurve
@@ -113,11 +139,23 @@ class MapPoint:
     input_probe: ProbeCurve
     icr: torch.Tensor
     icr_intervals: list[Interval] | None
+    icr_dip: float
+    icr_dip_stderr: float
 
     @property
     def snr_rise(self) -> float:
-        """The SNR's peak over its value at the first level, minus 1 (0 at a first-level peak)."""
-        return (self.snr.value.max() / self.snr.value[0]).item() - 1
+        """The SNR at its peak over its value at the first level, minus 1 (0 at a first-level
+        peak)."""
+        return (self.snr.value[self.snr_peak] / self.snr.value[0]).item() - 1
+
+    @property
+    def icr_resolved(self) -> bool:
+        """Whether the ICR dips below its first level by more than a one-sided 95% test allows,
+        Bonferroni-corrected for the ``S - 1`` levels its minimum was chosen among."""
+        if self.icr_dip_stderr == 0:
+            return False
+        bar = NormalDist().inv_cdf(1 - 0.05 / (len(self.sigmas) - 1))
+        return self.icr_dip > bar * self.icr_dip_stderr
 
     @property
     def peak_sigmas(self) -> dict[str, float]:
@@ -125,7 +163,7 @@ class MapPoint:
         ICR."""
         s = self.sigmas
         return {
-            "SNR": s[int(self.snr.value.argmax())].item(),
+            "SNR": s[self.snr_peak].item(),
             "probe": s[self.probe_peak].item(),
             "ICR": s[int(self.icr.argmin())].item(),
         }
@@ -144,7 +182,8 @@ class MapPoint:
             "σ SNR peak": peaks["SNR"],
             "σ probe peak": peaks["probe"],
             "σ ICR minimum": peaks["ICR"],
-            "ICR dip": (self.icr[0] - self.icr.min()).item(),
+            "ICR dip": self.icr_dip,
+            "ICR dip resolved": self.icr_resolved,
         }
 
 
@@ -167,7 +206,6 @@ def map_point(
     snr_samples: int,
     views: int = 8,
     icr_items: int = 1000,
-    tau: float = 1e-3,
     icr_resamples: int = 0,
     seed: int = 0,
 ) -> MapPoint:
@@ -179,14 +217,18 @@ def map_point(
         items: training and (as many) test samples of the probes; the Bayes accuracy uses
             both sets' worth.
         snr_samples: Monte Carlo draws per level for the SNR.
-        views, icr_items, tau: the ICR's views per item, items and relative ridge.
+        views, icr_items: the ICR's views per item and its items.
         icr_resamples: bootstrap resamples for the ICR's intervals (0: none).
         seed: seeds every draw.
     """
     sig = check_increasing(as_sigmas(sigmas, torch.float64))
     if len(sig) < 3:
         raise ValueError(f"sigmas needs at least 3 levels for a shape, got {len(sig)}")
+    if not isinstance(mix, MoLRG):
+        raise TypeError(f"mix must be a MoLRG (its ICR views keep a), got {type(mix).__name__}")
     N = check_count(items, "items", minimum=20)
+    if icr_resamples:
+        check_count(icr_resamples, "icr_resamples", minimum=10)
     gen = torch.Generator().manual_seed(check_count(seed, "seed", minimum=0))
     snr = snr_exact(mix, sig, check_count(snr_samples, "snr_samples", minimum=2), gen)
     approx_error = None
@@ -207,40 +249,79 @@ def map_point(
     input_probe = probe_across_sigma(
         sig, [f[train] for f in noisy], y[train], [f[test] for f in noisy], y[test]
     )
-    rows = slice(0, check_count(icr_items, "icr_items", minimum=2))
-    icr_values, intervals = [], [] if icr_resamples else None
-    for s in sig.tolist():
-        z = molrg_views(mix, y[rows], latents[rows], s, views, gen)
-        hv = den.posterior_coordinates(z.reshape(-1, mix.m), s).coordinates
-        hv = hv.reshape(z.shape)
-        icr_values.append(icr(hv, tau, relative=True).value)
-        if icr_resamples:
-            intervals.append(
-                icr_interval(hv, tau, relative=True, resamples=icr_resamples, seed=seed)
-            )
+    icr_values, intervals, dip = _icr_curve(
+        mix, den, (y, latents), sig, views, icr_items, icr_resamples, gen, seed
+    )
+    snr_peak = int(snr_exact(mix, sig, snr_samples, gen).value.argmax())
     return MapPoint(
         sigmas=sig,
         snr=snr,
-        snr_shape=curve_shape(snr.value, snr.stderr),
+        snr_peak=snr_peak,
+        snr_shape=curve_shape(snr.value, snr.stderr, peak=snr_peak),
         approx_error=approx_error,
         bayes=bayes,
         probe=probe,
         probe_peak=peak,
         probe_shape=paired_curve_shape(probe.correct, peak),
         input_probe=input_probe,
-        icr=torch.tensor(icr_values, dtype=torch.float64),
+        icr=icr_values,
         icr_intervals=intervals,
+        icr_dip=dip[0],
+        icr_dip_stderr=dip[1],
+    )
+
+
+def _icr_curve(mix, den, items, sig, views, icr_items, resamples, gen, seed):
+    """The ICR at every level over the first ``icr_items`` items' views, its intervals (with
+    ``resamples``), and the dip of its lowest level below the first with the paired bootstrap
+    error of that difference."""
+    y, latents = items
+    if icr_items > len(y):
+        raise ValueError(f"icr_items = {icr_items} exceeds the {len(y)} samples drawn: lower it")
+    rows = slice(0, check_count(icr_items, "icr_items", minimum=2))
+    per_level, values, intervals = [], [], [] if resamples else None
+    for s in sig.tolist():
+        z = molrg_views(mix, y[rows], latents[rows], s, views, gen)
+        hv = den.posterior_coordinates(z.reshape(-1, mix.m), s).coordinates.reshape(z.shape)
+        result = icr(hv, ICR_TAU, relative=True)
+        per_level.append((hv, result.tau))
+        values.append(result.value)
+        if resamples:
+            intervals.append(
+                icr_interval(hv, ICR_TAU, relative=True, resamples=resamples, seed=seed)
+            )
+    values = torch.tensor(values, dtype=torch.float64)
+    lowest = int(values.argmin())
+    if lowest == 0:
+        return values, intervals, (0.0, 0.0)
+    boot = torch.Generator().manual_seed(seed)
+    (first, ridge_first), (low, ridge_low) = per_level[0], per_level[lowest]
+    dips = []
+    for _ in range(DIP_RESAMPLES):  # the same items at both levels: a paired difference
+        pick = torch.randint(0, first.shape[1], (first.shape[1],), generator=boot)
+        dips.append(icr(first[:, pick], ridge_first).value - icr(low[:, pick], ridge_low).value)
+    return (
+        values,
+        intervals,
+        ((values[0] - values[lowest]).item(), float(torch.tensor(dips).std())),
     )
 
 
 def map_grid(
-    mixtures: dict, sigmas: Sequence[float] | torch.Tensor, *, progress: bool = False, **options
+    mixtures: dict,
+    sigmas: Sequence[float] | torch.Tensor,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    **options,
 ) -> dict:
-    """:func:`map_point` for every mixture of ``mixtures`` (``{key: MoLRG}``), with the same
-    ``options`` and seed for every point; returns ``{key: MapPoint}`` in the same order."""
+    """:func:`map_point` for every mixture of ``mixtures`` (``{key: MoLRG}``) with the same
+    ``options``, the ``i``-th seeded ``seed + i`` so that the points' draws are independent;
+    returns ``{key: MapPoint}`` in the same order."""
     if not mixtures:
         raise ValueError("mixtures is empty: give at least one {key: MoLRG}")
+    seed = check_count(seed, "seed", minimum=0)
     return {
-        key: map_point(mix, sigmas, **options)
-        for key, mix in tqdm(mixtures.items(), desc="map", disable=not progress)
+        key: map_point(mix, sigmas, **options, seed=seed + i)
+        for i, (key, mix) in enumerate(tqdm(mixtures.items(), desc="map", disable=not progress))
     }

@@ -22,7 +22,10 @@ variance per unit of contamination along each direction, and
 
 .. math:: \mathrm{ICR} = 1 / (1 + \bar\lambda) \in (0, 1],
 
-lower is cleaner. With :math:`\tau = 0` the ICR is unchanged by any invertible linear map of
+lower is cleaner. Its scale depends on ``V``: each item's mean keeps :math:`\Sigma_\xi /
+(V - 1)` of the views' contamination, so features that are pure contamination give
+:math:`\lambda = 1/(V-1)` and an ICR of :math:`(V-1)/V` (0.875 for 8 views), not 1; compare
+ICRs at one ``V``. With :math:`\tau = 0` the ICR is unchanged by any invertible linear map of
 the features; :math:`\tau > 0` keeps directions without contamination finite and makes it
 depend on the features' scale: :func:`icr` takes ``tau`` in the features' squared units, or
 relative to the mean variance :math:`\operatorname{tr}\Sigma_h / p` with ``relative=True``
@@ -119,6 +122,7 @@ def icr(views: torch.Tensor, tau: float, *, relative: bool = False) -> ICR:
         raise ValueError(
             "Sigma_xi + tau I is not positive definite: some feature direction does not vary "
             "across views; give tau > 0"
+            + (" (a relative tau is 0 here: the features do not vary at all)" if relative else "")
         )
     half = torch.linalg.solve_triangular(L, sigma_s, upper=False)
     whitened = torch.linalg.solve_triangular(L, half.T, upper=False)
@@ -230,6 +234,8 @@ def icr_across_sigma(
     the images for each interval."""
     views = check_count(views, "views", minimum=2)
     sig = as_sigmas(sigmas, torch.float64)
+    check_real(tau, "tau", 0.0)  # before the forward passes, not after them
+    check_count(resamples, "resamples", minimum=10)
     runs = [
         features_across_sigma(denoiser, names, x0, sig, seed=seed + v, progress=False)
         for v in range(views)

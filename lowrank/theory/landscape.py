@@ -12,9 +12,12 @@ a minimum along that path (a local minimum when no other path leads down).
 denoising loss over all rotations that exchange a direction of one block with a direction of
 another, :math:`U(\theta) = \exp(\sum_p \theta_p (u_{j_p} u_{i_p}^\top - u_{i_p}
 u_{j_p}^\top)) U` (rotations within a block, and of the space outside ``U``, leave the loss
-unchanged and are left out). A negative eigenvalue is a way down, so the configuration is a
-saddle; its size is checked on a second, independent sample (the lowest eigenvalue of a noisy
-Hessian is biased down), by the curvature of the first sample's lowest eigenvector there.
+unchanged and are left out, as are rotations out of span ``U``, which do change it). A clearly
+negative eigenvalue is a way down, so the configuration is a saddle; positive ones say only
+that no exchange leads down, not that the point is a local minimum. The size of the lowest is
+checked on a second, independent sample (the lowest eigenvalue of a noisy Hessian is biased
+down), by the curvature of the first sample's lowest eigenvector there. (``U0 exp(G)`` turns
+column ``i`` toward ``-u_j``; the curvatures do not depend on the sign.)
 """
 
 from __future__ import annotations
@@ -145,7 +148,8 @@ def exchange_curvature(
     rotations that exchange directions between blocks (see the module docstring), on two
     samples ``(x0 (N, n), sigma (N,), eps (N, n))``; float64."""
     U0 = torch.cat([check_orthonormal(B, f"blocks[{k}]") for k, B in enumerate(blocks)], 1)
-    U0 = U0.to(torch.float64)
+    # the rotations are of U0 itself: blocks that overlap would be re-orthogonalized unseen
+    U0 = check_orthonormal(U0.to(torch.float64), "the blocks side by side")
     d, m = blocks[0].shape[1], U0.shape[1]
     pairs = [(i, j) for i in range(m) for j in range(i + 1, m) if i // d != j // d]
     rows, cols = torch.tensor(pairs).T

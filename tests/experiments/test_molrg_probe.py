@@ -11,8 +11,9 @@ from tests.bad_input_cases import check_case
 
 
 def test_two_shifted_gaussians_are_probed_at_the_linear_bayes_rate():
-    """Classes N(+-mu e, I_2) in R^2 (full rank, no subspace to read): the optimal features are
-    an affine map of x_sigma, and the best linear rule is right with probability
+    """Classes N(+-mu e, I_2) in R^2 (full rank, no subspace to read): the optimal feature
+    along e is increasing in x_sigma's (a tanh term besides the linear one), so a threshold on
+    it is the best linear rule, right with probability
     Phi(mu / sqrt(1 + sigma^2)); 4 binomial errors of the 4000 test samples."""
     mu = 1.0
     eye = torch.eye(2, dtype=torch.float64)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lowrank.experiments.trained_dae import trained_dae_snr
+from lowrank.measure.distances import block_angles
 from lowrank.measure.snr import snr_exact
 from lowrank.theory.mixtures import MoLRG
 from tests.bad_input_cases import check_case
@@ -30,9 +31,10 @@ def test_its_blocks_stay_orthonormal_so_overlapping_classes_are_not_held():
     )
     U = result.dae.U.detach().double()
     assert torch.allclose(U.T @ U, torch.eye(6, dtype=torch.float64), atol=1e-5)
-    # the classes' own bases are 30 degrees apart: no orthonormal pair of blocks holds both
-    cosines = torch.linalg.svdvals(mix.class_bases[0].T @ mix.class_bases[1])
-    assert torch.allclose(cosines, torch.full((3,), 3**0.5 / 2, dtype=torch.float64))
+    # the classes are 30 degrees apart and the blocks 90: by the triangle inequality of the
+    # largest principal angle, 90 <= a_0 + 30 + a_1, so a block stays 30 degrees from its class
+    angles = block_angles(U, mix.class_bases, match=True)
+    assert angles.max() >= 30 - 0.1
     assert result.snr.value.shape == (2, 4)
 
 

@@ -4,7 +4,7 @@ theory gives: the SNR at sigma -> 0, the ICR at both ends, the probe at sigma ->
 import pytest
 import torch
 
-from lowrank.experiments.unimodality_map import map_point, relaxed_molrg
+from lowrank.experiments.unimodality_map import ICR_TAU, map_point, relaxed_molrg
 from lowrank.theory.closed_forms import snr_limits
 from tests.bad_input_cases import check_case
 
@@ -30,11 +30,11 @@ def test_map_point_meets_the_limits_of_the_theory():
     """Fig. 3's MoLRG on a grid from 0.001 to 100. Over 8 seeds at these sizes the ICR at the
     first level was 0.0663 (sd 0.0019) against the population value 0.0658 below, at the last
     0.8749 (sd 0.0026) against 0.8751; 5 spreads are allowed."""
-    K, delta, V, tau = 3, 0.2, 8, 1e-3
+    K, delta, V, tau = 3, 0.2, 8, ICR_TAU
     sigmas = [0.001, 0.03, 0.1, 0.3, 1.0, 3.0, 100.0]
     point = map_point(
         relaxed_molrg(delta, K=K), sigmas, items=1000, snr_samples=4000, views=V,
-        icr_items=500, tau=tau, seed=0,
+        icr_items=500, seed=0,
     )  # fmt: skip
     small = snr_limits(K, delta).at_small_sigma
     assert abs(point.snr.value[0].item() - small) < 4 * point.snr.stderr[0].item()
@@ -56,6 +56,11 @@ def test_map_point_meets_the_limits_of_the_theory():
     # at sigma -> inf the noise dominates every view: lambda = 1 / (V - 1 + V tau)
     assert point.icr[-1].item() == pytest.approx((V - 1 + V * tau) / (V + V * tau), abs=5 * 0.0026)
     assert point.icr_intervals is None and set(point.peak_sigmas) == {"SNR", "probe", "ICR"}
+    # the SNR's peak comes from a second estimate; the test and the summary use that peak
+    assert point.snr_shape.peak == point.snr_peak and 0 < point.snr_peak < len(sigmas) - 1
+    lowest = int(point.icr.argmin())
+    assert point.icr_dip == pytest.approx((point.icr[0] - point.icr[lowest]).item())
+    assert (point.icr_dip_stderr > 0) == (lowest > 0)
 
 
 def test_theorem_1_is_left_out_off_assumption_1():
@@ -71,7 +76,30 @@ def test_theorem_1_is_left_out_off_assumption_1():
     )
 
 
+def _relaxed_value_errors():
+    return {
+        "a value without an axis": (
+            lambda t: relaxed_molrg(0.2, value=30), (ValueError, "needs an axis")),
+        "no value for an angle": (
+            lambda t: relaxed_molrg(0.2, axis="angle"), (TypeError, "must be a number")),
+        "a boolean rank spread": (
+            lambda t: relaxed_molrg(0.2, axis="rank_spread", value=True),
+            (TypeError, "must be a number")),
+    }  # fmt: skip
+
+
 BAD_INPUTS = {
+    **_relaxed_value_errors(),
+    "not a MoLRG": (
+        lambda t: map_point("mix", [0.1, 0.5, 1.0], items=50, snr_samples=10),
+        (TypeError, "MoLRG"),
+    ),
+    "more ICR items than samples": (
+        lambda t: map_point(
+            relaxed_molrg(0.2), [0.1, 0.5, 1.0], items=20, snr_samples=10, icr_items=100
+        ),
+        (ValueError, "icr_items = 100"),
+    ),
     "an unknown axis": (lambda t: relaxed_molrg(0.2, axis="overlap"), (ValueError, "axis")),
     "angle 0": (lambda t: relaxed_molrg(0.2, axis="angle", value=0), (ValueError, "angle")),
     "a rank spread of d": (

@@ -162,6 +162,10 @@ BAD_INPUTS = {
         ),
         (ValueError, "latents must be (2, 4)"),
     ),
+    "a negative tau, refused before any forward pass": (
+        lambda t: icr_across_sigma(_Pass(), ["block"], torch.zeros(4, 2, 1, 1), [0.1], tau=-1.0),
+        (ValueError, "tau"),
+    ),
     "one noise draw per image": (
         lambda t: icr_across_sigma(_Pass(), ["block"], torch.zeros(4, 2, 1, 1), [0.1], views=1),
         (ValueError, "views"),

@@ -137,3 +137,11 @@ def test_the_held_out_curvature_is_the_second_samples_own_quadratic_form():
     result = exchange_curvature(blocks, 0.3, sample, sample)
     assert result.held_out == pytest.approx(result.eigenvalues[0].item(), rel=1e-9, abs=1e-12)
     assert result.held_out_stderr > 0
+
+
+def test_overlapping_blocks_are_refused_before_any_hessian():
+    mix = MoLRG(n=8, K=2, d=2, delta=0.3, seed=1)
+    tilted = [mix.class_bases[0], torch.linalg.qr(mix.class_bases[0] + mix.class_bases[1]).Q]
+    sample = _sample(mix, 10, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="the blocks side by side"):
+        exchange_curvature(tilted, 0.3, sample, sample)

@@ -115,3 +115,11 @@ def test_fit_recovers_class_statistics():
         torch.testing.assert_close(mix.bases[k] @ mix.bases[k].T, top @ top.T)
     with pytest.raises(ValueError, match="rank must be below every class count"):
         LowRankMixture.fit(x[:10], labels[:10], rank=4)
+
+
+def test_coordinates_refuse_labels_outside_the_classes_and_latents_of_another_shape():
+    mix = MoLRG(n=6, K=2, d=2, delta=0.3, seed=0)
+    with pytest.raises(ValueError, match="y"):
+        mix.coordinates(torch.tensor([0, 7]), torch.zeros(2, mix.m))
+    with pytest.raises(ValueError, match=r"latents must be \(2, 4\)"):
+        mix.coordinates(torch.tensor([0, 1]), torch.zeros(2, 3))
