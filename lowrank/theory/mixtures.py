@@ -278,7 +278,8 @@ class LowRankMixture:
         """``(N, m)`` float64 coordinates ``W^T x_0`` of classes ``y`` from ``(N, m)`` standard
         normal ``latents``: row ``i`` is ``mu_k + V_k diag(sqrt(lambda_k)) latents[i, :r_k]`` in
         coordinates (``k = y[i]``; the entries past ``r_k`` are not read)."""
-        check_labels(y, "y", K=self.K)
+        if len(y):  # no samples is a valid request (sample(0))
+            check_labels(y, "y", K=self.K)
         if not isinstance(latents, torch.Tensor) or latents.shape != (len(y), self.m):
             raise ValueError(f"latents must be ({len(y)}, {self.m}): one row of m per label")
         z0 = torch.empty(latents.shape, dtype=torch.float64)
