@@ -4,7 +4,10 @@
   validation, its test curve with per-item correctness, the peak chosen by cross-fitting and
   the paired unimodality test at it;
 * :func:`probe_blocks` -> :class:`BlockProbe` per block (or any feature set): the test curve,
-  the peak chosen by cross-fitting and the paired unimodality test at it.
+  the peak chosen by cross-fitting and the paired unimodality test at it;
+* :func:`leads` -> a :class:`Lead` per feature set and control: how far a network's features
+  beat a control (noisy pixels, the untrained network) on the same test items, at the smallest
+  level and at the features' peak, with per-comparison and simultaneous (Bonferroni) intervals.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import torch
 
 from lowrank._checks import as_sigmas, check_increasing, labelled_pair
 from lowrank.measure.features import features_across_sigma
+from lowrank.measure.inference import bonferroni_level
 from lowrank.measure.levels import best_layer, crossfit_level
 from lowrank.measure.probes import ProbeCurve, probe_across_sigma, probe_layers
 from lowrank.measure.stats import (
     CurveShape,
+    PairedDifference,
     curve_shape,
     paired_curve_shape,
+    paired_interval,
 )
 
 __all__ = [
@@ -30,6 +36,8 @@ __all__ = [
     "probe_network",
     "BlockProbe",
     "probe_blocks",
+    "Lead",
+    "leads",
 ]
 
 
@@ -167,3 +175,82 @@ def probe_blocks(
         shape = paired_curve_shape(curve.correct, peak.index, z=z)
         out[name] = BlockProbe(curve, peak.curve, shape)
     return out
+
+
+@dataclass(frozen=True)
+class Lead:
+    """One feature set's lead over one control at one noise level, on the same test items.
+
+    Attributes:
+        features, control: the two names.
+        level: the index into the grid where both are read.
+        difference: :func:`lowrank.measure.stats.paired_interval` of the features' per-item
+            scores minus the control's, at the family's per-comparison confidence.
+        simultaneous: the same difference with a Bonferroni interval over every lead of the
+            family (:func:`leads` returns the family), so that all of them hold jointly.
+    """
+
+    features: str
+    control: str
+    level: int
+    difference: PairedDifference
+    simultaneous: PairedDifference
+
+
+def leads(
+    scores: dict[str, torch.Tensor],
+    controls: dict[str, torch.Tensor],
+    peaks: dict[str, int],
+    *,
+    level: float = 0.95,
+) -> list[Lead]:
+    """Whether a network's features beat their controls: for every feature set and every
+    control, the paired difference of per-item scores at the smallest level (index 0) and,
+    when it differs, at the feature set's own peak (the control read at the same level, the
+    same noisy inputs).
+
+    The returned leads are one family: each carries its per-comparison interval at ``level``
+    and its simultaneous one at :func:`lowrank.measure.inference.bonferroni_level` over the
+    family's size, so "every lead of the table is above 0" holds at ``level`` jointly.
+
+    Arguments:
+        scores, controls: ``{name: (S, M)}`` per-item scores on the same ``M`` test items in the
+            same order at the same ``S`` levels: 0/1 correctness (:attr:`ProbeCurve.correct`),
+            or the fraction of few-label subsets that got an item right
+            (:func:`lowrank.measure.probes.subset_correctness` averaged over its seeds).
+        peaks: ``{name: index}`` for every feature set, chosen on training items only (e.g.
+            :func:`lowrank.measure.levels.crossfit_level`).
+        level: confidence of the per-comparison intervals, in (0, 1).
+    """
+    if not scores or not controls:
+        raise ValueError("scores and controls must each hold at least one feature set")
+    shape = next(iter(scores.values())).shape
+    for kind, table in (("scores", scores), ("controls", controls)):
+        for name, values in table.items():
+            if not isinstance(values, torch.Tensor) or values.ndim != 2 or values.shape != shape:
+                got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values)
+                raise ValueError(
+                    f"{kind}[{name!r}] must be an (S, M) tensor of the shape of the others "
+                    f"{tuple(shape)}, got {got}"
+                )
+    if set(peaks) != set(scores):
+        raise ValueError(
+            f"peaks must name every feature set of scores, got {sorted(peaks)} for "
+            f"{sorted(scores)}"
+        )
+    for name, peak in peaks.items():
+        if not (isinstance(peak, int) and 0 <= peak < shape[0]):
+            raise ValueError(f"peaks[{name!r}] must be a level index in 0 .. {shape[0] - 1}, "
+                             f"got {peak!r}")  # fmt: skip
+    where = [(f, c, i) for f in scores for c in controls for i in dict.fromkeys((0, peaks[f]))]
+    joint = bonferroni_level(level, len(where))
+    return [
+        Lead(
+            f,
+            c,
+            i,
+            paired_interval(scores[f][i], controls[c][i], level),
+            paired_interval(scores[f][i], controls[c][i], joint),
+        )  # fmt: skip
+        for f, c, i in where
+    ]

@@ -10,8 +10,9 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
   for every accuracy (Wilson's on one test set, Student's t over several), returned as a
   :class:`ProbeCurve` (:func:`binomial_curve` builds one from per-item correctness);
 * :func:`probe_layers`: :func:`probe_across_sigma` for every layer of a network;
-* :func:`probe_subsets`: the logistic probe trained on a few labelled images (seeded
-  class-balanced subsets), at every noise level, one row per seed.
+* :func:`probe_subsets` and :func:`subset_correctness`: the logistic probe trained on a few
+  labelled images (seeded class-balanced subsets), at every noise level, one row per seed: its
+  accuracies, or which test items it gets right (for paired differences).
 
 Every curve keeps which test items each probe got right (:attr:`ProbeCurve.correct`), so that
 two accuracies measured on the same items are compared with paired errors. Which layer and
@@ -45,6 +46,7 @@ __all__ = [
     "probe_across_sigma",
     "probe_layers",
     "probe_subsets",
+    "subset_correctness",
     "binomial_curve",
     "recorded_sigmas",
 ]
@@ -386,7 +388,7 @@ def probe_layers(
     }
 
 
-def probe_subsets(
+def subset_correctness(
     train_features: Sequence[torch.Tensor],
     train_labels: torch.Tensor,
     test_features: Sequence[torch.Tensor],
@@ -408,7 +410,7 @@ def probe_subsets(
         seeds: one subset per seed.
 
     Returns:
-        ``(len(seeds), S)`` accuracies in [0, 1].
+        ``(len(seeds), S, M)`` bool.
     """
     if len(train_features) != len(test_features):
         raise ValueError("need one test feature set per train feature set")
@@ -416,17 +418,40 @@ def probe_subsets(
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed (one subset per seed)")
+    K = check_labels(train_labels, "train_labels")
+    check_labels(test_labels, "test_labels", K=K)
     rows = []
     for seed in seeds:
         keep = balanced_subset(train_labels, size, torch.Generator().manual_seed(int(seed)))
         rows.append(
-            torch.cat(
+            torch.stack(
                 [
-                    logistic_probe(
-                        train[keep], train_labels[keep], test, test_labels, weight_decay
-                    )  # fmt: skip
+                    logistic_logits(train[keep], train_labels[keep], test, weight_decay)[0]
+                    .argmax(1)
+                    .eq(test_labels)
                     for train, test in zip(train_features, test_features, strict=True)
                 ]
             )
         )
     return torch.stack(rows)
+
+
+def probe_subsets(
+    train_features: Sequence[torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: Sequence[torch.Tensor],
+    test_labels: torch.Tensor,
+    size: int,
+    seeds: Sequence[int],
+    weight_decay: float = 1e-4,
+) -> torch.Tensor:
+    """Test accuracy of the logistic probe trained on ``size`` labelled training images only:
+    :func:`subset_correctness` averaged over the test items.
+
+    Returns:
+        ``(len(seeds), S)`` accuracies in [0, 1].
+    """
+    correct = subset_correctness(
+        train_features, train_labels, test_features, test_labels, size, seeds, weight_decay
+    )
+    return correct.double().mean(-1)

@@ -108,3 +108,39 @@ def test_a_descending_grid_is_refused_not_read_backwards():
     F = {"block": torch.randn(3, 60, 4, generator=g, dtype=torch.float64)}
     with pytest.raises(ValueError, match="sigmas must increase strictly"):
         network_probe.probe_blocks([1.0, 0.5, 0.1], F, y, F, y)
+
+
+def test_leads_are_paired_differences_with_a_bonferroni_family():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    gen = torch.Generator().manual_seed(3)
+    S, M = 4, 500
+    pixels = torch.rand(S, M, generator=gen) < 0.7
+    # the features get right every item the pixels get right, and some more
+    features = pixels | (torch.rand(S, M, generator=gen) < 0.2)
+    untrained = torch.rand(S, M, generator=gen) < 0.6
+    scores = {"block": features, "block@2x2": features.roll(1, 1)}
+    controls = {"noisy pixels": pixels, "untrained": untrained}
+    found = network_probe.leads(scores, controls, {"block": 2, "block@2x2": 0})
+    # block: 2 controls x (level 0, its peak 2); block@2x2: its peak is level 0, read once
+    assert [(d.features, d.control, d.level) for d in found] == [
+        ("block", "noisy pixels", 0), ("block", "noisy pixels", 2),
+        ("block", "untrained", 0), ("block", "untrained", 2),
+        ("block@2x2", "noisy pixels", 0), ("block@2x2", "untrained", 0),
+    ]  # fmt: skip
+    lead = found[1]
+    d = (features[2].double() - pixels[2].double()).numpy()
+    assert lead.difference.mean == pytest.approx(d.mean(), abs=1e-15) and lead.difference.mean > 0
+    se = d.std(ddof=1) / math.sqrt(M)
+    for interval, confidence in ((lead.difference, 0.95), (lead.simultaneous, 1 - 0.05 / 6)):
+        half = scipy_stats.t.ppf((1 + confidence) / 2, M - 1) * se
+        assert interval.high - interval.mean == pytest.approx(half, rel=1e-9)
+        assert interval.level == pytest.approx(confidence, rel=1e-12)
+    assert (
+        lead.simultaneous.high - lead.simultaneous.low > lead.difference.high - lead.difference.low
+    )
+    with pytest.raises(ValueError, match=r"peaks must name every feature set"):
+        network_probe.leads(scores, controls, {"block": 2})
+    with pytest.raises(ValueError, match=r"peaks\['block'\] must be a level index in 0 .. 3"):
+        network_probe.leads(scores, controls, {"block": 4, "block@2x2": 0})
+    with pytest.raises(ValueError, match=r"controls\['untrained'\] must be an \(S, M\) tensor"):
+        network_probe.leads(scores, {"untrained": untrained[:, :10]}, {"block": 2, "block@2x2": 0})

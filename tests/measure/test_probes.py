@@ -130,6 +130,23 @@ def test_probe_subsets_uses_the_same_subsets_for_every_feature_set(layer_feature
     assert acc[0, 1].item() == by_hand.item()
 
 
+def test_subset_correctness_marks_the_items_each_subsets_probe_gets_right(layer_features):
+    gen = torch.Generator().manual_seed(2)
+    train, y = layer_features(gen, 400, [2.0, 0.5, 0.0])
+    test, y_test = layer_features(gen, 150, [2.0, 0.5, 0.0])
+    correct = probes.subset_correctness(list(train["signal"]), y, list(test["signal"]), y_test,
+                                        30, seeds=[5, 6])  # fmt: skip
+    assert correct.shape == (2, 3, 150) and correct.dtype == torch.bool
+    # seed 6's subset at level 0, by hand: the probe's own decisions on each test item
+    keep = data.balanced_subset(y, 30, torch.Generator().manual_seed(6))
+    z = probes.logistic_logits(train["signal"][0][keep], y[keep], test["signal"][0])[0]
+    assert torch.equal(correct[1, 0], z.argmax(1) == y_test)
+    assert 0 < int(correct[1, 0].sum()) < 150  # neither all right nor all wrong: a real check
+    acc = probes.probe_subsets(list(train["signal"]), y, list(test["signal"]), y_test, 30,
+                               seeds=[5, 6])  # fmt: skip
+    torch.testing.assert_close(acc, correct.double().mean(-1), rtol=0, atol=0)
+
+
 def test_logistic_logits_are_the_probes_decisions():
     views, labels = _noisy_views(1, 600, 6, 2.0, seed=0)
     test, test_labels = _noisy_views(1, 400, 6, 2.0, seed=0)  # same class means, new noise
