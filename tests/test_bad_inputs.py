@@ -19,7 +19,14 @@ from bad_input_cases import check_case
 from lowrank import data
 from lowrank._checks import row_sigma
 from lowrank.measure import probes, snr, stats
-from lowrank.nets.train import fit, load_checkpoint, save_checkpoint, train_dae
+from lowrank.nets.train import (
+    DAERecipe,
+    Optimization,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    train_dae,
+)
 from lowrank.theory import closed_forms
 from lowrank.theory.denoisers import EmpiricalDenoiser, LowRankDAE, MixtureDenoiser
 from lowrank.theory.mixtures import LowRankMixture, MoLRG
@@ -101,8 +108,8 @@ def _trained(tmp, **kwargs):
     ``kwargs`` changed."""
     x0 = MIX.sample(64, torch.Generator().manual_seed(0), dtype=torch.float32)[0]
     path = tmp / "dae.pt"
-    train_dae(LowRankDAE(12, 3, 2, 0.3), x0, 2, checkpoint=path, progress=False)
-    call = {"dae": LowRankDAE(12, 3, 2, 0.3), "x0": x0, "epochs": 2, "checkpoint": path}
+    train_dae(LowRankDAE(12, 3, 2, 0.3), x0, DAERecipe(2), checkpoint=path, progress=False)
+    call = {"dae": LowRankDAE(12, 3, 2, 0.3), "x0": x0, "recipe": DAERecipe(2), "checkpoint": path}
     return train_dae(**(call | {"progress": False} | kwargs))
 
 
@@ -110,11 +117,11 @@ def _finished_run_is_not_redone(tmp):
     """A second call on a finished run trains nothing: same losses, same weights, same file."""
     x0 = MIX.sample(64, torch.Generator().manual_seed(0), dtype=torch.float32)[0]
     path, first = tmp / "dae.pt", LowRankDAE(12, 3, 2, 0.3)
-    losses = train_dae(first, x0, 2, checkpoint=path, progress=False)
+    losses = train_dae(first, x0, DAERecipe(2), checkpoint=path, progress=False)
     written = path.stat().st_mtime_ns
     again = LowRankDAE(12, 3, 2, 0.3, generator=torch.Generator().manual_seed(9))
     return (
-        train_dae(again, x0, 2, checkpoint=path, progress=False) == losses
+        train_dae(again, x0, DAERecipe(2), checkpoint=path, progress=False) == losses
         and torch.equal(again.raw_U, first.raw_U)
         and path.stat().st_mtime_ns == written
     )
@@ -450,7 +457,7 @@ CASES = {
     "malicious checkpoint": (_malicious_checkpoint, (ValueError, "refused to load")),
     "truncated checkpoint": (_truncated_checkpoint, (ValueError, "not a readable checkpoint")),
     "resume with another lr": (
-        lambda t: _trained(t, lr=1.0),
+        lambda t: _trained(t, recipe=DAERecipe(2, lr=1.0)),
         (ValueError, "lr: checkpoint 0.0005, this call 1.0"),
     ),
     "resume on other data": (
@@ -462,7 +469,7 @@ CASES = {
         (ValueError, "model: checkpoint 'LowRankDAE(n=12, K=3, d=2"),
     ),
     "resume asking fewer epochs": (
-        lambda t: _trained(t, epochs=1),
+        lambda t: _trained(t, recipe=DAERecipe(1)),
         (ValueError, "holds 2 epochs, more than the 1 asked for"),
     ),
     "resume a finished run": (_finished_run_is_not_redone, lambda same: same),
@@ -480,9 +487,9 @@ CASES = {
             torch.nn.Linear(2, 1),
             lambda m, b, g: m(b).mean(),
             torch.zeros(4, 2),
-            1,
             {"lr": 0.1},
-            progress=False,
+            Optimization(1),
+            progress=None,
         ),  # fmt: skip
         (ValueError, "config must not hold ['lr']"),
     ),
@@ -491,19 +498,19 @@ CASES = {
         lambda out: out[0]["config"] == {"run": 1} and out[1] == ["state.pt"],
     ),
     "train on NaN": (
-        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), torch.full((4, 12), NAN), 1),
+        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), torch.full((4, 12), NAN), DAERecipe(1)),
         (ValueError, "x0 must be finite"),
     ),
     "train empty": (
-        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), torch.zeros(0, 12), 1),
+        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), torch.zeros(0, 12), DAERecipe(1)),
         (ValueError, "x0 is empty"),
     ),
     "train negative epochs": (
-        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), _x(), -1),
+        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), _x(), DAERecipe(-1)),
         (ValueError, "epochs must be >= 0"),
     ),
     "train lr zero": (
-        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), _x(), 1, lr=0.0),
+        lambda t: train_dae(LowRankDAE(12, 3, 2, 0.3), _x(), DAERecipe(1, lr=0.0)),
         (ValueError, "lr must be a finite number > 0"),
     ),
 }

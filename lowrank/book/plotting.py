@@ -90,18 +90,18 @@ def phase_map(
     ax: plt.Axes,
     values: Sequence[Sequence[float]] | np.ndarray,
     unimodal: Sequence[Sequence[bool]] | np.ndarray,
-    columns: Sequence,
-    rows: Sequence,
+    ticks: tuple[Sequence, Sequence],
     *,
     title: str,
     fmt: str = ".2f",
     mark: tuple[int, int] | None = None,
     **heatmap,
 ) -> plt.Axes:
-    """A phase diagram: ``values`` ``(R, C)`` as an annotated heatmap over ``rows`` (y, first
-    row at the bottom) and ``columns`` (x), unimodal cells in bold with a star, and a black box
+    """A phase diagram: ``values`` ``(R, C)`` as an annotated heatmap over ``ticks = (columns,
+    rows)`` (x; y, first row at the bottom), unimodal cells in bold with a star, and a black box
     around the cell ``mark = (row, col)`` (the paper's setting). Missing values (NaN) are left
     blank; ``heatmap`` goes to :func:`seaborn.heatmap` (``cmap``, ``vmin``, ``center``...)."""
+    columns, rows = ticks
     V = np.asarray(values, dtype=float)
     U = np.asarray(unimodal, dtype=bool)
     if V.shape != U.shape or V.shape != (len(rows), len(columns)):

@@ -2,9 +2,11 @@
 
 * :func:`assess` -> :class:`Assessment`: for one trained network (a row of the data-size sweep,
   a checkpoint of the training dynamics), its copies, generalization score, Frechet distance in
-  the classifier's embedding and probe curves across noise levels with the paired shape test;
-* :func:`size_sweep` -> :class:`SizeSweep`: the classifier, real embeddings, probe sets and
-  sample seeds that every network of the data-size sweep is assessed with;
+  the classifier's embedding and probe curves across noise levels with the paired shape test,
+  all measured against one :class:`Yardstick`;
+* :func:`size_sweep` -> :class:`SizeSweep`: the networks' configurations and the yardstick
+  (classifier, real embeddings, test images, sample seeds) that every network of the data-size
+  sweep is assessed with, sized by a :class:`SweepBudget`;
 * :func:`stopping_checkpoint`: where to stop training, read from the probe curves alone
   (:data:`STOPPING_RULES`).
 """
@@ -40,13 +42,38 @@ from lowrank.nets.runs import UNetRun
 from lowrank.theory.sampling import heun_sample
 
 __all__ = [
+    "Yardstick",
     "Assessment",
     "assess",
     "STOPPING_RULES",
     "stopping_checkpoint",
+    "SweepBudget",
     "SizeSweep",
     "size_sweep",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Yardstick:
+    """What every network of a comparison is measured against by :func:`assess`.
+
+    Attributes:
+        classifier: the embedding of the generalization score and the Frechet distance.
+        reference: ``(M, p)`` embeddings of real test images, the Frechet distance's other side.
+        heldout: ``(M', p)`` embeddings of other real test images, to calibrate the threshold.
+        test: ``(images, labels)`` every probe is scored on.
+        seeds: one sample per seed (the same seeds for every network: comparable samples).
+        seed: the probing noise and the cross-fitting halves.
+        quantile: the calibration's share of real images below the similarity threshold.
+    """
+
+    classifier: ImageClassifier
+    reference: torch.Tensor
+    heldout: torch.Tensor
+    test: tuple
+    seeds: list
+    seed: int = 0
+    quantile: float = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,17 +116,12 @@ class Assessment:
 def assess(
     denoiser,
     train_images: torch.Tensor,
-    classifier: ImageClassifier,
-    reference: torch.Tensor,
-    heldout: torch.Tensor,
     probe_sets: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    test: tuple[torch.Tensor, torch.Tensor],
+    yardstick: Yardstick,
     sigmas,
     layer: str,
-    seeds,
+    *,
     steps: int = 18,
-    quantile: float = 0.95,
-    seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> Assessment:
     """Sample a trained :class:`lowrank.nets.unet.UNetDenoiser`, score the samples against its
@@ -109,20 +131,15 @@ def assess(
     Arguments:
         denoiser: the network (its ``network`` is hooked at ``layer``).
         train_images: ``(N, C, H, W)`` the images it was trained on (model range).
-        classifier: the embedding of the generalization score and the Frechet distance.
-        reference: ``(M, p)`` embeddings of real test images, the Frechet distance's other side.
-        heldout: ``(M', p)`` embeddings of other real test images, to calibrate the threshold.
         probe_sets: ``{name: (images, labels)}`` labelled images each probe is trained on; the
             first chooses the level by cross-fitting on its images (two halves, each scored by
             the probe fitted on the other).
-        test: ``(images, labels)`` every probe is scored on.
+        yardstick: the classifier, the real embeddings, the test images and the sample seeds.
         sigmas: the probing grid.
-        seeds: one sample per seed (the same seeds for every network: comparable samples).
-        steps, quantile: Heun levels; the calibration's share of real images below threshold.
-        seed: the probing noise and the cross-fitting halves.
+        steps: Heun levels of the sampler.
     """
-
-    samples = heun_sample(denoiser, list(seeds), tuple(train_images.shape[1:]),
+    classifier, seed = yardstick.classifier, yardstick.seed
+    samples = heun_sample(denoiser, list(yardstick.seeds), tuple(train_images.shape[1:]),
                           denoiser.sigma_range(), steps=steps, device=device,
                           progress=False)  # fmt: skip
     samples = samples.clamp(-1, 1)  # the data's range, as a sample saved as an image is
@@ -130,8 +147,8 @@ def assess(
     ratios, nearest = copies.ratios, copies.nearest
     train_embedding = embed(classifier, train_images)
     sample_embedding = embed(classifier, samples)
-    threshold = similarity_threshold(heldout, train_embedding, quantile)
-    x_test, y_test = test
+    threshold = similarity_threshold(yardstick.heldout, train_embedding, yardstick.quantile)
+    x_test, y_test = yardstick.test
     names = list(probe_sets)
     x_all = torch.cat([probe_sets[n][0] for n in names] + [x_test]).to(device)
     F = features_across_sigma(denoiser, [layer], x_all, sigmas, seed=seed,
@@ -155,7 +172,7 @@ def assess(
         memorized=(ratios < COPY_RATIO).double().mean().item(),
         generalization=generalization_score(sample_embedding, train_embedding, threshold),
         threshold=threshold,
-        frechet=frechet_distance(reference, sample_embedding),
+        frechet=frechet_distance(yardstick.reference, sample_embedding),
         curves=curves,
         peak=peak,
         validation=validation,
@@ -262,33 +279,58 @@ class SizeSweep:
                                   sigmas, seed=self.seed, progress=False)  # fmt: skip
         return best_layer(sigmas, F, y, seed=self.seed).name
 
+    @property
+    def yardstick(self) -> Yardstick:
+        """What :meth:`assess` measures every network against."""
+        return Yardstick(self.classifier, self.reference, self.heldout, self.test, self.seeds,
+                         self.seed)  # fmt: skip
+
     def assess(self, denoiser, n: int, sigmas, layer: str, steps: int = 18, device="cpu"):
         """:func:`assess` of a network trained on the subset of size ``n`` (its final weights
         or a snapshot), probed on the fixed set (which chooses the level) and its own."""
-        return assess(denoiser.to(device), self.subset(n)[0], self.classifier, self.reference,
-                      self.heldout, {"fixed": self.fixed, "own": self.own_probe_set(n)},
-                      self.test, sigmas, layer, self.seeds, steps=steps, seed=self.seed,
-                      device=device)  # fmt: skip
+        return assess(denoiser.to(device), self.subset(n)[0],
+                      {"fixed": self.fixed, "own": self.own_probe_set(n)}, self.yardstick,
+                      sigmas, layer, steps=steps, device=device)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepBudget:
+    """How much :func:`size_sweep` measures each network with.
+
+    Attributes:
+        classifier_epochs: training epochs of the embedding classifier.
+        samples: samples per network (one seed each, the same for every network).
+        probe_fixed_images: labelled training images of the fixed probe set.
+        probe_own_images: the most of a subset's own images its own probe is trained on.
+        probe_test_images: test images every probe is scored on.
+        reference_images, calibration_images: disjoint test images embedded as the Frechet
+            distance's reference and as the generalization score's calibration.
+    """
+
+    classifier_epochs: int
+    samples: int
+    probe_fixed_images: int
+    probe_own_images: int
+    probe_test_images: int
+    reference_images: int
+    calibration_images: int
 
 
 def size_sweep(
     sizes,
     common: dict,
-    classifier_epochs: int,
-    samples: int,
-    probe_fixed_images: int,
-    probe_own_images: int,
-    probe_test_images: int,
-    reference_images: int,
-    calibration_images: int,
+    budget: SweepBudget,
+    *,
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> SizeSweep:
     """Build the :class:`SizeSweep` of the networks ``UNetRun(**common, train_images=N)`` for
     ``N`` in ``sizes``: load (or train once) the classifier of ``common``'s data set, embed
     two disjoint random sets of test images, draw the probe sets (class-balanced, seeded with
-    ``seed + 3`` as chapter 5 draws its own) and the sample seeds."""
-
+    ``seed + 3`` as chapter 5 draws its own) and the sample seeds, as ``budget`` sizes them."""
+    if not isinstance(budget, SweepBudget):
+        raise TypeError(f"budget must be a SweepBudget, got {type(budget).__name__}")
+    reference_images, calibration_images = budget.reference_images, budget.calibration_images
     runs = {int(n): UNetRun(**common, train_images=int(n)) for n in sorted(sizes)}
     whole = UNetRun(**common)
     x_train, y_train = training_images(whole, "train")
@@ -299,7 +341,7 @@ def size_sweep(
             f"images, got {reference_images} + {calibration_images}"
         )
     trained = load_classifier(
-        ClassifierRun(dataset=whole.dataset, size=whole.size, epochs=classifier_epochs),
+        ClassifierRun(dataset=whole.dataset, size=whole.size, epochs=budget.classifier_epochs),
         progress=False,
     )
     classifier = trained.classifier.to(device)
@@ -307,8 +349,8 @@ def size_sweep(
     reference = embed(classifier, x_test[order[:reference_images]])
     heldout = embed(classifier, x_test[order[reference_images:][:calibration_images]])
     gen = torch.Generator().manual_seed(seed + 3)
-    fixed_rows = datasets.balanced_subset(y_train, probe_fixed_images, gen)
-    test_rows = datasets.balanced_subset(y_test, probe_test_images, gen)
+    fixed_rows = datasets.balanced_subset(y_train, budget.probe_fixed_images, gen)
+    test_rows = datasets.balanced_subset(y_test, budget.probe_test_images, gen)
     return SizeSweep(
         runs=runs,
         classifier=classifier,
@@ -317,7 +359,7 @@ def size_sweep(
         heldout=heldout,
         fixed=(x_train[fixed_rows], y_train[fixed_rows]),
         test=(x_test[test_rows], y_test[test_rows]),
-        seeds=[seed * 1_000_003 + i for i in range(check_count(samples, "samples"))],
-        own_images=check_count(probe_own_images, "probe_own_images"),
+        seeds=[seed * 1_000_003 + i for i in range(check_count(budget.samples, "samples"))],
+        own_images=check_count(budget.probe_own_images, "probe_own_images"),
         seed=seed,
     )

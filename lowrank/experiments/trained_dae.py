@@ -18,7 +18,7 @@ import torch
 
 from lowrank._checks import check_count
 from lowrank.measure.snr import SNREstimate, snr_estimate
-from lowrank.nets.train import train_dae
+from lowrank.nets.train import DAERecipe, train_dae
 from lowrank.theory.clustering import k_subspaces
 from lowrank.theory.denoisers import LowRankDAE
 from lowrank.theory.mixtures import MoLRG
@@ -65,7 +65,7 @@ def trained_dae_snr(
     x, _ = mix.sample(check_count(num_train, "num_train", minimum=mix.K * d), gen)
     start = k_subspaces(x, mix.K, d, restarts=10, generator=gen)
     dae = LowRankDAE.from_bases(start.bases, mix.delta)
-    losses = train_dae(dae, x.float(), epochs=check_count(epochs, "epochs"), generator=gen,
+    losses = train_dae(dae, x.float(), DAERecipe(check_count(epochs, "epochs")), generator=gen,
                        progress=False)  # fmt: skip
     snr = snr_estimate(dae, mix, sigmas, snr_samples, gen, per_class=per_class)
     return TrainedDAE(dae, losses, snr)

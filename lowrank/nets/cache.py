@@ -40,7 +40,14 @@ import torch
 
 from lowrank import data as datasets
 from lowrank.nets.runs import UNetRun, cli_args
-from lowrank.nets.train import _distributed, _read_checkpoint, fingerprint, fit, write_error
+from lowrank.nets.train import (
+    Optimization,
+    _distributed,
+    _read_checkpoint,
+    fingerprint,
+    fit,
+    write_error,
+)
 from lowrank.nets.unet import UNetDenoiser
 from lowrank.nets.verify import (
     check_schedule,
@@ -250,10 +257,11 @@ def _train_into(run, folder, x0, device, progress, rank, world) -> Path:
                 )
             continue
         start = time.perf_counter()
-        losses = fit(model, run.loss, x0, stop, config, lr=run.lr,
-                     batch_size=run.batch_size, generator=generator,
-                     checkpoint=folder / "train.pt", ema=ema, ema_decay=run.ema_decay,
-                     progress=progress, desc=f"{run.kind()} epochs (to {stop})")  # fmt: skip
+        optimization = Optimization(stop, lr=run.lr, batch_size=run.batch_size,
+                                    ema_decay=run.ema_decay)  # fmt: skip
+        label = f"{run.kind()} epochs (to {stop})" if progress else None
+        losses = fit(model, run.loss, x0, config, optimization, generator=generator,
+                     checkpoint=folder / "train.pt", ema=ema, progress=label)  # fmt: skip
         if stop > done:
             seconds += time.perf_counter() - start
             trained += (stop - done) * len(x0)

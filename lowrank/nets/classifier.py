@@ -23,7 +23,7 @@ from torch import nn
 from lowrank import data as datasets
 from lowrank._checks import check_count
 from lowrank.nets.runs import cache_root
-from lowrank.nets.train import fingerprint, fit
+from lowrank.nets.train import Optimization, fingerprint, fit
 
 __all__ = [
     "ImageClassifier",
@@ -159,10 +159,11 @@ def load_classifier(
     config = {"classifier": json.dumps(dataclasses.asdict(run), sort_keys=True),
               "x0": fingerprint(x_train)}  # fmt: skip
     start = time.perf_counter()
-    losses = fit(model, loss, rows, run.epochs, config, lr=run.lr, batch_size=run.batch_size,
+    losses = fit(model, loss, rows, config,
+                 Optimization(run.epochs, lr=run.lr, batch_size=run.batch_size),
                  generator=torch.Generator().manual_seed(run.seed + 1),
-                 checkpoint=folder / "train.pt", progress=progress,
-                 desc="classifier epochs")  # fmt: skip
+                 checkpoint=folder / "train.pt",
+                 progress="classifier epochs" if progress else None)  # fmt: skip
     model.eval()
     x_test, y_test = _split(run, "test", data_root)
     accuracy = (_batched(model, x_test).argmax(1) == y_test).double().mean().item()

@@ -19,6 +19,7 @@ different one is an error that names what differs, never a silent mix of two run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -35,7 +36,9 @@ from lowrank.theory.schedules import linear_alpha_bar, sigma_from_alpha_bar
 __all__ = [
     "ddpm_training_sigmas",
     "denoising_loss",
+    "Optimization",
     "fit",
+    "DAERecipe",
     "train_dae",
     "fingerprint",
     "save_checkpoint",
@@ -189,20 +192,35 @@ def _read_checkpoint(path: Path) -> dict:
     return state
 
 
+@dataclasses.dataclass(frozen=True)
+class Optimization:
+    """How :func:`fit` trains: Adam for ``epochs`` passes in minibatches.
+
+    Attributes:
+        epochs: passes over the data counted from the start of the run: a resumed run trains
+            the epochs its checkpoint does not hold yet; fewer than it holds is an error.
+        lr, batch_size: Adam's learning rate and the minibatch size.
+        ema_decay: the per-step decay of the exponential moving average of the weights kept
+            in :func:`fit`'s ``ema`` model; ``None`` when no EMA is kept.
+    """
+
+    epochs: int
+    lr: float = 1e-3
+    batch_size: int = 128
+    ema_decay: float | None = None
+
+
 def fit(
     model: torch.nn.Module,
     loss_fn: Callable[[torch.nn.Module, torch.Tensor, torch.Generator], torch.Tensor],
     data: torch.Tensor,
-    epochs: int,
     config: dict,
-    lr: float = 1e-3,
-    batch_size: int = 128,
+    optimization: Optimization,
+    *,
     generator: torch.Generator | None = None,
     checkpoint: str | Path | None = None,
     ema: torch.nn.Module | None = None,
-    ema_decay: float = 0.999,
-    progress: bool = True,
-    desc: str = "epochs",
+    progress: str | None = "epochs",
 ) -> list[float]:
     """Train ``model`` with Adam on minibatches of ``data``; return the mean loss of every epoch.
 
@@ -215,18 +233,16 @@ def fit(
         model: trained in place.
         loss_fn: mean loss of a minibatch ``(B, ...)`` of ``data``.
         data: ``(N, ...)`` training examples, on the model's device.
-        epochs: passes over ``data`` counted from the start of the run: a resumed run trains
-            the epochs its checkpoint does not hold yet; fewer than it holds is an error.
         config: what defines the run beyond the weights, JSON-like (model, hyperparameters,
             a :func:`fingerprint` of the data); ``lr``, ``batch_size`` and ``ema_decay`` are
             added. Stored in the checkpoint; resuming under another one is an error.
-        lr, batch_size: Adam learning rate and minibatch size.
+        optimization: epochs, learning rate, batch size and EMA decay.
         generator: CPU generator of the shuffling and of ``loss_fn``'s draws.
         checkpoint: file written atomically after every epoch (model, optimizer, generator,
             EMA, losses) and resumed from when it exists.
         ema: a copy of ``model`` that keeps the exponential moving average of its parameters
-            (updated after every step, ``ema_decay`` per step).
-        progress, desc: progress bar over epochs and its label.
+            (updated after every step, ``optimization.ema_decay`` per step).
+        progress: the label of a progress bar over epochs, or ``None`` for none.
 
     Under ``torchrun`` (an initialized ``torch.distributed`` process group) ``fit`` runs
     unchanged as data-parallel training: every rank holds the whole model and ``data``, draws
@@ -236,12 +252,20 @@ def fit(
     the replicas stay identical; rank 0 writes the checkpoint. With a loss that draws nothing
     the step is that of one process on the whole batch, up to summation order.
     """
-    epochs = check_count(epochs, "epochs", minimum=0)
-    batch_size = check_count(batch_size, "batch_size")
+    if not isinstance(optimization, Optimization):
+        raise TypeError(
+            f"optimization must be an Optimization(epochs, lr, batch_size, ema_decay), got "
+            f"{type(optimization).__name__}"
+        )
+    epochs = check_count(optimization.epochs, "epochs", minimum=0)
+    batch_size = check_count(optimization.batch_size, "batch_size")
+    lr, ema_decay = optimization.lr, optimization.ema_decay
     if not 0 < lr < float("inf"):
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    if ema is not None and not 0 <= ema_decay < 1:
-        raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+    if ema is not None and (ema_decay is None or not 0 <= ema_decay < 1):
+        raise ValueError(
+            f"ema_decay must lie in [0, 1) when an ema model is kept, got {ema_decay}"
+        )
     if len(data) == 0:
         raise ValueError("data is empty (N = 0): nothing to train on")
     generator = generator or torch.Generator().manual_seed(0)
@@ -272,8 +296,8 @@ def fit(
             ema.load_state_dict(state["ema"])
         losses, start = state["losses"], state["epoch"]
     N = len(data)
-    bar = tqdm(range(start, epochs), desc=desc, disable=not progress or rank > 0, initial=start,
-               total=epochs)  # fmt: skip
+    bar = tqdm(range(start, epochs), desc=progress, disable=progress is None or rank > 0,
+               initial=start, total=epochs)  # fmt: skip
     for epoch in bar:
         draws = generator
         if world > 1:  # each rank its own stream, seeded by the shared generator's state
@@ -357,13 +381,28 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         average.copy_(current)
 
 
+@dataclasses.dataclass(frozen=True)
+class DAERecipe:
+    """How :func:`train_dae` trains the DAE (defaults: the paper's recipe but its epochs).
+
+    Attributes:
+        epochs: passes over the samples, counted from the start of the run (a resumed run
+            trains the epochs its checkpoint does not hold yet). The paper: 200.
+        lr, batch_size: Adam's learning rate and the minibatch size.
+        T: DDPM steps; each sample gets a uniform timestep in ``1 .. T``.
+    """
+
+    epochs: int
+    lr: float = 5e-4
+    batch_size: int = 128
+    T: int = 500
+
+
 def train_dae(
     dae: LowRankDAE,
     x0: torch.Tensor,
-    epochs: int,
-    lr: float = 5e-4,
-    batch_size: int = 128,
-    T: int = 500,
+    recipe: DAERecipe,
+    *,
     generator: torch.Generator | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
@@ -374,18 +413,19 @@ def train_dae(
     Arguments:
         dae: the model (trained in place).
         x0: training samples, in the model's dtype.
-        epochs: passes over ``x0``, counted from the start of the run (a resumed run trains
-            the epochs its checkpoint does not hold yet).
-        lr, batch_size: Adam learning rate and minibatch size.
-        T: DDPM steps; each sample gets a uniform timestep in ``1 .. T``.
+        recipe: epochs, learning rate, batch size and DDPM steps.
         generator: seeds shuffling, timesteps and noise (CPU).
         checkpoint: file to save to after every epoch and to resume from. On resume the
             model's weights, the optimizer and the generator's state come from the file; the
-            model's shape, ``lr``, ``batch_size``, ``T`` and the data ``x0`` must be those of
-            the run that wrote it, and ``epochs`` at least the epochs it holds (else
-            ``ValueError``, naming what differs).
+            model's shape, the recipe's ``lr``, ``batch_size`` and ``T`` and the data ``x0``
+            must be those of the run that wrote it, and its ``epochs`` at least the epochs it
+            holds (else ``ValueError``, naming what differs).
         progress: show a progress bar over epochs.
     """
+    if not isinstance(recipe, DAERecipe):
+        raise TypeError(
+            f"recipe must be a DAERecipe(epochs, lr, batch_size, T), got {type(recipe).__name__}"
+        )
     if not isinstance(x0, torch.Tensor) or x0.ndim != 2 or x0.shape[1] != dae.n:
         raise ValueError(f"x0 must be a tensor of shape (N, {dae.n}), got {_shape(x0)}")
     if not torch.is_floating_point(x0):
@@ -394,7 +434,7 @@ def train_dae(
         raise ValueError("x0 is empty (N = 0): nothing to train on")
     if not bool(torch.all(torch.isfinite(x0))):
         raise ValueError("x0 must be finite (it contains NaN or inf)")
-    T = check_count(T, "T")
+    T = check_count(recipe.T, "T")
     x0 = x0.to(dae.dtype)
     sigmas = ddpm_training_sigmas(T, dae.dtype)
 
@@ -409,11 +449,11 @@ def train_dae(
         "T": T,
         "x0": fingerprint(x0),
     }
-    small = batch_size * dae.n * dae.K * dae.d < _SMALL_STEP
+    small = recipe.batch_size * dae.n * dae.K * dae.d < _SMALL_STEP
+    optimization = Optimization(recipe.epochs, lr=recipe.lr, batch_size=recipe.batch_size)
     with _threads(1 if small else None):
-        return fit(dae, loss, x0, epochs, config, lr=lr, batch_size=batch_size,
-                   generator=generator, checkpoint=checkpoint, progress=progress,
-                   desc="DAE epochs")  # fmt: skip
+        return fit(dae, loss, x0, config, optimization, generator=generator,
+                   checkpoint=checkpoint, progress="DAE epochs" if progress else None)  # fmt: skip
 
 
 def _shape(x) -> str:

@@ -66,7 +66,7 @@ def test_phase_map_puts_the_first_row_at_the_bottom_and_stars_the_unimodal_cells
     fig, ax = plt.subplots()
     values = [[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]]  # rows: K = 2, K = 3; columns: three deltas
     unimodal = [[True, False, False], [False, False, True]]
-    plotting.phase_map(ax, values, unimodal, [0.1, 0.2, 0.3], [2, 3], title="t", mark=(0, 1))
+    plotting.phase_map(ax, values, unimodal, ([0.1, 0.2, 0.3], [2, 3]), title="t", mark=(0, 1))
     texts = {(round(t.get_position()[0], 1), round(t.get_position()[1], 1)): t for t in ax.texts}
     assert len(texts) == 5  # the NaN cell is blank
     assert texts[(0.5, 1.5)].get_text() == "1.00*" and texts[(0.5, 1.5)].get_fontweight() == "bold"
@@ -75,5 +75,5 @@ def test_phase_map_puts_the_first_row_at_the_bottom_and_stars_the_unimodal_cells
     (box,) = ax.patches
     assert box.get_xy() == (1, 1) and box.get_width() == 1
     with pytest.raises(ValueError, match="len\\(rows\\), len\\(columns\\)"):
-        plotting.phase_map(ax, values, unimodal, [0.1, 0.2], [2, 3], title="t")
+        plotting.phase_map(ax, values, unimodal, ([0.1, 0.2], [2, 3]), title="t")
     plt.close(fig)

@@ -38,11 +38,14 @@ def test_assess_finds_that_a_memorizer_copies(tiny_fashion, tmp_path):
     classifier = load_classifier(ClassifierRun(size=8, width=8, epochs=2, batch_size=50),
                                  cache=tmp_path, progress=False).classifier  # fmt: skip
     train, heldout = x[:20], x[100:160]
+    yardstick = size_sweep.Yardstick(
+        classifier, reference=embed(classifier, x[160:]), heldout=embed(classifier, heldout),
+        test=(x[160:], labels[160:]), seeds=list(range(12)),
+    )  # fmt: skip
     result = size_sweep.assess(
-        _Memorizer(train), train, classifier,
-        reference=embed(classifier, x[160:]), heldout=embed(classifier, heldout),
-        probe_sets={"other": (x[20:100], labels[20:100]), "own": (train, labels[:20])},
-        test=(x[160:], labels[160:]), sigmas=[0.01, 0.1, 1.0], layer="0", seeds=range(12),
+        _Memorizer(train), train,
+        {"other": (x[20:100], labels[20:100]), "own": (train, labels[:20])}, yardstick,
+        sigmas=[0.01, 0.1, 1.0], layer="0",
     )  # fmt: skip
     assert result.samples.shape == (12, 1, 8, 8)
     assert result.memorized == 1.0 and result.generalization == 0.0  # every sample a copy
@@ -82,9 +85,8 @@ def test_size_sweep_builds_what_every_network_is_assessed_with(
     common = dict(size=8, channels=(8, 16), epochs=1, batch_size=16, epoch_images=40)
     sizes = dict(classifier_epochs=1, samples=4, probe_fixed_images=60, probe_own_images=10,
                  probe_test_images=30)  # fmt: skip
-    sweep = size_sweep.size_sweep(
-        [20, 10], common, **sizes, reference_images=50, calibration_images=60
-    )
+    budget = size_sweep.SweepBudget(**sizes, reference_images=50, calibration_images=60)
+    sweep = size_sweep.size_sweep([20, 10], common, budget)
     assert list(sweep.runs) == [10, 20] and sweep.runs[10].train_images == 10
     assert sweep.reference.shape == (50, 128) and sweep.heldout.shape == (60, 128)
     assert len(sweep.seeds) == len(set(sweep.seeds)) == 4
@@ -101,4 +103,7 @@ def test_size_sweep_builds_what_every_network_is_assessed_with(
     assert result.samples.shape == (4, 1, 8, 8) and set(result.curves) == {"fixed", "own"}
     torch.testing.assert_close(result.copy_ratios, copy_ratio(result.samples, x10))
     with pytest.raises(ValueError, match="reference_images \\+ calibration_images"):
-        size_sweep.size_sweep([10], common, **sizes, reference_images=150, calibration_images=60)
+        size_sweep.size_sweep(
+            [10], common,
+            size_sweep.SweepBudget(**sizes, reference_images=150, calibration_images=60),
+        )  # fmt: skip

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from lowrank.measure.distances import block_angles
-from lowrank.nets.train import ddpm_training_sigmas, denoising_loss, fit, train_dae
+from lowrank.nets.train import (
+    DAERecipe,
+    Optimization,
+    ddpm_training_sigmas,
+    denoising_loss,
+    fit,
+    train_dae,
+)
 from lowrank.theory.denoisers import LowRankDAE
 from lowrank.theory.landscape import regroup_bases
 from lowrank.theory.mixtures import MoLRG
@@ -27,10 +34,11 @@ def _regression_run(tmp_path, epochs, checkpoint=True, ema_decay=0.9):
         jitter = 0.01 * torch.randn(batch.shape[0], 3, generator=gen)
         return (model(batch[:, :3] + jitter) - batch[:, 3:]).square().mean()
 
-    losses = fit(net, loss, data, epochs, {"run": "regression"}, lr=1e-2, batch_size=16,
-                 generator=torch.Generator().manual_seed(2), ema=ema, ema_decay=ema_decay,
+    optimization = Optimization(epochs, lr=1e-2, batch_size=16, ema_decay=ema_decay)
+    losses = fit(net, loss, data, {"run": "regression"}, optimization,
+                 generator=torch.Generator().manual_seed(2), ema=ema,
                  checkpoint=tmp_path / "fit.pt" if checkpoint else None,
-                 progress=False)  # fmt: skip
+                 progress=None)  # fmt: skip
     return net, ema, losses
 
 
@@ -39,7 +47,7 @@ WORKER = textwrap.dedent(
     import sys
     import torch
     import torch.distributed as dist
-    from lowrank.nets.train import fit
+    from lowrank.nets.train import Optimization, fit
 
     dist.init_process_group("gloo")
     out, noisy = sys.argv[1], sys.argv[2] == "noisy"
@@ -54,9 +62,9 @@ WORKER = textwrap.dedent(
             batch = batch + 0.1 * torch.randn(batch.shape, generator=gen, dtype=batch.dtype)
         return (m(batch) - target).square().mean()
 
-    losses = fit(model, loss_fn, x, 3, {"model": "mlp"}, lr=1e-2, batch_size=10,
+    losses = fit(model, loss_fn, x, {"model": "mlp"}, Optimization(3, lr=1e-2, batch_size=10),
                  generator=torch.Generator().manual_seed(1), checkpoint=out + ".pt",
-                 progress=False)
+                 progress=None)  # fmt: skip
     torch.save({"state": model.state_dict(), "losses": losses}, f"{out}.rank{dist.get_rank()}")
     dist.destroy_process_group()
     """
@@ -126,14 +134,15 @@ def test_train_dae_learns_subspaces_and_resumes(tmp_path):
     start = worst_angle(dae)
     ckpt = tmp_path / "dae.pt"
     gen = torch.Generator().manual_seed(2)
-    first = train_dae(dae, x0, epochs=3, lr=0.01, generator=gen, checkpoint=ckpt, progress=False)
+    first = train_dae(dae, x0, DAERecipe(3, lr=0.01), generator=gen, checkpoint=ckpt,
+                      progress=False)  # fmt: skip
     resumed = LowRankDAE(12, 2, 2, 0.2)  # weights, optimizer and generator come from the file
-    losses = train_dae(resumed, x0, epochs=30, lr=0.01, generator=gen, checkpoint=ckpt,
+    losses = train_dae(resumed, x0, DAERecipe(30, lr=0.01), generator=gen, checkpoint=ckpt,
                        progress=False)  # fmt: skip
     assert losses[:3] == first and len(losses) == 30
     assert start > 20 and worst_angle(resumed) < 5, (start, worst_angle(resumed))
     with pytest.raises(ValueError, match="x0"):
-        train_dae(resumed, x0[:, :5], epochs=1)
+        train_dae(resumed, x0[:, :5], DAERecipe(1))
 
 
 def test_fit_resumes_bitwise_with_ema(tmp_path):
@@ -160,8 +169,9 @@ def test_fit_refuses_another_configuration(tmp_path):
     _regression_run(tmp_path, 1)
     net = torch.nn.Linear(3, 1)
     with pytest.raises(ValueError, match="run: checkpoint 'regression', this call 'other'"):
-        fit(net, lambda m, b, g: m(b[:, :3]).mean(), torch.zeros(4, 4), 1, {"run": "other"},
-            lr=1e-2, batch_size=16, checkpoint=tmp_path / "fit.pt", progress=False)  # fmt: skip
+        fit(net, lambda m, b, g: m(b[:, :3]).mean(), torch.zeros(4, 4), {"run": "other"},
+            Optimization(1, lr=1e-2, batch_size=16), checkpoint=tmp_path / "fit.pt",
+            progress=None)  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", ["exact", "noisy"])
@@ -180,8 +190,8 @@ def test_two_gloo_ranks_keep_identical_replicas(tmp_path, mode):
         model = model.double()
         x = torch.linspace(-1, 1, 100, dtype=torch.float64).reshape(25, 4)
         losses = fit(model, lambda m, b, g: (m(b) - b.sum(1, keepdim=True).sin()).square().mean(),
-                     x, 3, {"model": "mlp"}, lr=1e-2, batch_size=10,
-                     generator=torch.Generator().manual_seed(1), progress=False)  # fmt: skip
+                     x, {"model": "mlp"}, Optimization(3, lr=1e-2, batch_size=10),
+                     generator=torch.Generator().manual_seed(1), progress=None)  # fmt: skip
         assert losses == pytest.approx(rank0["losses"], rel=1e-12)
         for name, value in model.state_dict().items():
             torch.testing.assert_close(value, rank0["state"][name], rtol=1e-10, atol=1e-12)

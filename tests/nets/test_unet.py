@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lowrank.measure.features import features_across_sigma
-from lowrank.nets.train import fingerprint, fit
+from lowrank.nets.train import Optimization, fingerprint, fit
 from lowrank.nets.unet import EDMUNetDenoiser, UNetDenoiser
 from lowrank.theory.schedules import linear_alpha_bar, sigma_from_alpha_bar
 
@@ -64,9 +64,10 @@ def _train(tmp_path, epochs):
     den = _tiny()
     data = torch.randn(24, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     config = {"model": "tiny UNet (8, 16)", "data": fingerprint(data)}
-    losses = fit(den, lambda m, b, g: m.loss(b, g), data, epochs, config, lr=1e-3,
-                 batch_size=8, generator=torch.Generator().manual_seed(4),
-                 checkpoint=tmp_path / "unet.pt", progress=False)  # fmt: skip
+    losses = fit(den, lambda m, b, g: m.loss(b, g), data, config,
+                 Optimization(epochs, lr=1e-3, batch_size=8),
+                 generator=torch.Generator().manual_seed(4), checkpoint=tmp_path / "unet.pt",
+                 progress=None)  # fmt: skip
     return den, losses
 
 
