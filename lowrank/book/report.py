@@ -31,6 +31,7 @@ __all__ = [
     "RESULTS_DIGITS",
     "compare_frame",
     "styled",
+    "lead_table",
     "relative_gaps",
     "worst_gap",
     "within",
@@ -164,6 +165,26 @@ def styled(frame: pd.DataFrame, formats: Mapping[str, str] | None = None, digits
     # the class "dataframe" gives the table the book theme's padding and rules
     styler = frame.style.format(spec, na_rep="–").hide(axis="index")
     return styler.set_table_attributes('class="dataframe"')
+
+
+def lead_table(family: Sequence, scale: float = 100.0) -> pd.DataFrame:
+    """A family of leads (:func:`lowrank.experiments.network_probe.leads`) as one row per feature
+    set and one column per control and level ("noisy pixels, σ = 0.002", "noisy pixels, its
+    peak"): the lead times ``scale`` (points) with its simultaneous interval, e.g.
+    ``"+3.1 [+2.4, +3.8]"``. A feature set whose peak is the first level has no second
+    reading: its cell says so."""
+    table: dict[str, dict[str, str]] = {}
+    controls = list(dict.fromkeys(lead.control for lead in family))
+    for lead in family:
+        where = "σ = 0.002" if lead.level == 0 else "its peak"
+        d, joint = lead.difference, lead.simultaneous
+        text = f"{scale * d.mean:+.1f} [{scale * joint.low:+.1f}, {scale * joint.high:+.1f}]"
+        table.setdefault(lead.features, {})[f"{lead.control}, {where}"] = text
+    present = {column for row in table.values() for column in row}
+    columns = [f"{c}, {w}" for c in controls for w in ("σ = 0.002", "its peak")
+               if f"{c}, {w}" in present]  # fmt: skip
+    frame = pd.DataFrame.from_dict(table, orient="index", columns=columns)
+    return frame.fillna("peak at σ = 0.002")
 
 
 def _finite(values, name: str) -> np.ndarray:

@@ -5,6 +5,8 @@
   the paired unimodality test at it;
 * :func:`probe_blocks` -> :class:`BlockProbe` per block (or any feature set): the test curve,
   the peak chosen by cross-fitting and the paired unimodality test at it;
+* :func:`few_label_scores`: per test item, the share of few-label probes (seeded subsets) that
+  get it right, for every feature set: the scores :func:`leads` compares with few labels;
 * :func:`leads` -> a :class:`Lead` per feature set and control: how far a network's features
   beat a control (noisy pixels, the untrained network) on the same test items, at the smallest
   level and at the features' peak, with per-comparison and simultaneous (Bonferroni) intervals.
@@ -22,7 +24,12 @@ from lowrank._checks import as_sigmas, check_increasing, labelled_pair
 from lowrank.measure.features import features_across_sigma
 from lowrank.measure.inference import bonferroni_level
 from lowrank.measure.levels import best_layer, crossfit_level
-from lowrank.measure.probes import ProbeCurve, probe_across_sigma, probe_layers
+from lowrank.measure.probes import (
+    ProbeCurve,
+    probe_across_sigma,
+    probe_layers,
+    subset_correctness,
+)
 from lowrank.measure.stats import (
     CurveShape,
     PairedDifference,
@@ -36,6 +43,7 @@ __all__ = [
     "probe_network",
     "BlockProbe",
     "probe_blocks",
+    "few_label_scores",
     "Lead",
     "leads",
 ]
@@ -177,6 +185,43 @@ def probe_blocks(
     return out
 
 
+def few_label_scores(
+    train_features: dict[str, torch.Tensor],
+    train_labels: torch.Tensor,
+    test_features: dict[str, torch.Tensor],
+    test_labels: torch.Tensor,
+    size: int,
+    seeds: Sequence[int],
+) -> dict[str, torch.Tensor]:
+    """For every feature set, ``(S, M)`` float64: at each level, the share of the few-label
+    probes (one per seed, each trained on the seed's class-balanced subset of ``size`` training
+    rows, :func:`lowrank.measure.probes.subset_correctness`) that get each test item right.
+    The same subsets serve every feature set, so the scores of two feature sets are paired on
+    labelled images and test items alike.
+
+    Arguments:
+        train_features, test_features: ``{name: (S, N, p)}`` and ``{name: (S, M, p)}``.
+    """
+    if set(train_features) != set(test_features):
+        raise ValueError(
+            f"train_features and test_features must name the same feature sets, got "
+            f"{sorted(train_features)} and {sorted(test_features)}"
+        )
+    return {
+        name: subset_correctness(
+            list(train_features[name]),
+            train_labels,
+            list(test_features[name]),
+            test_labels,
+            size,
+            seeds,
+        )
+        .double()
+        .mean(0)  # fmt: skip
+        for name in train_features
+    }
+
+
 @dataclass(frozen=True)
 class Lead:
     """One feature set's lead over one control at one noise level, on the same test items.
@@ -199,7 +244,7 @@ class Lead:
 
 def leads(
     scores: dict[str, torch.Tensor],
-    controls: dict[str, torch.Tensor],
+    controls: dict[str, torch.Tensor | dict[str, torch.Tensor]],
     peaks: dict[str, int],
     *,
     level: float = 0.95,
@@ -214,10 +259,13 @@ def leads(
     family's size, so "every lead of the table is above 0" holds at ``level`` jointly.
 
     Arguments:
-        scores, controls: ``{name: (S, M)}`` per-item scores on the same ``M`` test items in the
-            same order at the same ``S`` levels: 0/1 correctness (:attr:`ProbeCurve.correct`),
-            or the fraction of few-label subsets that got an item right
+        scores: ``{name: (S, M)}`` per-item scores on the same ``M`` test items in the same
+            order at the same ``S`` levels: 0/1 correctness (:attr:`ProbeCurve.correct`), or
+            the fraction of few-label subsets that got an item right
             (:func:`lowrank.measure.probes.subset_correctness` averaged over its seeds).
+        controls: ``{control: (S, M)}`` scored alike, compared with every feature set (noisy
+            pixels), or ``{control: {name: (S, M)}}`` with one per feature set (an untrained
+            network read at the same block and readout).
         peaks: ``{name: index}`` for every feature set, chosen on training items only (e.g.
             :func:`lowrank.measure.levels.crossfit_level`).
         level: confidence of the per-comparison intervals, in (0, 1).
@@ -225,7 +273,20 @@ def leads(
     if not scores or not controls:
         raise ValueError("scores and controls must each hold at least one feature set")
     shape = next(iter(scores.values())).shape
-    for kind, table in (("scores", scores), ("controls", controls)):
+    matched = {}  # control -> {feature set: its scores}
+    for control, values in controls.items():
+        if isinstance(values, dict):
+            if set(values) != set(scores):
+                raise ValueError(
+                    f"controls[{control!r}] must hold one score tensor per feature set of "
+                    f"scores {sorted(scores)}, got {sorted(values)}"
+                )
+            matched[control] = values
+        else:
+            matched[control] = dict.fromkeys(scores, values)
+    tables = [("scores", scores)]
+    tables += [(f"controls[{c!r}]", table) for c, table in matched.items()]
+    for kind, table in tables:
         for name, values in table.items():
             if not isinstance(values, torch.Tensor) or values.ndim != 2 or values.shape != shape:
                 got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values)
@@ -249,8 +310,8 @@ def leads(
             f,
             c,
             i,
-            paired_interval(scores[f][i], controls[c][i], level),
-            paired_interval(scores[f][i], controls[c][i], joint),
+            paired_interval(scores[f][i], matched[c][f][i], level),
+            paired_interval(scores[f][i], matched[c][f][i], joint),
         )  # fmt: skip
         for f, c, i in where
     ]

@@ -19,7 +19,8 @@ global average throws away. Every readout of a block comes from the same forward
   error);
 * :func:`features_across_sigma`: ``(S, N, C)`` features per layer for ``S`` noise levels and
   ``N`` images, batched, seeded, with a progress bar;
-* :func:`noisy_pixels`: the noisy inputs themselves with the same noise (the pixel control).
+* :func:`noisy_pixels`: the noisy inputs themselves with the same noise (the pixel control);
+* :func:`split_items`: features of training and test images extracted in one pass, split apart.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from tqdm.std import tqdm
 
 from lowrank._checks import as_sigmas, check_count
 
-__all__ = ["HookedDenoiser", "PooledActivations", "features_across_sigma", "noisy_pixels"]
+__all__ = [
+    "HookedDenoiser",
+    "PooledActivations",
+    "features_across_sigma",
+    "noisy_pixels",
+    "split_items",
+]
 
 
 @runtime_checkable
@@ -238,3 +245,25 @@ def noisy_pixels(
     for s, x_t, _ in _noisy_batches(x0, sig, batch_size, seed, False, False):
         out[s].append(x_t.flatten(1).float().cpu())
     return torch.stack([torch.cat(rows) for rows in out])
+
+
+def split_items(
+    features: dict[str, torch.Tensor], n: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``{name: (S, N, C)}`` features (as :func:`features_across_sigma` returns them for training
+    and test images fed in one pass) split into the first ``n`` items and the other ``N - n``:
+    ``({name: (S, n, C)}, {name: (S, N - n, C)})``."""
+    if not features:
+        raise ValueError("features is empty: give at least one name")
+    total = {name: F.shape[1] for name, F in features.items() if F.ndim == 3}
+    if len(total) != len(features) or len(set(total.values())) != 1:
+        shapes = {name: tuple(F.shape) for name, F in features.items()}
+        raise ValueError(f"features must be (S, N, C) tensors of the same N items, got {shapes}")
+    N = next(iter(total.values()))
+    n = check_count(n, "n")
+    if n >= N:
+        raise ValueError(f"n = {n} leaves no items of the N = {N} for the second part: lower n")
+    return (
+        {name: F[:, :n] for name, F in features.items()},
+        {name: F[:, n:] for name, F in features.items()},
+    )

@@ -37,6 +37,7 @@ __all__ = [
     "crossfit_level",
     "BlockPerSigma",
     "block_per_sigma",
+    "block_per_sigma_from_crossfit",
 ]
 
 
@@ -247,7 +248,38 @@ def block_per_sigma(
     halves = _halves(train_labels, check_count(seed, "seed", minimum=0))
     correct = torch.stack(
         [_crossfit_correct(train_features[n], train_labels, halves, weight_decay) for n in names]
-    ).double()  # (blocks, S, N)
+    )  # (blocks, S, N)
+    return _per_sigma(sig, names, correct.double(), halves)
+
+
+def block_per_sigma_from_crossfit(
+    crossfits: dict[str, ProbeCurve], train_labels: torch.Tensor, *, seed: int = 0
+) -> BlockPerSigma:
+    """:func:`block_per_sigma` from cross-fitted curves already computed with the same
+    ``seed`` (:func:`crossfit_level`'s ``curve``, or
+    :attr:`lowrank.experiments.network_probe.BlockProbe.crossfit`): the same halves, the same
+    per-row correctness, so the same result without fitting a probe again."""
+    if not crossfits:
+        raise ValueError("crossfits must hold at least one block")
+    names = list(crossfits)
+    first = crossfits[names[0]]
+    N = len(train_labels)
+    for name, curve in crossfits.items():
+        if curve.correct is None or curve.correct.shape != (len(first.sigmas), N):
+            got = None if curve.correct is None else tuple(curve.correct.shape)
+            raise ValueError(
+                f"crossfits[{name!r}] must keep its (S, N) = ({len(first.sigmas)}, {N}) "
+                f"per-row correctness (a crossfit_level curve), got {got}"
+            )
+        if not torch.equal(curve.sigmas, first.sigmas):
+            raise ValueError(f"crossfits[{name!r}] is on another grid than {names[0]!r}")
+    halves = _halves(train_labels, check_count(seed, "seed", minimum=0))
+    correct = torch.stack([crossfits[n].correct for n in names]).double()
+    return _per_sigma(first.sigmas, names, correct, halves)
+
+
+def _per_sigma(sig, names, correct, halves) -> BlockPerSigma:
+    """:class:`BlockPerSigma` from the ``(blocks, S, N)`` cross-fitted correctness."""
     scored = [correct[:, :, rows].mean(-1) for rows in halves]  # (blocks, S) on each half
     naive = torch.stack([s.max(0).values for s in scored])  # (2, S)
     picks = [s.argmax(0) for s in scored]

@@ -112,3 +112,20 @@ BAD_INPUT = {
 @pytest.mark.parametrize("name", BAD_INPUT)
 def test_bad_input(name, tmp_path):
     check_case(name, *BAD_INPUT[name], tmp_path)
+
+
+def test_lead_table_puts_each_lead_with_its_simultaneous_interval_in_its_cell():
+    from lowrank.experiments.network_probe import leads
+
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.rand(3, 200, generator=gen) < 0.6
+    scores = {"a": pixels | (torch.rand(3, 200, generator=gen) < 0.3), "b": pixels.roll(1, 1)}
+    family = leads(scores, {"noisy pixels": pixels}, {"a": 0, "b": 2})
+    table = report.lead_table(family)
+    assert list(table.index) == ["a", "b"]
+    assert list(table.columns) == ["noisy pixels, σ = 0.002", "noisy pixels, its peak"]
+    lead = family[2]  # b at its peak, level 2
+    d, joint = lead.difference, lead.simultaneous
+    expected = f"{100 * d.mean:+.1f} [{100 * joint.low:+.1f}, {100 * joint.high:+.1f}]"
+    assert table.loc["b", "noisy pixels, its peak"] == expected
+    assert table.loc["a", "noisy pixels, its peak"] == "peak at σ = 0.002"

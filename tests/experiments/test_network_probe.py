@@ -142,5 +142,35 @@ def test_leads_are_paired_differences_with_a_bonferroni_family():
         network_probe.leads(scores, controls, {"block": 2})
     with pytest.raises(ValueError, match=r"peaks\['block'\] must be a level index in 0 .. 3"):
         network_probe.leads(scores, controls, {"block": 4, "block@2x2": 0})
-    with pytest.raises(ValueError, match=r"controls\['untrained'\] must be an \(S, M\) tensor"):
+    with pytest.raises(
+        ValueError, match=r"controls\['untrained'\]\['block'\] must be an \(S, M\)"
+    ):
         network_probe.leads(scores, {"untrained": untrained[:, :10]}, {"block": 2, "block@2x2": 0})
+    # a control per feature set: each feature set against its own
+    own = {"block": untrained, "block@2x2": pixels}
+    paired = network_probe.leads(scores, {"own": own}, {"block": 2, "block@2x2": 0})
+    assert [(d.features, d.level) for d in paired] == [
+        ("block", 0),
+        ("block", 2),
+        ("block@2x2", 0),
+    ]
+    expected = stats.paired_interval(features.roll(1, 1)[0], pixels[0])
+    assert paired[2].difference == expected
+    with pytest.raises(ValueError, match=r"controls\['own'\] must hold one score tensor per"):
+        network_probe.leads(scores, {"own": {"block": untrained}}, {"block": 2, "block@2x2": 0})
+
+
+def test_few_label_scores_are_the_share_of_subsets_right_per_item():
+    gen = torch.Generator().manual_seed(4)
+    labels = torch.arange(200) % 4
+    x = torch.nn.functional.one_hot(labels, 4).double() + 0.8 * torch.randn(200, 4, generator=gen)
+    F = {"x": torch.stack([x, 2 * x + torch.randn(200, 4, generator=gen)]).float()}  # (S, N, p)
+    train, test = features.split_items(F, 120)
+    scores = network_probe.few_label_scores(train, labels[:120], test, labels[120:], 20, [1, 2, 3])
+    hits = probes.subset_correctness(list(train["x"]), labels[:120], list(test["x"]),
+                                     labels[120:], 20, [1, 2, 3])  # fmt: skip
+    torch.testing.assert_close(scores["x"], hits.double().mean(0), rtol=0, atol=0)
+    assert set(scores["x"].unique().tolist()) <= {0.0, 1 / 3, 2 / 3, 1.0}
+    assert 0.3 < scores["x"][0].mean() < 1  # the probes learn something, not everything
+    with pytest.raises(ValueError, match="must name the same feature sets"):
+        network_probe.few_label_scores(train, labels[:120], {}, labels[120:], 20, [1])

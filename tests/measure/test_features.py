@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from lowrank.measure import features
 from lowrank.measure.features import PooledActivations, features_across_sigma
 
 
@@ -135,3 +136,15 @@ def test_noisy_pixels_are_the_inputs_the_network_saw():
     ratio = (pixels - x0.flatten(1)) / torch.tensor(sigmas)[:, None, None]
     assert 0.6 < ratio.std().item() < 1.4
     assert not torch.equal(noisy_pixels(x0, sigmas, batch_size=3, seed=6), pixels)
+
+
+def test_split_items_keeps_the_first_n_items_apart():
+    F = {"a": torch.arange(2 * 5 * 3).reshape(2, 5, 3), "b": torch.zeros(2, 5, 1)}
+    first, rest = features.split_items(F, 2)
+    assert torch.equal(first["a"], F["a"][:, :2]) and torch.equal(rest["a"], F["a"][:, 2:])
+    assert first["b"].shape == (2, 2, 1) and rest["b"].shape == (2, 3, 1)
+    assert torch.equal(torch.cat([first["a"], rest["a"]], 1), F["a"])  # nothing lost or repeated
+    with pytest.raises(ValueError, match="n = 5 leaves no items"):
+        features.split_items(F, 5)
+    with pytest.raises(ValueError, match="same N items"):
+        features.split_items({"a": F["a"], "c": torch.zeros(2, 4, 1)}, 2)

@@ -139,3 +139,23 @@ def test_block_per_sigma_names_bad_inputs():
         levels.block_per_sigma([0.1, 0.2], features, y)
     with pytest.raises(ValueError, match="sigmas must increase strictly"):
         levels.block_per_sigma([0.3, 0.2, 0.1], features, y)
+
+
+def test_block_per_sigma_from_crossfit_curves_equals_fitting_again():
+    features, y = _blocks(5, 120, {"a": 0.4, "b": 0.5, "c": 0.3})
+    sigmas = [0.01, 0.1, 1.0]
+    fitted = levels.block_per_sigma(sigmas, features, y, seed=2)
+    crossfits = {n: levels.crossfit_level(F, y, seed=2, sigmas=sigmas).curve
+                 for n, F in features.items()}  # fmt: skip
+    reused = levels.block_per_sigma_from_crossfit(crossfits, y, seed=2)
+    for field in ("envelope", "honest", "inflation", "sigmas"):
+        torch.testing.assert_close(getattr(reused, field), getattr(fitted, field), rtol=0, atol=0)
+    assert reused.blocks == fitted.blocks
+    assert fitted.inflation.abs().max() > 0  # three close blocks: a choice that can mislead
+    # curves cross-fitted with other halves are another experiment: their result differs
+    other = {n: levels.crossfit_level(F, y, seed=7, sigmas=sigmas).curve
+             for n, F in features.items()}  # fmt: skip
+    mixed = levels.block_per_sigma_from_crossfit(other, y, seed=2)
+    assert not torch.equal(mixed.honest, fitted.honest)
+    with pytest.raises(ValueError, match=r"crossfits\['a'\] must keep its \(S, N\)"):
+        levels.block_per_sigma_from_crossfit(crossfits, y[:60], seed=2)
