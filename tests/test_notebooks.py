@@ -121,25 +121,24 @@ def _check_05(v):
     assert v["acc_summary"].startswith(v["acc_verdict"])
     index = {name: min(range(len(grid)), key=lambda i: abs(grid[i] - v[name]))
              for name in ("acc_peak_sigma", "snr_peak_sigma", "icr_min_sigma")}  # fmt: skip
-    interior = [0 < index[k] < len(grid) - 1 for k in ("acc_peak_sigma", "snr_peak_sigma")]
+    # inside the grid: above the levels below the schedule (results.py's low end), below the top
+    interior = [2 <= index[k] < len(grid) - 1 for k in ("acc_peak_sigma", "snr_peak_sigma")]
     assert v["peaks_reading"].startswith("both peak inside") == all(interior)
     assert v["icr_levels_from_peak"] == index["icr_min_sigma"] - index["acc_peak_sigma"]
     # the paired test's threshold: none when the cross-fitted peak is an end of the grid
     assert math.isinf(float(v["acc_mde"])) == (index["acc_peak_sigma"] in (0, len(grid) - 1))
-    # the paired bound covers the test curve's own rise to its peak over sigma = 0.002
-    assert v["acc_rise_bound"] >= v["acc_peak"] - v["acc_first"] - 1e-9
     assert v["early_epoch"] == QUICK["early_epoch"] and v["probe_seeds"] == QUICK["probe_seeds"]
-    # the leads: a simultaneous lower end is at most the lead; counts within the family
+    # the chosen readout's lead is one of the family's: a lower end above 0 is counted
     for key in ("many", "few"):
-        assert v[f"lead_{key}_low"] <= v[f"lead_{key}"]
-        assert 0 <= v[f"beat_pixels_{key}"] <= v["n_readouts"]
+        if v[f"lead_{key}_low"] > 0:
+            assert v[f"beat_pixels_{key}"] >= 1, key
     assert v["few_size"] == QUICK["few_labels"][-1]
     assert v["recipe_seeds"] == QUICK["recipe_seeds"]
-    assert 0 <= v["replicates_unimodal"] <= v["recipe_seeds"] and v["recipe_bump_half"] >= 0
-    assert 0 <= v["n_unimodal"] <= v["n_readouts"] and v["inflation_max"] >= 0
-    # the family-wise rate of ten z = 3 tests at 0.135% each
-    assert v["readouts_familywise"] == pytest.approx(100 * (1 - (1 - 0.00135) ** 10), rel=1e-9)
-    assert 0 < v["fd_real"] and 0 < v["fd_networks"]
+    # an interval over two or more networks is finite (nan would mean it was not computed)
+    assert math.isfinite(v["recipe_bump"]) and math.isfinite(v["recipe_bump_half"])
+    assert v["icr_items"] == min(QUICK["icr_items"], QUICK["probe_train_images"])
+    # samples of a network are further from real test images than real training images are
+    assert v["fd_networks"] > v["fd_real"] > 0
     # 16x16 pixels under noise of standard deviation 1.923 (about the images' own range) lose
     # most of the class: the pixel probe falls
     assert v["pixels_last"] < v["pixels_first"] - 10

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -197,7 +198,9 @@ def few_label_scores(
     probes (one per seed, each trained on the seed's class-balanced subset of ``size`` training
     rows, :func:`lowrank.measure.probes.subset_correctness`) that get each test item right.
     The same subsets serve every feature set, so the scores of two feature sets are paired on
-    labelled images and test items alike.
+    labelled images and test items alike. An interval over the test items built on these scores
+    (:func:`leads`) is conditional on the drawn subsets: it does not count how another draw of
+    labelled images would move them.
 
     Arguments:
         train_features, test_features: ``{name: (S, N, p)}`` and ``{name: (S, M, p)}``.
@@ -300,9 +303,14 @@ def leads(
             f"{sorted(scores)}"
         )
     for name, peak in peaks.items():
-        if not (isinstance(peak, int) and 0 <= peak < shape[0]):
+        try:
+            index = None if isinstance(peak, bool) else operator.index(peak)
+        except TypeError:
+            index = None
+        if index is None or not 0 <= index < shape[0]:
             raise ValueError(f"peaks[{name!r}] must be a level index in 0 .. {shape[0] - 1}, "
                              f"got {peak!r}")  # fmt: skip
+    peaks = {name: operator.index(peak) for name, peak in peaks.items()}
     where = [(f, c, i) for f in scores for c in controls for i in dict.fromkeys((0, peaks[f]))]
     joint = bonferroni_level(level, len(where))
     return [

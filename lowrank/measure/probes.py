@@ -397,20 +397,18 @@ def subset_correctness(
     seeds: Sequence[int],
     weight_decay: float = 1e-4,
 ) -> torch.Tensor:
-    """Test accuracy of the logistic probe trained on ``size`` labelled training images only.
+    """Which test items the logistic probe trained on ``size`` labelled training images gets
+    right, at every noise level, for each seeded subset.
 
     For each seed a class-balanced subset of ``size`` training rows is drawn
     (:func:`lowrank.data.balanced_subset`, generator seeded with the seed) and used at every
-    noise level, so two feature sets probed with the same seeds are compared on the same images
-    (paired differences).
+    noise level: feature sets probed with the same seeds are paired on labelled and test items.
 
     Arguments:
         train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``, one per level.
-        size: labelled images per probe.
-        seeds: one subset per seed.
+        size, seeds: labelled images per probe; one subset per seed.
 
-    Returns:
-        ``(len(seeds), S, M)`` bool.
+    Returns ``(len(seeds), S, M)`` bool.
     """
     if len(train_features) != len(test_features):
         raise ValueError("need one test feature set per train feature set")
@@ -420,6 +418,11 @@ def subset_correctness(
         raise ValueError("seeds is empty: give at least one seed (one subset per seed)")
     K = check_labels(train_labels, "train_labels")
     check_labels(test_labels, "test_labels", K=K)
+    for i, test in enumerate(test_features):
+        if len(test) != len(test_labels):
+            raise ValueError(
+                f"test_features[{i}] has {len(test)} rows, test_labels {len(test_labels)}"
+            )
     rows = []
     for seed in seeds:
         keep = balanced_subset(train_labels, size, torch.Generator().manual_seed(int(seed)))

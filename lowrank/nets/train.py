@@ -257,15 +257,15 @@ def fit(
             f"optimization must be an Optimization(epochs, lr, batch_size, ema_decay), got "
             f"{type(optimization).__name__}"
         )
+    if progress is not None and not isinstance(progress, str):
+        raise TypeError(f"progress must be a bar's label (a string) or None, got {progress!r}")
     epochs = check_count(optimization.epochs, "epochs", minimum=0)
     batch_size = check_count(optimization.batch_size, "batch_size")
     lr, ema_decay = optimization.lr, optimization.ema_decay
     if not 0 < lr < float("inf"):
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
     if ema is not None and (ema_decay is None or not 0 <= ema_decay < 1):
-        raise ValueError(
-            f"ema_decay must lie in [0, 1) when an ema model is kept, got {ema_decay}"
-        )
+        raise ValueError(f"ema_decay must lie in [0, 1) with an ema model, got {ema_decay}")
     if len(data) == 0:
         raise ValueError("data is empty (N = 0): nothing to train on")
     generator = generator or torch.Generator().manual_seed(0)

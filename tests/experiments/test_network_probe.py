@@ -142,6 +142,12 @@ def test_leads_are_paired_differences_with_a_bonferroni_family():
         network_probe.leads(scores, controls, {"block": 2})
     with pytest.raises(ValueError, match=r"peaks\['block'\] must be a level index in 0 .. 3"):
         network_probe.leads(scores, controls, {"block": 4, "block@2x2": 0})
+    with pytest.raises(ValueError, match=r"peaks\['block'\] must be a level index"):
+        network_probe.leads(scores, controls, {"block": True, "block@2x2": 0})
+    # an index from numpy or torch (an argmax) is an index too
+    assert (
+        network_probe.leads(scores, controls, {"block": torch.tensor(2), "block@2x2": 0}) == found
+    )
     with pytest.raises(
         ValueError, match=r"controls\['untrained'\]\['block'\] must be an \(S, M\)"
     ):

@@ -145,6 +145,9 @@ def test_subset_correctness_marks_the_items_each_subsets_probe_gets_right(layer_
     acc = probes.probe_subsets(list(train["signal"]), y, list(test["signal"]), y_test, 30,
                                seeds=[5, 6])  # fmt: skip
     torch.testing.assert_close(acc, correct.double().mean(-1), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"test_features\[0\] has 150 rows, test_labels 149"):
+        probes.subset_correctness(list(train["signal"]), y, list(test["signal"]), y_test[:149],
+                                  30, seeds=[5])  # fmt: skip
 
 
 def test_logistic_logits_are_the_probes_decisions():

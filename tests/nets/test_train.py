@@ -174,6 +174,12 @@ def test_fit_refuses_another_configuration(tmp_path):
             progress=None)  # fmt: skip
 
 
+def test_fit_refuses_a_bool_for_the_progress_label():
+    with pytest.raises(TypeError, match="progress must be a bar's label"):
+        fit(torch.nn.Linear(2, 1), lambda m, b, g: m(b).mean(), torch.zeros(4, 2), {},
+            Optimization(1), progress=False)  # fmt: skip
+
+
 @pytest.mark.parametrize("mode", ["exact", "noisy"])
 def test_two_gloo_ranks_keep_identical_replicas(tmp_path, mode):
     (rank0, rank1), out = _torchrun(tmp_path, mode)
