@@ -54,7 +54,7 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
         {
             3: {"exact_peak_sigma": 0.32, "approx_peak_sigma": 0.56, "thm1_worst_rel_error": 5.0},
             5: {"acc_peak": 81.8, "acc_first": 82.0, "paper_c10_rise": 1.5,
-                "acc_peak_sigma": 0.002, "snr_peak_sigma": 0.0020001, "peaks_coincide": "x"},
+                "acc_peak_sigma": 0.002, "snr_peak_sigma": 0.0020001, "peaks_reading": "x"},
             6: {"gain_0": 0.5, "gain_0_half": 0.3, "gain_80": 5.0, "gain_80_half": 0.4,
                 "ensemble_verdict": "gains at 0%"},
             10: {"n_grew": 0, "n_blocks": 5, "blocks_grew": "none", "blocks_shrank": "none",
@@ -67,7 +67,7 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
     g.values[5]["acc_peak_sigma"] = 0.008
     assert results.peaks(g).startswith("both at the low end of the grid")
     g.values[5]["acc_peak_sigma"] = 0.023
-    assert results.peaks(g) == "x within one grid point"
+    assert results.peaks(g) == "x"
     # 4.5 points apart, combined half-width 0.5: held; within it: not seen
     assert "most under" not in results.label_noise(g) and ": held (+4.50" in results.label_noise(g)
     g.values[6]["gain_80"] = 0.9
