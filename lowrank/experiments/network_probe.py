@@ -5,6 +5,8 @@
   the paired unimodality test at it;
 * :func:`probe_blocks` -> :class:`BlockProbe` per block (or any feature set): the test curve,
   the peak chosen by cross-fitting and the paired unimodality test at it;
+* :func:`probe_per_sigma` -> one :class:`BlockProbe` from several (blocks, readouts, weight
+  decays), the setting chosen at each level by cross-fitting on the training images;
 * :func:`few_label_scores`: per test item, the share of few-label probes (seeded subsets) that
   get it right, for every feature set: the scores :func:`leads` compares with few labels;
 * :func:`leads` -> a :class:`Lead` per feature set and control: how far a network's features
@@ -24,11 +26,11 @@ import torch
 from lowrank._checks import as_sigmas, check_increasing, labelled_pair
 from lowrank.measure.features import features_across_sigma
 from lowrank.measure.inference import bonferroni_level
-from lowrank.measure.levels import best_layer, crossfit_level
+from lowrank.measure.levels import best_layer, block_per_sigma_from_crossfit, crossfit_level
 from lowrank.measure.probes import (
     ProbeCurve,
+    binomial_curve,
     probe_across_sigma,
-    probe_layers,
     subset_correctness,
 )
 from lowrank.measure.stats import (
@@ -44,6 +46,7 @@ __all__ = [
     "probe_network",
     "BlockProbe",
     "probe_blocks",
+    "probe_per_sigma",
     "few_label_scores",
     "Lead",
     "leads",
@@ -157,6 +160,7 @@ def probe_blocks(
     test_labels: torch.Tensor,
     seed: int = 0,
     z: float = 3.0,
+    weight_decay: float = 1e-4,
 ) -> dict[str, BlockProbe]:
     """The paired unimodality test of every block, each at its own peak: for each name, the
     logistic probe's test curve (:func:`probe_across_sigma`), the level chosen by cross-fitting
@@ -170,6 +174,8 @@ def probe_blocks(
         train_features, test_features: per block, ``(S, N, p)`` and ``(S, M, p)`` features at
             the ``S`` levels (as :func:`lowrank.measure.features.features_across_sigma`
             returns them, or noisy pixels).
+        weight_decay: the probes' L2 penalty (:func:`lowrank.measure.probes.logistic_probe`),
+            the same in the test probes and in the cross-fitting that places the peak.
     """
     sigmas = check_increasing(as_sigmas(sigmas))
     if set(train_features) != set(test_features):
@@ -177,13 +183,47 @@ def probe_blocks(
             f"train_features and test_features must name the same blocks, got "
             f"{sorted(train_features)} and {sorted(test_features)}"
         )
-    curves = probe_layers(sigmas, train_features, train_labels, test_features, test_labels)
     out = {}
-    for name, curve in curves.items():
-        peak = crossfit_level(train_features[name], train_labels, seed=seed, sigmas=sigmas)
+    for name in train_features:
+        curve = probe_across_sigma(sigmas, list(train_features[name]), train_labels,
+                                   list(test_features[name]), test_labels,
+                                   weight_decay=weight_decay)  # fmt: skip
+        peak = crossfit_level(train_features[name], train_labels, seed=seed, sigmas=sigmas,
+                              weight_decay=weight_decay)  # fmt: skip
         shape = paired_curve_shape(curve.correct, peak.index, z=z)
         out[name] = BlockProbe(curve, peak.curve, shape)
     return out
+
+
+def probe_per_sigma(
+    probes: dict[str, BlockProbe], train_labels: torch.Tensor, *, seed: int = 0, z: float = 3.0
+) -> BlockProbe:
+    """One curve from several probes of the same items (the keys name settings: blocks,
+    readouts, weight decays), the setting chosen at each level as Fig. 5 chooses its layer: by
+    its cross-fitted accuracy on the training images
+    (:func:`lowrank.measure.levels.block_per_sigma_from_crossfit`, whose ``seed`` must be the
+    one the cross-fits used). At each level the result holds the chosen setting's test and
+    cross-fitted correctness; its peak is the argmax of that cross-fitted envelope, and the
+    paired shape test is read there. The test items take no part in any choice.
+    """
+    choice = block_per_sigma_from_crossfit(
+        {name: p.crossfit for name, p in probes.items()}, train_labels, seed=seed
+    )
+    first = next(iter(probes.values())).curve
+    for name, p in probes.items():
+        if p.curve.correct.shape != first.correct.shape:
+            raise ValueError(
+                f"probes must score the same test items at the same levels: {name!r} has "
+                f"{tuple(p.curve.correct.shape)}, the first {tuple(first.correct.shape)}"
+            )
+    rows = list(enumerate(choice.blocks))
+    test = torch.stack([probes[name].curve.correct[s] for s, name in rows])
+    crossfit = torch.stack([probes[name].crossfit.correct[s] for s, name in rows])
+    envelope = binomial_curve(choice.sigmas, crossfit)
+    peak = int(envelope.accuracy.argmax())
+    return BlockProbe(
+        binomial_curve(first.sigmas, test), envelope, paired_curve_shape(test, peak, z=z)
+    )
 
 
 def few_label_scores(

@@ -100,6 +100,54 @@ def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
         network_probe.probe_blocks(sig, train, y_tr, {"bump": test["bump"]}, y_te)
 
 
+def test_probe_blocks_uses_its_weight_decay_in_the_test_probes_and_the_cross_fitting():
+    g = torch.Generator().manual_seed(1)
+    N, M, K = 120, 150, 3
+    y_tr, y_te = torch.arange(N) % K, torch.arange(M) % K
+    centres = torch.randn(K, 20, generator=g)
+    train = {"b": torch.stack([0.3 * centres[y_tr] + torch.randn(N, 20, generator=g)] * 3)}
+    test = {"b": torch.stack([0.3 * centres[y_te] + torch.randn(M, 20, generator=g)] * 3)}
+    sig = [0.01, 0.1, 1.0]
+    strong = network_probe.probe_blocks(sig, train, y_tr, test, y_te, weight_decay=3.0)["b"]
+    direct = probes.probe_across_sigma(sig, list(train["b"]), y_tr, list(test["b"]), y_te,
+                                       weight_decay=3.0)  # fmt: skip
+    choice = levels.crossfit_level(train["b"], y_tr, sigmas=sig, weight_decay=3.0)
+    assert torch.equal(strong.curve.correct, direct.correct)
+    assert torch.equal(strong.crossfit.correct, choice.curve.correct)
+    weak = network_probe.probe_blocks(sig, train, y_tr, test, y_te)["b"]  # 1e-4
+    assert not torch.equal(strong.curve.correct, weak.curve.correct)
+
+
+def test_probe_per_sigma_takes_at_each_level_the_setting_the_cross_fitting_prefers():
+    """Two settings of the same items: the cross-fitted accuracy prefers "a" at level 0 and
+    2 and "b" at level 1; the composite holds each level's chosen rows, peaks where the
+    chosen cross-fitted accuracy is highest, and is tested there with paired errors."""
+    g = torch.Generator().manual_seed(4)
+    N, M = 200, 300
+    sig = torch.tensor([0.01, 0.1, 1.0], dtype=torch.float64)
+    y_tr = torch.arange(N) % 2
+
+    def setting(crossfit_rates, test_rates, items=M):
+        cf = torch.stack([torch.rand(N, generator=g) < r for r in crossfit_rates])
+        te = torch.stack([torch.rand(items, generator=g) < r for r in test_rates])
+        curve, crossfit = probes.binomial_curve(sig, te), probes.binomial_curve(sig, cf)
+        return network_probe.BlockProbe(curve, crossfit, stats.paired_curve_shape(te, 0))
+
+    settings = {"a": setting((0.7, 0.5, 0.6), (0.7, 0.6, 0.5)),
+                "b": setting((0.4, 0.9, 0.3), (0.6, 0.8, 0.4))}  # fmt: skip
+    out = network_probe.probe_per_sigma(settings, y_tr, seed=2)
+    chosen = ("a", "b", "a")
+    expected_test = torch.stack([settings[k].curve.correct[s] for s, k in enumerate(chosen)])
+    expected_cf = torch.stack([settings[k].crossfit.correct[s] for s, k in enumerate(chosen)])
+    assert torch.equal(out.curve.correct, expected_test)
+    assert torch.equal(out.crossfit.correct, expected_cf)
+    assert out.shape.peak == 1 == int(expected_cf.double().mean(1).argmax())
+    assert out.shape == stats.paired_curve_shape(expected_test, 1)
+    short = {"a": settings["a"], "c": setting((0.1, 0.1, 0.1), (0.5, 0.5, 0.5), items=M - 1)}
+    with pytest.raises(ValueError, match="same test items"):
+        network_probe.probe_per_sigma(short, y_tr)
+
+
 def test_a_descending_grid_is_refused_not_read_backwards():
     """The shape test reads the first level as the least noise: on a descending grid a falling
     curve would be called rising."""
