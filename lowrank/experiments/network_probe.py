@@ -342,6 +342,7 @@ def leads(
             f"peaks must name every feature set of scores, got {sorted(peaks)} for "
             f"{sorted(scores)}"
         )
+    checked = {}
     for name, peak in peaks.items():
         try:
             index = None if isinstance(peak, bool) else operator.index(peak)
@@ -350,7 +351,8 @@ def leads(
         if index is None or not 0 <= index < shape[0]:
             raise ValueError(f"peaks[{name!r}] must be a level index in 0 .. {shape[0] - 1}, "
                              f"got {peak!r}")  # fmt: skip
-    peaks = {name: operator.index(peak) for name, peak in peaks.items()}
+        checked[name] = index
+    peaks = checked
     where = [(f, c, i) for f in scores for c in controls for i in dict.fromkeys((0, peaks[f]))]
     joint = bonferroni_level(level, len(where))
     return [

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds tensors: == would compare them elementwise
 class Yardstick:
     """What every network of a comparison is measured against by :func:`assess`.
 
@@ -330,7 +330,8 @@ def size_sweep(
     ``seed + 3`` as chapter 5 draws its own) and the sample seeds, as ``budget`` sizes them."""
     if not isinstance(budget, SweepBudget):
         raise TypeError(f"budget must be a SweepBudget, got {type(budget).__name__}")
-    reference_images, calibration_images = budget.reference_images, budget.calibration_images
+    reference_images = check_count(budget.reference_images, "budget.reference_images", minimum=2)
+    calibration_images = check_count(budget.calibration_images, "budget.calibration_images")
     runs = {int(n): UNetRun(**common, train_images=int(n)) for n in sorted(sizes)}
     whole = UNetRun(**common)
     x_train, y_train = training_images(whole, "train")

@@ -107,3 +107,10 @@ def test_size_sweep_builds_what_every_network_is_assessed_with(
             [10], common,
             size_sweep.SweepBudget(**sizes, reference_images=150, calibration_images=60),
         )  # fmt: skip
+    for reference, calibration in ((-1, 60), (1, 60), (50, 0)):
+        with pytest.raises(ValueError, match="budget.(reference|calibration)_images must be >="):
+            size_sweep.size_sweep(
+                [10], common,
+                size_sweep.SweepBudget(**sizes, reference_images=reference,
+                                       calibration_images=calibration),
+            )  # fmt: skip
