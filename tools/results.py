@@ -129,13 +129,13 @@ def peaks(g: Glued) -> str:
 
 
 def label_noise(g: Glued) -> str:
-    gain_0, gain_80 = g(6, "gain_0"), g(6, "gain_80")
-    # independent intervals: the difference is seen when it exceeds their combined half-width
-    half = (g(6, "gain_0_half") ** 2 + g(6, "gain_80_half") ** 2) ** 0.5
-    most = "held" if gain_80 - gain_0 > half else "not seen"
+    growth, half = g(6, "gain_growth"), g(6, "gain_growth_half")
+    # the gains at 80% and at 0% are paired on the same test images: their difference has its
+    # own paired interval
+    most = "held" if growth - half > 0 else "not seen"
     return (
-        f"{g(6, 'ensemble_verdict')}; larger gain at 80% than at 0% flipped: {most} "
-        f"({gain_80 - gain_0:+.2f} points, a difference under {half:.2f} would not be seen)"
+        f"{g(6, 'ensemble_verdict')} (jointly over the rates); larger gain at 80% than at 0% "
+        f"flipped: {most} ({growth:+.2f} ± {half:.2f} points, paired)"
     )
 
 

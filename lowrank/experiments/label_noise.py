@@ -1,7 +1,9 @@
 """Ensembles under label noise (chapter 6, the paper's Fig. 7): :func:`label_noise_sweep`
 flips a share of the training labels and compares the paper's soft vote of probes at
-neighbouring noise levels (:func:`lowrank.measure.probes.ensemble_probe`) with the single best
-probe, the level of each chosen on a validation fifth; the result is a :class:`LabelNoiseSweep`.
+neighbouring noise levels (:func:`lowrank.measure.ensembles.ensemble_probe`) with the single best
+probe, the level of each chosen on a validation fifth; the result is a :class:`LabelNoiseSweep`,
+which keeps which test images each probe got right, so that the ensemble's gain at each rate is
+a paired difference on the same images (:meth:`LabelNoiseSweep.paired_gain`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from tqdm.std import tqdm
 
 from lowrank._checks import check_count, check_labels, labelled_pair
 from lowrank.data import flip_labels
+from lowrank.measure.ensembles import ensemble_probe, ensemble_window
 from lowrank.measure.levels import best_level
-from lowrank.measure.probes import ensemble_probe, ensemble_window
+from lowrank.measure.stats import PairedDifference, paired_interval
 
 __all__ = [
     "LabelNoiseSweep",
@@ -35,15 +38,37 @@ class LabelNoiseSweep:
 
     Attributes:
         rates: ``(R,)`` shares of flipped training labels.
-        single: ``(R, seeds)`` test accuracy of the probe at the level chosen on validation.
-        ensemble: ``(R, seeds)`` test accuracy of the soft vote over its window.
+        single_correct: ``(R, seeds, M)`` float64 0/1, which test items the probe at the level
+            chosen on validation gets right.
+        ensemble_correct: ``(R, seeds, M)``, the same for the soft vote over its window.
         center: ``(R, seeds)`` the chosen level (index into the grid).
     """
 
     rates: torch.Tensor
-    single: torch.Tensor
-    ensemble: torch.Tensor
+    single_correct: torch.Tensor
+    ensemble_correct: torch.Tensor
     center: torch.Tensor
+
+    @property
+    def single(self) -> torch.Tensor:
+        """``(R, seeds)`` test accuracy of the single probe."""
+        return self.single_correct.mean(2)
+
+    @property
+    def ensemble(self) -> torch.Tensor:
+        """``(R, seeds)`` test accuracy of the soft vote."""
+        return self.ensemble_correct.mean(2)
+
+    def paired_gain(self, level: float = 0.95) -> list[PairedDifference]:
+        """The ensemble's gain over the single probe at each rate, paired on the test items:
+        each item's correctness averaged over the seeds (flips), then
+        :func:`lowrank.measure.stats.paired_interval` of ensemble against single over the
+        ``M`` items. The interval covers the sampling of test items given the flips; unlike an
+        interval over a few flips, it is not empty when every flip gives the same probes."""
+        return [
+            paired_interval(e.mean(0), s.mean(0), level)
+            for e, s in zip(self.ensemble_correct, self.single_correct, strict=True)
+        ]
 
 
 def label_noise_sweep(
@@ -84,10 +109,8 @@ def label_noise_sweep(
     if not seeds or not len(rates):
         raise ValueError("rates and seeds must each hold at least one value")
     shape = (len(rates), len(seeds))
-    single, ensemble = (
-        torch.zeros(shape, dtype=torch.float64),
-        torch.zeros(shape, dtype=torch.float64),
-    )
+    single = torch.zeros((*shape, len(test_labels)), dtype=torch.float64)
+    ensemble = torch.zeros_like(single)
     center = torch.zeros(shape, dtype=torch.long)
     steps = [(r, j) for r in range(len(rates)) for j in range(len(seeds))]
     for r, j in tqdm(steps, desc="label noise", disable=not progress):
@@ -100,6 +123,7 @@ def label_noise_sweep(
         accuracy = ensemble_probe(
             train_features, noisy, test_features, test_labels, window, weight_decay
         )
-        single[r, j], ensemble[r, j] = accuracy.single[window.index(best)], accuracy.vote
+        single[r, j] = accuracy.single_correct[window.index(best)]
+        ensemble[r, j] = accuracy.vote_correct
         center[r, j] = best
     return LabelNoiseSweep(torch.as_tensor(rates, dtype=torch.float64), single, ensemble, center)

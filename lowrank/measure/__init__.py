@@ -5,6 +5,7 @@
 * :mod:`~lowrank.measure.snr`: the SNR of Definition 1, exact, estimated and on real data;
 * :mod:`~lowrank.measure.features`: features by forward hooks, across noise levels;
 * :mod:`~lowrank.measure.probes`: linear and projection probes across noise levels;
+* :mod:`~lowrank.measure.ensembles`: the soft vote of probes at neighbouring levels;
 * :mod:`~lowrank.measure.levels`: the layer and level to report, chosen on training data;
 * :mod:`~lowrank.measure.copies`, :mod:`~lowrank.measure.distances`,
   :mod:`~lowrank.measure.correlation`: copies, angles and distances, rank correlation;

@@ -15,6 +15,8 @@ r"""What a verdict could have seen: power, detectable effects, families of tests
 * :func:`familywise_rate`: the chance of at least one false call among ``m`` independent tests
   at a per-test rate (the z = 3 shape test's false "unimodal" rate, at most 0.135% per curve
   (one end's one-sided tail), over a book's hundred curves is about 12.6%);
+* :func:`gap_verdict`: the verdict on two accuracies measured on the same items, in words, with
+  the direction of a gap that falls short of the bar and the gap found at 80% power;
 * :func:`permutation_test`: the exact two-sided test of a difference of means between two small
   groups (4 + 4 networks: all 70 splits), which needs no normality of a zero-inflated statistic.
 """
@@ -29,6 +31,7 @@ from statistics import NormalDist
 import torch
 
 from lowrank._checks import as_float64, check_count, check_open_unit, check_real
+from lowrank.measure.stats import PairedDifference
 
 __all__ = [
     "power",
@@ -36,6 +39,7 @@ __all__ = [
     "bonferroni_level",
     "holm",
     "familywise_rate",
+    "gap_verdict",
     "PermutationTest",
     "permutation_test",
     "MAX_SPLITS",
@@ -98,6 +102,30 @@ def familywise_rate(per_test: float, tests: int) -> float:
     per_test = check_real(per_test, "per_test", 0.0, 1.0)
     tests = check_count(tests, "tests")
     return -math.expm1(tests * math.log1p(-per_test)) if per_test < 1 else 1.0
+
+
+def gap_verdict(
+    gap: PairedDifference, first: str, second: str, *, z: float = 3.0, scale: float = 100.0,
+    unit: str = "points",
+) -> str:  # fmt: skip
+    """The book's bar for two scores on the same items, in words: ``"<first> ahead"`` when
+    ``gap`` (a :func:`lowrank.measure.stats.paired_interval` of first minus second) exceeds
+    ``z`` paired standard errors, ``"<second> ahead"`` below ``-z``; otherwise "not told
+    apart", with the direction and size of the gap and the true gap that the bar finds with 80%
+    power (:func:`detectable_effect`). ``scale`` turns the scores' units into ``unit``."""
+    if not isinstance(gap, PairedDifference):
+        raise TypeError(f"gap must be a stats.PairedDifference, got {type(gap).__name__}")
+    z = check_real(z, "z", 0.0, None, open_low=True)
+    if abs(gap.z) > z:
+        return f"{first if gap.z > 0 else second} ahead"
+    if gap.stderr == 0:  # no item differs between the two
+        return f"not told apart: no item differs between {first} and {second}"
+    leader = first if gap.mean > 0 else second
+    found = detectable_effect(gap.stderr, z) * scale
+    return (
+        f"not told apart at {z:g} paired SE: {leader} by {abs(gap.mean) * scale:.2f} {unit} "
+        f"({abs(gap.z):.1f} SE); a true gap of {found:.2f} {unit} is found with 80% power"
+    )
 
 
 @dataclass(frozen=True)

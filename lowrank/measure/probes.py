@@ -2,8 +2,8 @@ r"""Probes of features: how well a linear read-out recovers the class, across no
 
 * :func:`logistic_probe`: the paper's linear probe, multinomial logistic regression on
   standardized features, trained on the training split and scored on the test split;
-* :func:`logistic_logits`: that probe's logits, for :func:`ensemble_probe`, the paper's soft
-  vote of probes at neighbouring noise levels (:func:`ensemble_window`);
+* :func:`logistic_logits`: that probe's logits, for the soft vote of probes at neighbouring
+  noise levels (:mod:`lowrank.measure.ensembles`);
 * :func:`projection_classifier`: the paper's "projection" classifier
   :math:`\arg\max_k \|V_k^\top h\|^2` with per-class principal subspaces :math:`V_k`;
 * :func:`probe_across_sigma`: either probe at every noise level of a grid, with a 95% interval
@@ -38,9 +38,6 @@ from lowrank.measure.stats import (
 __all__ = [
     "logistic_probe",
     "logistic_logits",
-    "ensemble_window",
-    "EnsembleAccuracy",
-    "ensemble_probe",
     "projection_classifier",
     "ProbeCurve",
     "probe_across_sigma",
@@ -142,64 +139,6 @@ def logistic_logits(
             Zt = (F.detach().to(torch.float64) - mean) / scale
             logits.append(torch.cat([Zt, torch.ones(len(Zt), 1, dtype=torch.float64)], 1) @ A)
     return logits
-
-
-def ensemble_window(center: int, levels: int, width: int = 2) -> list[int]:
-    """The ``2 width + 1`` consecutive grid indices around ``center`` (the paper's ensemble:
-    the best level and ``width`` neighbours on each side), shifted to stay inside a grid of
-    ``levels`` points, so that a peak at an end still gets ``2 width + 1`` members."""
-    levels = check_count(levels, "levels")
-    width = check_count(width, "width", minimum=0)
-    if not 0 <= center < levels:
-        raise ValueError(f"center must be an index in [0, {levels - 1}], got {center}")
-    if 2 * width + 1 > levels:
-        raise ValueError(f"a window of {2 * width + 1} levels does not fit a grid of {levels}")
-    start = min(max(center - width, 0), levels - (2 * width + 1))
-    return list(range(start, start + 2 * width + 1))
-
-
-@dataclass(frozen=True)
-class EnsembleAccuracy:
-    """Test accuracies of soft voting: ``single`` ``(len(members),)`` of each voting level's
-    probe alone, ``vote`` (0-d) of their averaged logits."""
-
-    single: torch.Tensor
-    vote: torch.Tensor
-
-
-def ensemble_probe(
-    train_features: Sequence[torch.Tensor],
-    train_labels: torch.Tensor,
-    test_features: Sequence[torch.Tensor],
-    test_labels: torch.Tensor,
-    members: Sequence[int],
-    weight_decay: float = 1e-4,
-) -> EnsembleAccuracy:
-    """Soft voting across noise levels (the paper's ensemble, appendix Tables 1-2): one logistic
-    probe per level in ``members``, their test logits averaged.
-
-    Arguments:
-        train_features, test_features: ``S`` tensors ``(N, p)`` and ``(M, p)``, one per level.
-        members: the levels (indices into the grid) that vote, e.g. :func:`ensemble_window`.
-
-    Returns:
-        The ``(len(members),)`` accuracies of each member alone and the accuracy of the
-        averaged logits (a 0-d tensor), both in [0, 1].
-    """
-    if len(train_features) != len(test_features):
-        raise ValueError("need one test feature set per train feature set")
-    members = [int(i) for i in members]
-    if not members or not all(0 <= i < len(train_features) for i in members):
-        raise ValueError(f"members must be indices in [0, {len(train_features) - 1}]")
-    K = check_labels(train_labels, "train_labels")
-    check_labels(test_labels, "test_labels", K=K)
-    logits = [
-        logistic_logits(train_features[i], train_labels, test_features[i], weight_decay)[0]
-        for i in members
-    ]
-    single = torch.stack([(z.argmax(1) == test_labels).double().mean() for z in logits])
-    vote = torch.stack(logits).mean(0)
-    return EnsembleAccuracy(single, (vote.argmax(1) == test_labels).double().mean())
 
 
 def projection_classifier(

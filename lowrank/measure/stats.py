@@ -17,8 +17,7 @@ says what they are worth.
 * :func:`t_quantile` and :func:`seed_interval`: Student's t, and the interval over seeds;
 * :func:`curve_shape`: the unimodality test on a curve with standard errors (exact curves, or
   independent errors), and :func:`paired_curve_shape`, the same test with paired errors on
-  per-item correctness. Both return a :class:`CurveShape` that carries its **minimum
-  detectable effect**.
+  per-item correctness. Both return a :class:`CurveShape` that carries what it could detect.
 
 The unimodality test asks whether the peak of a curve stands above **both** ends by more than
 ``z`` standard errors of the difference (``z = 3`` by default: a chance bump of that size has
@@ -35,13 +34,10 @@ tested on (a validation split, or cross-fitting as
 :func:`lowrank.measure.levels.crossfit_level` does): the argmax of the tested curve favours a
 noisy high point and inflates both margins.
 
-The minimum detectable effect (MDE) of a verdict is the smallest margin the test would have
-accepted on the side that held it back, with the standard errors it measured: ``z *
-se(a_p - a_0)`` for "decreasing" (the rise fell short), ``z * se(a_p - a_{S-1})`` for
-"increasing", the larger of the two for "flat" and for "unimodal". "Decreasing, MDE 0.3
-points" says any rise from the first level to the peak is below about 0.3 points; it is a
-detection threshold at the test's own ``z``, not a power calculation (a bump of exactly the
-MDE is seen about half the time).
+The ``mde`` of a verdict is the margin the test would have accepted on the side that held it
+back: ``z * se(a_p - a_0)`` for "decreasing", ``z * se(a_p - a_{S-1})`` for "increasing", the
+larger for "flat" and "unimodal". A true bump of that size is seen half the time;
+:meth:`CurveShape.detectable` gives the one seen at 80% power, ``(z + 0.84) se``.
 """
 
 from __future__ import annotations
@@ -50,6 +46,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import torch
 
@@ -320,11 +317,11 @@ class CurveShape:
             of the difference (0 when the peak is that end).
         gap_first, gap_last: the same margins in the curve's own units (the peak's value minus
             the end's; 0 when the peak is that end).
-        mde: the minimum detectable effect (see the module docstring), in the curve's units:
-            ``z`` times the standard error of the side that fell short (the larger of the two
-            when both or neither did; 0 for exact curves); ``inf`` when the peak is an end (no
-            bump above both ends can be seen).
+        mde: the margin seen half the time (the module docstring), in the curve's units: ``z``
+            times the standard error of the side that fell short (the larger when both or
+            neither did; 0 for exact curves); ``inf`` when the peak is an end of the grid.
         paired: whether the standard errors are paired (:func:`paired_curve_shape`).
+        z: the margin the test asked for, in standard errors.
     """
 
     verdict: str
@@ -335,6 +332,16 @@ class CurveShape:
     gap_last: float = math.nan
     mde: float = math.nan
     paired: bool = False
+    z: float = 3.0
+
+    def detectable(self, power: float = 0.8) -> float:
+        """The true margin on the binding side that the test meets with probability ``power``:
+        ``(z + Phi^-1(power))`` standard errors, 3.84 at ``z = 3`` and 80% (``mde`` is the one
+        at 50%); ``inf`` where ``mde`` is (the peak is an end of the grid)."""
+        power = check_open_unit(power, "power")
+        if math.isinf(self.mde) or self.mde == 0:
+            return self.mde
+        return self.mde / self.z * (self.z + NormalDist().inv_cdf(power))
 
     def summary(self, scale: float = 100.0, unit: str = "points") -> str:
         """The verdict with what the test could see, e.g. ``"decreasing: a rise to the peak
@@ -379,7 +386,7 @@ def _shape(z: float, peak: int, last: int, gaps: tuple[float, float],
     mde = math.inf if peak in (0, last) else z * max(binding)
     verdicts = {(True, True): "unimodal", (False, True): "decreasing",
                 (True, False): "increasing", (False, False): "flat"}  # fmt: skip
-    return CurveShape(verdicts[passed], peak, rise, fall, *gaps, mde, paired)
+    return CurveShape(verdicts[passed], peak, rise, fall, *gaps, mde, paired, z)
 
 
 def curve_shape(

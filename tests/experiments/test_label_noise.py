@@ -1,11 +1,13 @@
 """Probes across sigma, accuracy intervals, the unimodality test, and Definition 1's SNR on given
 features (the real-data recipe included)."""
 
+import math
+
 import torch
 
 from lowrank import data
 from lowrank.experiments import label_noise
-from lowrank.measure import probes
+from lowrank.measure import ensembles
 
 
 def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
@@ -31,13 +33,24 @@ def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
         for j, seed in enumerate((5, 6)):  # by hand, from the same flips
             noisy = data.flip_labels(y, rate, torch.Generator().manual_seed(seed))
             c = int(sweep.center[r, j])
-            window = probes.ensemble_window(c, 7)
-            accuracy = probes.ensemble_probe(train, noisy, test, y_test, window)
+            window = ensembles.ensemble_window(c, 7)
+            accuracy = ensembles.ensemble_probe(train, noisy, test, y_test, window)
             single, vote = accuracy.single, accuracy.vote
             assert sweep.single[r, j] == single[window.index(c)] and sweep.ensemble[r, j] == vote
+            assert torch.equal(sweep.ensemble_correct[r, j], accuracy.vote_correct)
     # wrong labels cost accuracy, and the clean test labels are what it is scored on
     assert bool((sweep.single[1] < sweep.single[0]).all())
     assert bool((sweep.single[0] > 0.8).all())
+    # the gain at each rate, paired on the test items (each item's correctness averaged over
+    # the flips), by hand: the mean and standard error of the per-item differences
+    for r, gain in enumerate(sweep.paired_gain()):
+        d = sweep.ensemble_correct[r].mean(0) - sweep.single_correct[r].mean(0)
+        assert gain.n == len(y_test) and gain.level == 0.95
+        assert math.isclose(gain.mean, d.mean().item(), rel_tol=1e-12, abs_tol=1e-15)
+        assert math.isclose(gain.stderr, (d.std() / len(d) ** 0.5).item(), rel_tol=1e-12)
+        assert gain.low < gain.mean < gain.high
+    wider = sweep.paired_gain(0.99)[1]
+    assert wider.low < sweep.paired_gain()[1].low and wider.mean == sweep.paired_gain()[1].mean
 
 
 def test_label_noise_sweeps_validation_rows_are_flipped_at_the_rate():

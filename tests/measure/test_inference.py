@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from lowrank.measure import inference
+from lowrank.measure import inference, stats
 from tests.bad_input_cases import check_case
 
 
@@ -27,6 +27,25 @@ def test_power_and_detectable_effect_are_the_normal_formulas():
     for p in (0.2, 0.5, 0.8, 0.95):
         d = inference.detectable_effect(0.7, z=3.0, power=p)
         assert inference.power(d, 0.7, 3.0) == pytest.approx(p, rel=1e-9)
+
+
+def test_gap_verdict_names_the_leader_and_the_gap_found_at_80_percent_power():
+    def gap(mean, stderr):
+        half = 2 * stderr
+        return stats.PairedDifference(mean, stderr, mean - half, mean + half, 500, 0.95)
+
+    assert inference.gap_verdict(gap(0.031, 0.01), "A", "B") == "A ahead"
+    assert inference.gap_verdict(gap(-0.031, 0.01), "A", "B") == "B ahead"
+    short = inference.gap_verdict(gap(-0.009, 0.0035), "A", "B")
+    found = 100 * (3 + scipy_stats.norm.ppf(0.8)) * 0.0035  # 1.34 points
+    assert short == (
+        f"not told apart at 3 paired SE: B by 0.90 points (2.6 SE); a true gap of {found:.2f} "
+        "points is found with 80% power"
+    )
+    assert inference.gap_verdict(gap(0.025, 0.01), "A", "B", z=2.0) == "A ahead"
+    assert "no item differs" in inference.gap_verdict(gap(0.0, 0.0), "A", "B")
+    with pytest.raises(TypeError, match="stats.PairedDifference"):
+        inference.gap_verdict(0.5, "A", "B")
 
 
 def test_bonferroni_and_the_familywise_rate():

@@ -1,5 +1,5 @@
-"""lowrank.measure.probes: the logistic and projection probes, their curves over noise levels
-and ensembles, against independent computations."""
+"""lowrank.measure.probes: the logistic and projection probes and their curves over noise levels,
+against independent computations."""
 
 import pytest
 import torch
@@ -8,19 +8,6 @@ from lowrank import data
 from lowrank.measure import probes, stats, student_t
 from lowrank.measure.probes import logistic_probe, projection_classifier
 from lowrank.theory.mixtures import MoLRG
-
-
-def _noisy_views(levels, N, p, noise, seed):
-    """One class signal seen at ``levels`` views, each with its own independent noise: the
-    views' errors are independent, so averaging their probes' logits should beat each alone."""
-    g = torch.Generator().manual_seed(seed)
-    K = 4
-    labels = torch.arange(N) % K
-    means = 1.0 * torch.randn(K, p, generator=g, dtype=torch.float64)
-    return [
-        means[labels] + noise * torch.randn(N, p, generator=g, dtype=torch.float64)
-        for _ in range(levels)
-    ], labels
 
 
 def test_logistic_probe_separates_and_reports_per_test_set():
@@ -150,9 +137,9 @@ def test_subset_correctness_marks_the_items_each_subsets_probe_gets_right(layer_
                                   30, seeds=[5])  # fmt: skip
 
 
-def test_logistic_logits_are_the_probes_decisions():
-    views, labels = _noisy_views(1, 600, 6, 2.0, seed=0)
-    test, test_labels = _noisy_views(1, 400, 6, 2.0, seed=0)  # same class means, new noise
+def test_logistic_logits_are_the_probes_decisions(noisy_views):
+    views, labels = noisy_views(1, 600, 6, 2.0, seed=0)
+    test, test_labels = noisy_views(1, 400, 6, 2.0, seed=0)  # same class means, new noise
     logits = probes.logistic_logits(views[0], labels, [test[0], test[0][:10]])
     assert logits[0].shape == (400, 4) and logits[1].shape == (10, 4)
     assert torch.allclose(logits[1], logits[0][:10])
@@ -162,47 +149,11 @@ def test_logistic_logits_are_the_probes_decisions():
         probes.logistic_logits(views[0], labels, test[0][:, :3])
 
 
-@pytest.mark.parametrize(
-    "center, levels, width, window",
-    [(4, 9, 2, [2, 3, 4, 5, 6]), (0, 9, 2, [0, 1, 2, 3, 4]), (1, 9, 2, [0, 1, 2, 3, 4]),
-     (8, 9, 2, [4, 5, 6, 7, 8]), (3, 9, 0, [3]), (2, 5, 2, [0, 1, 2, 3, 4])],
-)  # fmt: skip
-def test_ensemble_window_keeps_its_size_inside_the_grid(center, levels, width, window):
-    assert probes.ensemble_window(center, levels, width) == window
-
-
-def test_ensemble_window_errors():
-    with pytest.raises(ValueError, match="center must be an index"):
-        probes.ensemble_window(9, 9)
-    with pytest.raises(ValueError, match="does not fit"):
-        probes.ensemble_window(1, 4, 2)
-
-
-def test_ensemble_probe_averages_the_members_logits():
-    train, labels = _noisy_views(5, 800, 8, 3.0, seed=1)
-    test, test_labels = _noisy_views(5, 2000, 8, 3.0, seed=1)
-    test = [t + 0 for t in test]
-    accuracy = probes.ensemble_probe(train, labels, test, test_labels, [0, 2, 4])
-    single, vote = accuracy.single, accuracy.vote
-    for j, i in enumerate([0, 2, 4]):  # each member alone is the plain probe
-        assert single[j].item() == probes.logistic_probe(train[i], labels, test[i], test_labels)
-    logits = [probes.logistic_logits(train[i], labels, test[i])[0] for i in (0, 2, 4)]
-    by_hand = (torch.stack(logits).mean(0).argmax(1) == test_labels).double().mean()
-    assert vote.item() == by_hand.item()
-    # independent errors: the soft vote of five views beats the best view by many std errors
-    accuracy5 = probes.ensemble_probe(train, labels, test, test_labels, range(5))
-    single5, vote5 = accuracy5.single, accuracy5.vote
-    se = (single5.max() * (1 - single5.max()) / len(test_labels)).sqrt()
-    assert vote5 - single5.max() > 5 * se, (single5, vote5)
-    with pytest.raises(ValueError, match="members must be indices"):
-        probes.ensemble_probe(train, labels, test, test_labels, [5])
-
-
-def test_logistic_logits_minimize_the_regularized_cross_entropy():
+def test_logistic_logits_minimize_the_regularized_cross_entropy(noisy_views):
     """The closed-form gradient fits the same model as autograd would: at the returned
     classifier the autograd gradient of the objective vanishes (a strongly convex problem, so
     that is the minimizer)."""
-    views, labels = _noisy_views(1, 300, 5, 1.5, seed=4)
+    views, labels = noisy_views(1, 300, 5, 1.5, seed=4)
     X, decay = views[0], 0.05
     Z = (X - X.mean(0)) / X.std(0)
     Z1 = torch.cat([Z, torch.ones(len(Z), 1, dtype=torch.float64)], 1)

@@ -6,6 +6,7 @@ import statistics
 
 import pytest
 import torch
+from scipy.stats import norm
 
 from lowrank.measure import stats
 from tests.bad_input_cases import check_case
@@ -183,6 +184,12 @@ def test_mde_of_a_decreasing_curve_is_set_by_its_rise():
     assert shape.verdict == "decreasing"
     assert shape.mde == pytest.approx(3 * math.sqrt(2) * 0.01)  # not 3 * hypot(0.01, 0.05)
     assert shape.summary().startswith("decreasing: a rise to the peak below 4.24 points")
+    # at 80% power the binding side's error times z + 0.8416 (scipy's normal quantile)
+    assert shape.detectable() == pytest.approx((3 + norm.ppf(0.8)) * math.sqrt(2) * 0.01)
+    assert shape.detectable(0.5) == pytest.approx(shape.mde, rel=1e-12)
+    wide = stats.curve_shape([0.80, 0.80, 0.40], [0.01, 0.01, 0.05], z=2.0, peak=1)
+    assert wide.detectable() == pytest.approx((2 + norm.ppf(0.8)) * math.sqrt(2) * 0.01)
+    assert math.isinf(stats.curve_shape([0.9, 0.8, 0.7], [0.01] * 3).detectable())
 
 
 def test_group_interval_against_an_independent_computation():

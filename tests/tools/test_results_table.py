@@ -55,8 +55,7 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
             3: {"exact_peak_sigma": 0.32, "approx_peak_sigma": 0.56, "thm1_worst_rel_error": 5.0},
             5: {"acc_peak": 81.8, "acc_first": 82.0, "paper_c10_rise": 1.5,
                 "acc_peak_sigma": 0.002, "snr_peak_sigma": 0.0020001, "peaks_reading": "x"},
-            6: {"gain_0": 0.5, "gain_0_half": 0.3, "gain_80": 5.0, "gain_80_half": 0.4,
-                "ensemble_verdict": "gains at 0%"},
+            6: {"gain_growth": 4.5, "gain_growth_half": 0.5, "ensemble_verdict": "gains at 80%"},
             10: {"n_grew": 0, "n_blocks": 5, "blocks_grew": "none", "blocks_shrank": "none",
                  "widest_half": 0.7},
         }
@@ -68,10 +67,13 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
     assert results.peaks(g).startswith("both at the low end of the grid")
     g.values[5]["acc_peak_sigma"] = 0.023
     assert results.peaks(g) == "x"
-    # 4.5 points apart, combined half-width 0.5: held; within it: not seen
-    assert "most under" not in results.label_noise(g) and ": held (+4.50" in results.label_noise(g)
-    g.values[6]["gain_80"] = 0.9
-    assert ": not seen (+0.40 points, a difference under 0.50" in results.label_noise(g)
+    # the paired growth of the gain, 4.5 ± 0.5 points: held; 0.4 ± 0.5: not seen
+    assert results.label_noise(g) == (
+        "gains at 80% (jointly over the rates); larger gain at 80% than at 0% flipped: held "
+        "(+4.50 ± 0.50 points, paired)"
+    )
+    g.values[6]["gain_growth"] = 0.4
+    assert ": not seen (+0.40 ± 0.50 points, paired)" in results.label_noise(g)
     assert results.mechanism(g).startswith("the bump grew in none of 5 blocks")
     g.values[10].update(n_grew=2, blocks_grew="mid_block, up_blocks.0")
     assert "grew in 2 of 5 blocks (mid_block, up_blocks.0)" in results.mechanism(g)
