@@ -99,6 +99,14 @@ def _check_04(v):
     # K = 2's linear probe keeps the subspace energies: it cannot fall to the paper's 52.6%
     assert v["t7_k2_lowest_last"] > 52.6 and v["t7_best_K"] in (2, 3)
     assert v["hessian_samples_used"] == QUICK["hessian_samples"]
+    # Fig. 3's probe verdict: the paired margins at the cross-fitted peak decide it
+    expected = {(True, True): "unimodal", (False, True): "decreasing",
+                (True, False): "increasing", (False, False): "flat"}  # fmt: skip
+    rise, fall = v["logistic_rise_se"], v["logistic_fall_se"]
+    assert v["shape_logistic"] == expected[(rise > 3, fall > 3)]
+    assert v["probe_items"] == paper.FIG3_SETTING["test_sets"] * paper.FIG3_SETTING["num_test"]
+    grid = schedules.molrg_sigmas().tolist()
+    assert min(abs(v["logistic_peak_sigma"] - s) for s in grid) < 1e-6
 
 
 def _check_05(v):

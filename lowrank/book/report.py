@@ -114,8 +114,12 @@ def compare_frame(
     ours: Sequence[float] | torch.Tensor,
     paper: Sequence[float] | None = None,
     stderr: Sequence[float] | torch.Tensor | None = None,
+    *,
+    points: bool = False,
 ) -> pd.DataFrame:
-    """One row per sigma: ``sigma, paper, ours, ±, gap``; the gap is ``(ours - paper) / |paper|``.
+    """One row per sigma: ``sigma, paper, ours, ±, gap``; the gap is ``(ours - paper) / |paper|``,
+    or, with ``points=True`` (accuracies in percent), ``ours - paper`` in a column named
+    ``gap (points)``: a relative gap of two percentages reads as a percentage of a percentage.
 
     Columns without data (no paper values, no standard errors) are left out rather than
     printed empty. Every entry is a float.
@@ -127,7 +131,9 @@ def compare_frame(
     columns["ours"] = o
     if stderr is not None:
         columns["±"] = _array(stderr)
-    if paper is not None:
+    if paper is not None and points:
+        columns["gap (points)"] = o - columns["paper"]
+    elif paper is not None:
         columns["gap"] = relative_gaps(o, columns["paper"])
     if len({len(v) for v in columns.values()}) != 1:
         raise ValueError("sigmas, ours, paper and stderr must have the same length")
@@ -159,6 +165,8 @@ def styled(frame: pd.DataFrame, formats: Mapping[str, str] | None = None, digits
             spec[column] = "{:.3f}"
         elif name == "gap":
             spec[column] = "{:+.1%}"
+        elif name == "gap (points)":
+            spec[column] = "{:+.1f}"
         else:
             spec[column] = f"{{:.{digits}f}}"
     spec.update(formats or {})

@@ -26,6 +26,7 @@ from lowrank.measure.probes import (
     logistic_logits,
     probe_across_sigma,
     probe_layers,
+    projection_classifier,
     recorded_sigmas,
 )
 
@@ -130,9 +131,12 @@ def crossfit_level(
     seed: int = 0,
     sigmas: Sequence[float] | torch.Tensor | None = None,
     weight_decay: float = 1e-4,
+    *,
+    method: str = "logistic",
+    rank: int = 5,
 ) -> LevelChoice:
-    """The noise level where the logistic probe does best on the **training** features, chosen
-    by two-fold cross-fitting: the rows are split in two seeded halves; a probe fitted on each
+    """The noise level where the probe does best on the **training** features, chosen by
+    two-fold cross-fitting: the rows are split in two seeded halves; a probe fitted on each
     half scores the other, so every labelled row validates once and the choice rests on all
     ``N`` rows instead of a fifth of them (:func:`best_level`). The test split is never seen.
 
@@ -140,6 +144,8 @@ def crossfit_level(
         train_features: ``S`` tensors ``(N, p)`` (or one ``(S, N, p)`` tensor), ``N >= 4``.
         sigmas: ``(S,)`` increasing levels, recorded in the curve (default: the indices
             ``0 .. S-1``).
+        method: ``"logistic"`` (the linear probe, with ``weight_decay``) or ``"projection"``
+            (:func:`lowrank.measure.probes.projection_classifier` with ``rank``).
 
     Returns:
         The argmax of the cross-fitted accuracy, and the curve: accuracy over all ``N`` rows
@@ -154,6 +160,8 @@ def crossfit_level(
             f"{tuple(stacked.shape)}"
         )
     seed = check_count(seed, "seed", minimum=0)
+    if method not in ("logistic", "projection"):
+        raise ValueError(f"method must be 'logistic' or 'projection', got {method!r}")
     if sigmas is not None:
         sigmas = check_increasing(recorded_sigmas(sigmas))
         if len(sigmas) != len(stacked):
@@ -162,7 +170,7 @@ def crossfit_level(
                 "one level per feature set"
             )
     halves = _halves(train_labels, seed)
-    correct = _crossfit_correct(stacked, train_labels, halves, weight_decay)
+    correct = _crossfit_correct(stacked, train_labels, halves, weight_decay, method, rank)
     grid = torch.arange(len(stacked), dtype=torch.float64) if sigmas is None else sigmas
     curve = binomial_curve(recorded_sigmas(grid), correct)
     return LevelChoice(int(curve.accuracy.argmax()), curve)
@@ -179,13 +187,17 @@ def _halves(labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor
     return halves
 
 
-def _crossfit_correct(stacked, labels, halves, weight_decay) -> torch.Tensor:
+def _crossfit_correct(stacked, labels, halves, weight_decay, method="logistic", rank=5):
     """``(S, N)`` correctness of every row, scored by the probe fitted on the other half."""
     correct = torch.zeros(len(stacked), len(labels), dtype=torch.bool)
     for fit_rows, val_rows in (halves, halves[::-1]):
         for i, F in enumerate(stacked):
-            z = logistic_logits(F[fit_rows], labels[fit_rows], F[val_rows], weight_decay)
-            correct[i, val_rows] = z[0].argmax(1) == labels[val_rows]
+            if method == "projection":
+                pred = projection_classifier(F[fit_rows], labels[fit_rows], F[val_rows], rank)
+            else:
+                z = logistic_logits(F[fit_rows], labels[fit_rows], F[val_rows], weight_decay)
+                pred = z[0].argmax(1)
+            correct[i, val_rows] = pred == labels[val_rows]
     return correct
 
 

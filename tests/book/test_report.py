@@ -19,6 +19,12 @@ def test_compare_frame_columns_and_gaps():
         report.compare_frame([0.1, 0.2], [1.0])
     html = report.styled(frame).to_html()
     assert "+25.0%" in html and "0.100" in html and "10.00" in html
+    # accuracies in percent: the gap in points, signed, with one decimal
+    accuracy = report.compare_frame([0.1, 0.5], [91.5, 60.0], [90.0, 62.5], points=True)
+    assert list(accuracy.columns) == ["σ", "paper", "ours", "gap (points)"]
+    np.testing.assert_allclose(accuracy["gap (points)"], [1.5, -2.5], rtol=1e-12)
+    html = report.styled(accuracy).to_html()
+    assert "+1.5" in html and "-2.5" in html and "%" not in html
 
 
 def test_agreement_and_gaps():

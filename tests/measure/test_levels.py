@@ -69,6 +69,14 @@ def test_crossfit_level_scores_every_row_with_the_probe_that_did_not_see_it():
         on_a = probes.logistic_logits(F[B], y[B], F[A])[0].argmax(1) == y[A]
         assert torch.equal(curve.correct[i, B], on_b) and torch.equal(curve.correct[i, A], on_a)
     assert torch.equal(curve.accuracy, curve.correct.double().mean(1))
+    # the projection classifier, cross-fitted the same way, by hand on the same halves
+    projected = levels.crossfit_level(per_level, y, seed=4, method="projection", rank=2).curve
+    for i, F in enumerate(per_level):
+        on_b = probes.projection_classifier(F[A], y[A], F[B], 2) == y[B]
+        on_a = probes.projection_classifier(F[B], y[B], F[A], 2) == y[A]
+        assert torch.equal(projected.correct[i, B], on_b)
+        assert torch.equal(projected.correct[i, A], on_a)
+    assert not torch.equal(projected.correct, curve.correct)  # another classifier
 
 
 def _three_classes(N=60, p=4, levels=3):
@@ -82,6 +90,10 @@ BAD_INPUT = {
     "crossfit with sigmas of the wrong length": (
         lambda t: levels.crossfit_level(*_three_classes(), sigmas=[0.1, 0.2]),
         (ValueError, "sigmas has 2 levels but train_features has 3"),
+    ),
+    "crossfit with an unknown method": (
+        lambda t: levels.crossfit_level(*_three_classes(), method="knn"),
+        (ValueError, "method must be 'logistic' or 'projection'"),
     ),
     "crossfit on a descending grid": (
         lambda t: levels.crossfit_level(*_three_classes(), sigmas=[1.0, 0.5, 0.1]),
