@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lowrank.book import paper
-from lowrank.measure import stats
+from lowrank.measure import stats, student_t
 from lowrank.nets.runs import UNetRun
 from lowrank.theory import closed_forms, schedules
 from tools import book
@@ -186,7 +186,11 @@ def _check_06(v):
         # at most
         assert 0 < v[f"gain_{rate}_half"] < 300 / QUICK["probe_test_images"] ** 0.5
     assert v["gain_growth"] == pytest.approx(v["gain_80"] - v["gain_0"], abs=1e-9)
-    assert v["gain_growth_half"] > 0 and v["gain_growth_found"] > v["gain_growth_half"]
+    # the growth found at 80% power by the two-sided 95% test: (1.96 + 0.84) paired standard
+    # errors, against the interval's t quantile over the test images
+    t = student_t.t_quantile(0.975, QUICK["probe_test_images"] - 1)
+    ratio = (NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)) / t
+    assert v["gain_growth_found"] == pytest.approx(ratio * v["gain_growth_half"], rel=1e-3)
     assert v["joint_level"] == pytest.approx(1 - 0.05 / len(QUICK["label_noise_rates"]))
     assert v["single_0"] > v["single_80"]  # wrong labels cost accuracy
     pairs = zip(paper.TABLE1_EDM_ENSEMBLE, paper.TABLE1_EDM_SINGLE, strict=True)

@@ -383,7 +383,7 @@ ROWS = (
         ),
         lambda g: (
             f"{g(6, 'gain_0'):+.2f} ± {g(6, 'gain_0_half'):.2f} (clean), "
-            f"{g(6, 'gain_80'):+.2f} ± {g(6, 'gain_80_half'):.2f} (80%)"
+            f"{g(6, 'gain_80'):+.2f} ± {g(6, 'gain_80_half'):.2f} (80%; paired 95% at each rate)"
         ),
         lambda g: (
             f"{g(6, 'gain_0') - g(6, 'paper_gain_0'):+.1f} (clean), "
@@ -407,8 +407,8 @@ ROWS = (
             g(6, "multi_at_0002") - paper_values.TABLE3_DAE_VS_DIFFUSION[1],
         ),
         lambda g: (
-            f"diffusion vs DAE: {g(6, 'snapshot_verdict')}; multi-level vs single: "
-            f"{g(6, 'multi_verdict')}"
+            f"diffusion snapshot vs best single-level DAE: [{g(6, 'snapshot_verdict')}]; "
+            f"multi-level vs single-level DAE: [{g(6, 'multi_verdict')}]"
         ),
         6,
     ),

@@ -131,6 +131,8 @@ def compare_frame(
     columns["ours"] = o
     if stderr is not None:
         columns["±"] = _array(stderr)
+    if points and paper is None:
+        raise ValueError("points=True gives the gap to the paper's values: pass paper")
     if paper is not None and points:
         columns["gap (points)"] = o - columns["paper"]
     elif paper is not None:
@@ -148,8 +150,9 @@ def styled(frame: pd.DataFrame, formats: Mapping[str, str] | None = None, digits
 
     Arguments:
         formats: format specs by column; by default ``σ`` gets 3 decimals, ``gap`` a signed
-            percentage, integer columns none, other numeric columns ``digits`` decimals; text and
-            boolean columns stay as they are.
+            percentage, ``gap (points)`` a signed number with one decimal, integer columns
+            none, other numeric columns ``digits`` decimals; text and boolean columns stay as
+            they are.
     """
     spec = {}
     for column in frame.columns:

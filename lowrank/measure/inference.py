@@ -115,16 +115,24 @@ def gap_verdict(
     power (:func:`detectable_effect`). ``scale`` turns the scores' units into ``unit``."""
     if not isinstance(gap, PairedDifference):
         raise TypeError(f"gap must be a stats.PairedDifference, got {type(gap).__name__}")
+    for name, value in (("first", first), ("second", second), ("unit", unit)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name} must be a non-empty string, got {value!r}")
     z = check_real(z, "z", 0.0, None, open_low=True)
+    scale = check_real(scale, "scale", 0.0, None, open_low=True)
     if abs(gap.z) > z:
         return f"{first if gap.z > 0 else second} ahead"
     if gap.stderr == 0:  # no item differs between the two
         return f"not told apart: no item differs between {first} and {second}"
-    leader = first if gap.mean > 0 else second
     found = detectable_effect(gap.stderr, z) * scale
+    if gap.mean == 0:
+        size = "no gap"
+    else:
+        leader = first if gap.mean > 0 else second
+        size = f"{leader} by {abs(gap.mean) * scale:.2f} {unit} ({abs(gap.z):.1f} SE)"
     return (
-        f"not told apart at {z:g} paired SE: {leader} by {abs(gap.mean) * scale:.2f} {unit} "
-        f"({abs(gap.z):.1f} SE); a true gap of {found:.2f} {unit} is found with 80% power"
+        f"not told apart at {z:g} paired SE: {size}; a true gap of {found:.2f} {unit} is found "
+        "with 80% power"
     )
 
 

@@ -144,8 +144,9 @@ def crossfit_level(
         train_features: ``S`` tensors ``(N, p)`` (or one ``(S, N, p)`` tensor), ``N >= 4``.
         sigmas: ``(S,)`` increasing levels, recorded in the curve (default: the indices
             ``0 .. S-1``).
-        method: ``"logistic"`` (the linear probe, with ``weight_decay``) or ``"projection"``
-            (:func:`lowrank.measure.probes.projection_classifier` with ``rank``).
+        method: ``"logistic"`` (the linear probe, with ``weight_decay``; ``rank`` unused) or
+            ``"projection"`` (:func:`lowrank.measure.probes.projection_classifier` with
+            ``rank``; ``weight_decay`` unused).
 
     Returns:
         The argmax of the cross-fitted accuracy, and the curve: accuracy over all ``N`` rows

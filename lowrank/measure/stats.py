@@ -3,21 +3,17 @@ r"""Judging probes: intervals, paired differences, and the book's unimodality te
 :mod:`lowrank.probes` fits probes and returns accuracies with per-item correctness; this module
 says what they are worth.
 
-* :func:`paired_interval`: the mean difference of two per-item scores measured on the **same**
-  items (two noise levels, two networks), its standard error and a Student-t interval. Most of
-  the variance of two accuracies on one test set is the items' difficulty, which both share:
-  pairing removes it;
+* :func:`paired_interval`: the mean difference of two per-item scores on the **same** items,
+  its standard error and a Student-t interval (pairing removes the items' shared difficulty);
 * :func:`paired_curve`: every level of a curve minus one reference level, each a
-  :func:`paired_interval` on the same items (a curve's rise from its first level, as a figure
-  or a table shows it);
+  :func:`paired_interval` on the same items (a curve's rise from its first level);
 * :func:`group_interval`: the difference of the means of two independent groups (networks of
-  two configurations, each trained from its own seeds), with a pooled Student-t interval:
-  there the replicates, not the items, are the unit;
+  two configurations), with a pooled Student-t interval: the replicates are the unit;
 * :func:`accuracy_interval`: the Wilson score interval of one accuracy;
 * :func:`t_quantile` and :func:`seed_interval`: Student's t, and the interval over seeds;
-* :func:`curve_shape`: the unimodality test on a curve with standard errors (exact curves, or
-  independent errors), and :func:`paired_curve_shape`, the same test with paired errors on
-  per-item correctness. Both return a :class:`CurveShape` that carries what it could detect.
+* :func:`curve_shape`: the unimodality test with independent (or no) errors, and
+  :func:`paired_curve_shape` with paired errors on per-item correctness; both return a
+  :class:`CurveShape`, which carries what it could detect.
 
 The unimodality test asks whether the peak of a curve stands above **both** ends by more than
 ``z`` standard errors of the difference (``z = 3`` by default: a chance bump of that size has
@@ -29,15 +25,14 @@ probability about 0.1% at each end):
 With independent errors ``se(a_p - a_0) = sqrt(s_p^2 + s_0^2)``; with paired errors it is the
 standard error of the per-item differences (:func:`paired_interval`). Only the ends are compared
 with the peak: a curve that is flat within noise on one side of its peak is not called unimodal,
-however its interior wiggles. The peak should be chosen on other data than the curve it is
-tested on (a validation split, or cross-fitting as
+however its interior wiggles. The peak should be chosen on other data (cross-fitting, as
 :func:`lowrank.measure.levels.crossfit_level` does): the argmax of the tested curve favours a
 noisy high point and inflates both margins.
 
 The ``mde`` of a verdict is the margin the test would have accepted on the side that held it
 back: ``z * se(a_p - a_0)`` for "decreasing", ``z * se(a_p - a_{S-1})`` for "increasing", the
 larger for "flat" and "unimodal". A true bump of that size is seen half the time;
-:meth:`CurveShape.detectable` gives the one seen at 80% power, ``(z + 0.84) se``.
+:meth:`CurveShape.detectable` gives the one seen at 80% power, ``(z + 0.84) se``, on either side.
 """
 
 from __future__ import annotations
@@ -322,6 +317,8 @@ class CurveShape:
             neither did; 0 for exact curves); ``inf`` when the peak is an end of the grid.
         paired: whether the standard errors are paired (:func:`paired_curve_shape`).
         z: the margin the test asked for, in standard errors.
+        errors: the standard errors of the two margins (first end, last end); 0 at the peak's
+            own end.
     """
 
     verdict: str
@@ -333,15 +330,20 @@ class CurveShape:
     mde: float = math.nan
     paired: bool = False
     z: float = 3.0
+    errors: tuple[float, float] = (math.nan, math.nan)
 
-    def detectable(self, power: float = 0.8) -> float:
-        """The true margin on the binding side that the test meets with probability ``power``:
-        ``(z + Phi^-1(power))`` standard errors, 3.84 at ``z = 3`` and 80% (``mde`` is the one
-        at 50%); ``inf`` where ``mde`` is (the peak is an end of the grid)."""
+    def detectable(self, power: float = 0.8, side: str | None = None) -> float:
+        """The true margin that the test meets with probability ``power``: ``(z +
+        Phi^-1(power))`` standard errors, 3.84 at ``z = 3`` and 80% (``mde`` is the one at 50%).
+        ``side``: ``"first"`` (the rise from the first level), ``"last"`` (the fall to the last),
+        or ``None``: the side that ``mde`` names. ``inf`` where the peak is an end of the grid."""
         power = check_open_unit(power, "power")
+        if side not in (None, "first", "last"):
+            raise ValueError(f"side must be 'first', 'last' or None, got {side!r}")
         if math.isinf(self.mde) or self.mde == 0:
             return self.mde
-        return self.mde / self.z * (self.z + NormalDist().inv_cdf(power))
+        error = self.mde / self.z if side is None else self.errors[side == "last"]
+        return error * (self.z + NormalDist().inv_cdf(power))
 
     def summary(self, scale: float = 100.0, unit: str = "points") -> str:
         """The verdict with what the test could see, e.g. ``"decreasing: a rise to the peak
@@ -386,7 +388,7 @@ def _shape(z: float, peak: int, last: int, gaps: tuple[float, float],
     mde = math.inf if peak in (0, last) else z * max(binding)
     verdicts = {(True, True): "unimodal", (False, True): "decreasing",
                 (True, False): "increasing", (False, False): "flat"}  # fmt: skip
-    return CurveShape(verdicts[passed], peak, rise, fall, *gaps, mde, paired, z)
+    return CurveShape(verdicts[passed], peak, rise, fall, *gaps, mde, paired, z, errors)
 
 
 def curve_shape(
@@ -432,12 +434,10 @@ def paired_curve_shape(correct: torch.Tensor, peak: int, z: float = 3.0) -> Curv
             would bias both margins upwards).
         z: the margin, in paired standard errors (> 0).
 
-    The margins are :func:`paired_interval` of the peak's scores against each end's, in units
-    of its standard error; ``gap_first``/``gap_last`` are those mean differences and ``mde``
-    ``z`` times the larger standard error. It needs ``M >= MIN_ITEMS`` (20) items. For 0/1
-    scores a standard error is at least ``1 / M``, the error that one discordant item gives:
-    where no item differs, the items cannot tell a difference of one item from none, so such a
-    side is neither an infinite margin nor an MDE of 0.
+    The margins are :func:`paired_interval` of the peak's scores against each end's, in its
+    standard errors; it needs ``M >= MIN_ITEMS`` (20) items. For 0/1 scores a standard error
+    is at least ``1 / M``, one discordant item's: where no item differs, the items cannot tell
+    one item's difference from none, so that side is no infinite margin nor an MDE of 0.
     """
     c = correct.detach().to(torch.float64) if isinstance(correct, torch.Tensor) else None
     if c is None or c.ndim != 2 or c.shape[0] < 3 or c.shape[1] < 2:

@@ -25,6 +25,8 @@ def test_compare_frame_columns_and_gaps():
     np.testing.assert_allclose(accuracy["gap (points)"], [1.5, -2.5], rtol=1e-12)
     html = report.styled(accuracy).to_html()
     assert "+1.5" in html and "-2.5" in html and "%" not in html
+    with pytest.raises(ValueError, match="pass paper"):
+        report.compare_frame([0.1], [91.5], points=True)
 
 
 def test_agreement_and_gaps():

@@ -26,7 +26,6 @@ def test_ensemble_window_errors():
 def test_ensemble_probe_averages_the_members_logits(noisy_views):
     train, labels = noisy_views(5, 800, 8, 3.0, seed=1)
     test, test_labels = noisy_views(5, 2000, 8, 3.0, seed=1)
-    test = [t + 0 for t in test]
     accuracy = ensembles.ensemble_probe(train, labels, test, test_labels, [0, 2, 4])
     single, vote = accuracy.single, accuracy.vote
     for j, i in enumerate([0, 2, 4]):  # each member alone is the plain probe

@@ -44,8 +44,16 @@ def test_gap_verdict_names_the_leader_and_the_gap_found_at_80_percent_power():
     )
     assert inference.gap_verdict(gap(0.025, 0.01), "A", "B", z=2.0) == "A ahead"
     assert "no item differs" in inference.gap_verdict(gap(0.0, 0.0), "A", "B")
+    assert inference.gap_verdict(gap(0.0, 0.01), "A", "B").startswith(
+        "not told apart at 3 paired SE: no gap; a true gap of"
+    )
     with pytest.raises(TypeError, match="stats.PairedDifference"):
         inference.gap_verdict(0.5, "A", "B")
+    with pytest.raises(TypeError, match="second must be a non-empty string"):
+        inference.gap_verdict(gap(0.01, 0.01), "A", None)
+    for bad in ({"z": 0.0}, {"scale": -100.0}, {"scale": math.inf}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            inference.gap_verdict(gap(0.01, 0.01), "A", "B", **bad)
 
 
 def test_bonferroni_and_the_familywise_rate():

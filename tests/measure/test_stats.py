@@ -190,6 +190,16 @@ def test_mde_of_a_decreasing_curve_is_set_by_its_rise():
     wide = stats.curve_shape([0.80, 0.80, 0.40], [0.01, 0.01, 0.05], z=2.0, peak=1)
     assert wide.detectable() == pytest.approx((2 + norm.ppf(0.8)) * math.sqrt(2) * 0.01)
     assert math.isinf(stats.curve_shape([0.9, 0.8, 0.7], [0.01] * 3).detectable())
+    # either side on its own error: a unimodal verdict's mde names the larger (the fall here)
+    both = stats.curve_shape([0.80, 0.95, 0.40], [0.01, 0.01, 0.05], peak=1)
+    assert both.verdict == "unimodal"
+    assert both.errors == pytest.approx((math.hypot(0.01, 0.01), math.hypot(0.01, 0.05)))
+    k = 3 + norm.ppf(0.8)
+    assert both.detectable(side="first") == pytest.approx(k * math.hypot(0.01, 0.01))
+    assert both.detectable(side="last") == pytest.approx(k * math.hypot(0.01, 0.05))
+    assert both.detectable() == both.detectable(side="last")
+    with pytest.raises(ValueError, match="side must be"):
+        both.detectable(side="rise")
 
 
 def test_group_interval_against_an_independent_computation():
