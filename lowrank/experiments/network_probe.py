@@ -1,8 +1,8 @@
 """A trained network probed across noise levels, as chapters 5, 9 and 10 do.
 
-* :func:`probe_network` -> :class:`NetworkProbe`: features of every block, the block chosen on
-  validation, its test curve with per-item correctness, the peak chosen by cross-fitting and
-  the paired unimodality test at it;
+* :func:`probe_network` -> :class:`NetworkProbe`: features of every block (and readout), the
+  one chosen by cross-fitting on the training images, its test curve with per-item
+  correctness and the paired unimodality test at its cross-fitted peak;
 * :func:`probe_blocks` -> :class:`BlockProbe` per block (or any feature set): the test curve,
   the peak chosen by cross-fitting and the paired unimodality test at it;
 * :func:`probe_per_sigma` -> one :class:`BlockProbe` from several (blocks, readouts, weight
@@ -26,7 +26,7 @@ import torch
 from lowrank._checks import as_sigmas, check_increasing, labelled_pair
 from lowrank.measure.features import features_across_sigma
 from lowrank.measure.inference import bonferroni_level
-from lowrank.measure.levels import best_layer, block_per_sigma_from_crossfit, crossfit_level
+from lowrank.measure.levels import block_per_sigma_from_crossfit, crossfit_level
 from lowrank.measure.probes import (
     ProbeCurve,
     binomial_curve,
@@ -36,7 +36,6 @@ from lowrank.measure.probes import (
 from lowrank.measure.stats import (
     CurveShape,
     PairedDifference,
-    curve_shape,
     paired_curve_shape,
     paired_interval,
 )
@@ -58,23 +57,22 @@ class NetworkProbe:
     """What :func:`probe_network` finds for one network.
 
     Attributes:
-        layer: the block chosen on the validation split.
+        layer: the block (and readout, ``"block@2x2"``) whose cross-fitted curve on the
+            training images peaks highest.
         curve: its test curve (:class:`ProbeCurve`, with per-item correctness).
-        validation: its validation curve, which chose the block (and, unless ``paired``, the
-            peak).
-        crossfit: with ``paired``, its cross-fitted curve on the training images
-            (:func:`crossfit_level`), which places the peak; else ``None``.
-        shape: the verdict on the test curve at the peak: with ``paired``,
-            :func:`lowrank.measure.stats.paired_curve_shape`; else
-            :func:`lowrank.measure.stats.curve_shape` with binomial errors.
+        crossfit: its cross-fitted curve on the training images (:func:`crossfit_level`),
+            which chose it and places the peak.
+        shape: :func:`lowrank.measure.stats.paired_curve_shape` of the test curve at that peak.
+        blocks: every block and readout probed, each a :class:`BlockProbe` at its own peak
+            (the family the choice was made in).
         feature_seconds: wall time of the feature extraction.
     """
 
     layer: str
     curve: ProbeCurve
-    validation: ProbeCurve
-    crossfit: ProbeCurve | None
+    crossfit: ProbeCurve
     shape: CurveShape
+    blocks: dict[str, BlockProbe]
     feature_seconds: float
 
 
@@ -84,21 +82,18 @@ def probe_network(
     test: tuple[torch.Tensor, torch.Tensor],
     sigmas: Sequence[float] | torch.Tensor,
     *,
+    readout_grid: str | None = None,
     seed: int = 0,
     progress: bool = False,
     z: float = 3.0,
-    paired: bool = False,
 ) -> NetworkProbe:
-    """The paper's probe of one trained network, as chapter 5 runs it: pooled features of
-    every block (``denoiser.block_names()``, hooked on ``denoiser.network``, noisy input, noise
-    seeded by ``seed``), the block whose validation curve peaks highest (:func:`best_layer`), its
-    test curve, and the unimodality test (margin ``z``) at a peak chosen on the training images.
-
-    ``paired=False`` (what chapter 9's committed outputs used): the peak of the block's
-    validation curve (a fifth of the training images) and binomial errors. ``paired=True``
-    (issue 25's test, for the chapters' next standard runs): the peak chosen by cross-fitting
-    on all the training images (:func:`crossfit_level`) and paired errors on the test images
-    (:func:`lowrank.measure.stats.paired_curve_shape`), which see bumps several times smaller.
+    """The paper's probe of one trained network, as chapter 5 runs it: features of every block
+    (``denoiser.block_names()``, hooked on ``denoiser.network``, noisy input, noise seeded by
+    ``seed``) under the global average and, with ``readout_grid`` (``"2x2"``), under that
+    spatial average too, from the same forward pass; every one probed by :func:`probe_blocks`;
+    the one whose cross-fitted accuracy on the training images peaks highest is reported, with
+    the paired unimodality test (margin ``z``) at its cross-fitted peak. The test items take no
+    part in any choice.
 
     Arguments:
         denoiser: a :class:`lowrank.nets.unet.UNetDenoiser` (or its EDM form), on ``x_train``'s
@@ -112,28 +107,20 @@ def probe_network(
     )
     sigmas = check_increasing(as_sigmas(sigmas))
     names = denoiser.block_names()
+    if readout_grid is not None:
+        names = names + [f"{name}@{readout_grid}" for name in names]
     start = time.perf_counter()
     features = features_across_sigma(denoiser, names,
                                      torch.cat([x_train, x_test]), sigmas, seed=seed,
                                      progress=progress)  # fmt: skip
     seconds = time.perf_counter() - start
     N = len(x_train)
-    train_features = {name: F[:, :N] for name, F in features.items()}
-    chosen = best_layer(sigmas, train_features, y_train, seed=seed)
-    layer, validation = chosen.name, chosen.curves
-    test_features = features[layer][:, N:]
-    if paired:
-        block = probe_blocks(sigmas, {layer: train_features[layer]}, y_train,
-                             {layer: test_features}, y_test,
-                             seed=seed, z=z)[layer]  # fmt: skip
-        curve, crossfit, shape = block.curve, block.crossfit, block.shape
-    else:
-        curve = probe_across_sigma(
-            sigmas, list(train_features[layer]), y_train, list(test_features), y_test
-        )
-        peak, crossfit = int(validation[layer].accuracy.argmax()), None
-        shape = curve_shape(curve.accuracy, curve.stderr, z=z, peak=peak)
-    return NetworkProbe(layer, curve, validation[layer], crossfit, shape, seconds)
+    blocks = probe_blocks(sigmas, {n: F[:, :N] for n, F in features.items()}, y_train,
+                          {n: F[:, N:] for n, F in features.items()}, y_test, seed=seed,
+                          z=z)  # fmt: skip
+    layer = max(blocks, key=lambda name: blocks[name].crossfit.accuracy.max().item())
+    chosen = blocks[layer]
+    return NetworkProbe(layer, chosen.curve, chosen.crossfit, chosen.shape, blocks, seconds)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""lowrank.experiments.network_probe: the block chosen on validation, the level cross-fitted
-on training features, the paired shape test at it."""
+"""lowrank.experiments.network_probe: the block (and readout) chosen by cross-fitting, the level
+cross-fitted on training features, the paired shape test at it."""
 
 import math
 
@@ -31,42 +31,58 @@ class _Blocks(torch.nn.Module):
         return self.unet["sees"](x_t)
 
 
-def test_probe_network_chooses_the_informative_block_and_tests_it():
+def test_probe_network_chooses_the_informative_block_by_cross_fitting_and_tests_it():
     gen = torch.Generator().manual_seed(0)
     labels = torch.arange(600) % 10
-    # class k: a bump of height 1 on channel k, seen through unit noise per image
+    # class k: a bump of height 1 on channel k, seen through noise per image
     x = torch.nn.functional.one_hot(labels, 10).double()[:, :, None, None]
     x = (x + 0.3 * torch.randn(x.shape, generator=gen, dtype=torch.float64)).float()
     sigmas = [0.01, 0.3, 1.0, 3.0]
     result = network_probe.probe_network(
         _Blocks(), (x[:400], labels[:400]), (x[400:], labels[400:]), sigmas
     )
-    assert result.layer == "sees"
-    # chance is 0.1; 320 rows fit the probe, so it stays below the Bayes accuracy (0.99)
-    assert result.validation.accuracy.max() > 0.8 and result.curve.accuracy[0] > 0.8
+    assert result.layer == "sees" and set(result.blocks) == {"blind", "sees"}
+    # chance is 0.1; 200 rows fit each cross-fitted probe, so it stays below the Bayes accuracy
+    assert result.crossfit.accuracy.max() > 0.8 and result.curve.accuracy[0] > 0.8
     assert result.curve.accuracy[-1] < 0.5  # sigma = 3 drowns the bump
-    assert result.shape.verdict == "decreasing" and result.shape.peak == int(
-        result.validation.accuracy.argmax()
-    )
-    blocks = _Blocks()
-    per_sigma = features.features_across_sigma(blocks, ["sees"], x, sigmas, progress=False)["sees"]
+    # by hand: the block's test curve, its cross-fitted peak on the 400 training rows, and the
+    # paired test there
+    per_sigma = features.features_across_sigma(_Blocks(), ["sees"], x, sigmas, progress=False)
+    per_sigma = per_sigma["sees"]
     manual = probes.probe_across_sigma(
         sigmas, list(per_sigma[:, :400]), labels[:400], list(per_sigma[:, 400:]), labels[400:]
     )
     torch.testing.assert_close(result.curve.accuracy, manual.accuracy)
-    assert result.crossfit is None and not result.shape.paired
-    # paired: the peak chosen by cross-fitting on all 400 training rows, paired errors
-    paired = network_probe.probe_network(
-        _Blocks(), (x[:400], labels[:400]), (x[400:], labels[400:]), sigmas, paired=True
-    )
+    peak_choice = levels.crossfit_level(per_sigma[:, :400], labels[:400], sigmas=sigmas)
+    assert result.shape.paired and result.shape.peak == peak_choice.index
+    assert torch.equal(result.crossfit.correct, peak_choice.curve.correct)
+    expected = stats.paired_curve_shape(manual.correct, peak_choice.index)
+    assert (result.shape.verdict, result.shape.rise) == (expected.verdict, expected.rise)
+    assert result.shape.verdict == "decreasing"
+    # the chosen one is the highest cross-fitted curve of the family: not the blind block
+    blind = result.blocks["blind"].crossfit.accuracy.max()
+    assert blind < 0.2 < result.crossfit.accuracy.max()
     with pytest.raises(ValueError, match="train must be a pair"):
         network_probe.probe_network(_Blocks(), x[:400], (x[400:], labels[400:]), sigmas)
-    peak_choice = levels.crossfit_level(per_sigma[:, :400], labels[:400], sigmas=sigmas)
-    peak, crossfit = peak_choice.index, peak_choice.curve
-    assert paired.shape.paired and paired.shape.peak == peak
-    assert torch.equal(paired.crossfit.correct, crossfit.correct)
-    expected = stats.paired_curve_shape(manual.correct, peak)
-    assert (paired.shape.verdict, paired.shape.rise) == (expected.verdict, expected.rise)
+
+
+def test_probe_network_reads_every_block_under_a_spatial_readout_too():
+    """With readout_grid, each block is also read through an adaptive average over the grid,
+    from the same forward pass; the family doubles and the choice is made over all of it."""
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.arange(400) % 4
+    # class k lights a different quadrant of one channel: the global average sees none of it
+    quadrant = torch.zeros(4, 1, 4, 4)
+    for k, (i, j) in enumerate(((0, 0), (0, 2), (2, 0), (2, 2))):
+        quadrant[k, 0, i : i + 2, j : j + 2] = 1.0
+    x = quadrant[labels] + 0.3 * torch.randn(400, 1, 4, 4, generator=gen)
+    result = network_probe.probe_network(
+        _Blocks(), (x[:240], labels[:240]), (x[240:], labels[240:]), [0.01, 0.5, 2.0],
+        readout_grid="2x2",
+    )  # fmt: skip
+    assert set(result.blocks) == {"blind", "sees", "blind@2x2", "sees@2x2"}
+    assert result.layer == "sees@2x2"
+    assert result.curve.accuracy[0] > 0.9 > 0.5 > result.blocks["sees"].curve.accuracy[0]
 
 
 def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
