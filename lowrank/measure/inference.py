@@ -17,6 +17,10 @@ r"""What a verdict could have seen: power, detectable effects, families of tests
   (one end's one-sided tail), over a book's hundred curves is about 12.6%);
 * :func:`gap_verdict`: the verdict on two accuracies measured on the same items, in words, with
   the direction of a gap that falls short of the bar and the gap found at 80% power;
+* :func:`rise_check`: what a paired shape verdict could see of a rise from the first level:
+  the rise found with 80% power and the power against a given effect (the paper's own rise) when
+  a rise was tested, and in any case the rise bound, the largest upper end of the paired 95%
+  intervals of a level minus the first;
 * :func:`permutation_test`: the exact two-sided test of a difference of means between two small
   groups (4 + 4 networks: all 70 splits), which needs no normality of a zero-inflated statistic.
 """
@@ -31,7 +35,7 @@ from statistics import NormalDist
 import torch
 
 from lowrank._checks import as_float64, check_count, check_open_unit, check_real
-from lowrank.measure.stats import PairedDifference
+from lowrank.measure.stats import CurveShape, PairedDifference, paired_curve
 
 __all__ = [
     "power",
@@ -40,6 +44,9 @@ __all__ = [
     "holm",
     "familywise_rate",
     "gap_verdict",
+    "RiseCheck",
+    "rise_check",
+    "UNTESTED",
     "PermutationTest",
     "permutation_test",
     "MAX_SPLITS",
@@ -133,6 +140,78 @@ def gap_verdict(
     return (
         f"not told apart at {z:g} paired SE: {size}; a true gap of {found:.2f} {unit} is found "
         "with 80% power"
+    )
+
+
+@dataclass(frozen=True)
+class RiseCheck:
+    """What :func:`rise_check` says a curve's test could see of a rise from its first level.
+
+    Attributes:
+        reading: the verdict in words: the shape's verdict when a rise was tested, and "no
+            detectable rise (peak at the first level)" when the level chosen on other data is the
+            first, where there is no rise to test.
+        tested: whether a rise was tested (the chosen peak is not the first level).
+        bound: the rise bound: no level's accuracy exceeds the first level's by more than this
+            (the largest upper end of the paired intervals of a level minus the first; 0 at the
+            first level itself, so never negative). Defined whether or not a rise was tested.
+        detectable: the true rise that the ``z`` margin finds with 80% power, from the paired
+            standard error of the rise (:func:`detectable_effect`); ``nan`` when untested.
+        power: the chance that the ``z`` margin finds a true rise of ``effect``; ``nan`` when
+            untested.
+    """
+
+    reading: str
+    tested: bool
+    bound: float
+    detectable: float
+    power: float
+
+
+#: The reading of a curve whose chosen peak is its first level: no rise was tested.
+UNTESTED = "no detectable rise (peak at the first level)"
+
+
+def rise_check(
+    correct: torch.Tensor, shape: CurveShape, effect: float, level: float = 0.95
+) -> RiseCheck:
+    """What a paired shape verdict on per-item scores could see of a rise from the first level.
+
+    Arguments:
+        correct: ``(S, M)`` per-item scores at ``S`` levels on the same ``M`` items, the curve
+            that ``shape`` judged.
+        shape: :func:`lowrank.measure.stats.paired_curve_shape` of ``correct`` at a peak chosen
+            on other data.
+        effect: the true rise to compute the power against, in the scores' units (for accuracy
+            as a fraction, the paper's +1.48 points is 0.0148).
+        level: the confidence of the paired intervals behind the rise bound.
+
+    Where the chosen peak is the first level nothing was tested: the shape test has no rise to
+    measure, and the bound is what the data say instead. Elsewhere the rise's paired standard
+    error (``shape.errors[0]``, floored at one discordant item) gives the rise found with 80%
+    power and the power against ``effect`` at the test's own margin ``shape.z``.
+    """
+    if not isinstance(shape, CurveShape) or not shape.paired:
+        raise TypeError(
+            f"shape must be a paired stats.CurveShape (paired_curve_shape), got {shape!r}"
+        )
+    effect = check_real(effect, "effect", 0.0, None, open_low=True)
+    curve = paired_curve(correct, 0, level)  # checks correct's shape and level
+    if curve.mean.shape[0] <= shape.peak:
+        raise ValueError(
+            f"shape's peak {shape.peak} is not a level of correct, which has "
+            f"{curve.mean.shape[0]} levels: pass the curve the shape was computed from"
+        )
+    bound = curve.high.max().item()
+    if shape.peak == 0:
+        return RiseCheck(UNTESTED, False, bound, math.nan, math.nan)
+    error = shape.errors[0]
+    return RiseCheck(
+        shape.verdict,
+        True,
+        bound,
+        detectable_effect(error, shape.z),
+        power(effect, error, shape.z),
     )
 
 

@@ -106,6 +106,50 @@ def test_a_complete_separation_of_4_and_4_has_the_smallest_p():
     assert result.p_value == pytest.approx(2 / 70)  # the split itself and its mirror
 
 
+def _reference_paired(correct: np.ndarray, peak: int):
+    """The rise's paired s.e. (floored at one discordant item) and the largest upper end of the
+    95% t intervals of a level minus the first, by numpy and scipy alone."""
+    m = correct.shape[1]
+    d = correct - correct[0]
+    se = d.std(axis=1, ddof=1) / np.sqrt(m)
+    t = scipy_stats.t.ppf(0.975, m - 1)
+    return max(se[peak], 1 / m), float((d.mean(axis=1) + t * se).max())
+
+
+@pytest.mark.parametrize("peak", [4, 0, 8])
+def test_rise_check_against_numpy_and_scipy(peak):
+    """An interior, a first-level and a last-level peak: the bound always; the rise found at 80%
+    power and the power against 1.48 points only where a rise was tested."""
+    g = np.random.default_rng(peak)
+    rates = 0.80 + 0.01 * np.sin(np.linspace(0, np.pi, 9))  # a bump of one point, mid-grid
+    correct = (g.random((9, 2_000)) < rates[:, None]).astype(float)
+    shape = stats.paired_curve_shape(torch.from_numpy(correct), peak)
+    check = inference.rise_check(torch.from_numpy(correct), shape, 0.0148)
+    se, bound = _reference_paired(correct, peak)
+    assert check.bound == pytest.approx(bound, rel=1e-3)  # the t quantile: torch's vs scipy's
+    assert check.bound >= 0
+    if peak == 0:
+        assert not check.tested and check.reading == inference.UNTESTED
+        assert math.isnan(check.detectable) and math.isnan(check.power)
+        return
+    assert check.tested and check.reading == shape.verdict
+    assert check.detectable == pytest.approx((3 + scipy_stats.norm.ppf(0.8)) * se, rel=1e-9)
+    assert check.power == pytest.approx(scipy_stats.norm.sf(3 - 0.0148 / se), rel=1e-9)
+    assert math.isfinite(check.detectable)  # also at the last level, where shape.mde is inf
+
+
+def test_rise_check_bound_is_the_largest_rise_a_curve_shows():
+    """Items that all improve by one at level 2 of 3: the rise bound is at least that whole
+    point, and the rise's s.e. is floored at one discordant item of 20."""
+    correct = torch.zeros(3, 20, dtype=torch.float64)
+    correct[1, :10] = 1  # level 1: half the items right, the others not
+    correct[2] = 1  # level 2: every item right, a rise of the whole scale
+    shape = stats.paired_curve_shape(correct, 2)
+    check = inference.rise_check(correct, shape, 0.5)
+    assert check.bound == pytest.approx(1.0)  # no spread: the interval is the point itself
+    assert check.detectable == pytest.approx((3 + scipy_stats.norm.ppf(0.8)) / 20)
+
+
 BAD_INPUTS = {
     "power with zero stderr": (lambda t: inference.power(1.0, 0.0), (ValueError, "stderr")),
     "power with NaN effect": (lambda t: inference.power(math.nan, 1.0), (ValueError, "effect")),
@@ -122,6 +166,24 @@ BAD_INPUTS = {
     "familywise rate above 1": (
         lambda t: inference.familywise_rate(1.5, 3),
         (ValueError, "per_test"),
+    ),
+    "rise check of an unpaired shape": (
+        lambda t: inference.rise_check(
+            torch.ones(3, 30), stats.curve_shape([0.1, 0.2, 0.1], [0.01] * 3), 0.01
+        ),
+        (TypeError, "paired"),
+    ),
+    "rise check with a zero effect": (
+        lambda t: inference.rise_check(
+            torch.ones(3, 30), stats.paired_curve_shape(torch.ones(3, 30), 1), 0.0
+        ),
+        (ValueError, "effect"),
+    ),
+    "rise check of another curve": (
+        lambda t: inference.rise_check(
+            torch.ones(3, 30), stats.paired_curve_shape(torch.ones(5, 30), 4), 0.01
+        ),
+        (ValueError, "shape's peak 4"),
     ),
     "permutation test of one value": (
         lambda t: inference.permutation_test([1.0], [2.0, 3.0]),
