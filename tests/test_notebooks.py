@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lowrank.book import paper
-from lowrank.measure import stats, student_t
+from lowrank.measure import inference, stats, student_t
 from lowrank.nets.runs import UNetRun
 from lowrank.theory import closed_forms, schedules
 from tools import book
@@ -247,29 +247,44 @@ def _check_07(v):
     for key in ("copies_smallest", "copies_largest", "score_smallest", "score_largest"):
         assert 0 <= v[key] <= 100, key
     assert 0.1 < v["classifier_accuracy"] <= 1  # better than chance (10 classes)
-    # the two lists partition the sizes, and the agreement count is at most their number
-    named = (v["copying_sizes"] + ", " + v["generalizing_sizes"]).replace(",", " ").split()
-    assert sorted(int(n) for n in named if n != "none") == sorted(QUICK["sweep_sizes"])
-    assert 0 <= v["n_agree"] <= v["n_networks"]
-    verdicts = {"unimodal", "decreasing", "increasing", "flat"}
+    assert v["paper_rise_points"] == pytest.approx(1.48)
+
+    def sizes_of(text):
+        return sorted(int(n.replace(",", "")) for n in text.split(", ") if n != "none")
+
+    # the lists partition the sizes; agreement is counted over the tested sizes only
+    sizes = sorted(QUICK["sweep_sizes"])
+    assert sorted(sizes_of(v["copying_sizes"]) + sizes_of(v["generalizing_sizes"])) == sizes
+    tested = sizes_of(v["tested_sizes"])
+    assert sorted(tested + sizes_of(v["untested_sizes"])) == sizes
+    assert 0 <= v["n_agree"] <= v["n_tested"] == len(tested) <= v["n_networks"]
+    readings = {"unimodal", "decreasing", "increasing", "flat", inference.UNTESTED}
     for key in ("shapes_fixed", "shapes_own"):
-        assert {part.split(": ")[1] for part in v[key].split(", ")} <= verdicts
+        assert {part.split(": ")[1] for part in v[key].split(", ")} <= readings
     assert v["paper_budget_m"] == paper.FIG6_TRAINING_IMAGES / 1e6
     assert 10 < v["fixed_min"] <= v["fixed_max"] <= 100
-    # the page's reading follows from the verdicts it quotes
-    shapes = {part.split(": ")[1] for part in v["shapes_fixed"].split(", ")}
-    # the smallest and largest sizes' summaries carry their verdicts, and a verdict passes the
-    # rise over sigma = 0.002 exactly when that rise exceeds 3 paired standard errors
+    # what each end's test could see, from its rise's own paired s.e. (normal formulas here)
     parts = v["shapes_fixed"].split(", ")
-    ends = [part.split(": ")[1] for part in (parts[0], parts[-1])]
-    for key, verdict in zip(("smallest", "largest"), ends, strict=True):
-        assert v[f"shape_summary_{key}"].startswith(f"{verdict}: "), key
-        rise = float(v[f"rise_{key}"])  # a glued inf reads back as the string "inf"
-        assert (verdict in ("unimodal", "increasing")) == (rise > 3), (key, verdict, rise)
-        assert rise == 0 or (rise > 0) == (v[f"rise_points_{key}"] > 0), key
+    for key, part in zip(("smallest", "largest"), (parts[0], parts[-1]), strict=True):
+        reading = part.split(": ")[1]
+        found, power = float(v[f"found_{key}"]), float(v[f"power_{key}"])
+        assert (reading == inference.UNTESTED) == math.isnan(found) == math.isnan(power), key
+        if reading == inference.UNTESTED:
+            continue
+        # the rise bound is the largest upper end over levels, so at least the peak's rise
+        assert v[f"bound_{key}"] >= v[f"rise_points_{key}"] - 1e-9, key
+        se = found / (3 + NormalDist().inv_cdf(0.8))
+        assert power == pytest.approx(NormalDist().cdf(1.48 / se - 3), abs=1e-6), key
+        rise = float(v[f"rise_{key}"])
+        assert (reading in ("unimodal", "increasing")) == (rise > 3), (key, reading, rise)
+    # the page's reading follows from the readings it quotes
+    rising = {"unimodal", "increasing"}
+    fixed = {part.split(": ")[1] for part in parts}
     controls = {v["untrained_shape"], v["pixels_shape"]}
-    all_fall = shapes == {"decreasing"} and controls == {"decreasing"}
-    assert v["shape_reading"].startswith("every curve falls") == all_fall
+    no_rise = not (fixed & rising) and not (controls & rising)
+    assert v["shape_reading"].startswith("no curve rises") == no_rise
+    claim = f"the paper's pairing holds for {v['n_agree']} of" if tested else "no rise was tested"
+    assert v["claim_reading"].startswith(claim)
     assert (v["fd_reading"] == "the largest subset also gives the closest samples") == (
         v["fd_best_size"] == v["size_largest"]
     )
