@@ -25,7 +25,7 @@ from lowrank.measure.copies import (
     ratios_and_nearest,
     similarity_threshold,
 )
-from lowrank.measure.distances import frechet_distance
+from lowrank.measure.distances import frechet_bootstrap, frechet_distance
 from lowrank.measure.features import features_across_sigma
 from lowrank.measure.levels import best_layer, crossfit_level
 from lowrank.measure.probes import probe_across_sigma
@@ -291,6 +291,17 @@ class SizeSweep:
         return assess(denoiser.to(device), self.subset(n)[0],
                       {"fixed": self.fixed, "own": self.own_probe_set(n)}, self.yardstick,
                       sigmas, layer, steps=steps, device=device)  # fmt: skip
+
+    def frechet_bootstrap(self, assessment: Assessment, resamples: int = 200) -> torch.Tensor:
+        """The Frechet distance of ``assessment``'s samples to the reference over ``resamples``
+        bootstrap resamples of the samples (:func:`lowrank.measure.distances.frechet_bootstrap`
+        in the classifier's embedding). The sweep's seed draws the same sample indices for
+        every network, whose samples share their seeds, so two checkpoints' bootstraps
+        subtract into a paired bootstrap of their difference."""
+        if not isinstance(assessment, Assessment):
+            raise TypeError(f"assessment must be an Assessment, got {type(assessment).__name__}")
+        samples = embed(self.classifier, assessment.samples)
+        return frechet_bootstrap(self.reference, samples, resamples, seed=self.seed)
 
 
 @dataclasses.dataclass(frozen=True)

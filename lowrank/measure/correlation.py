@@ -1,7 +1,8 @@
 """Rank correlation with an interval: :func:`rank_correlation`, Spearman's correlation with a
 percentile bootstrap interval over the paired items (chapter 8: Frechet distance against peak
-probe accuracy over training checkpoints), and :func:`rank_correlation_p`, its exact
-permutation p-value.
+probe accuracy over training checkpoints), :func:`rank_correlation_p`, its permutation p-value
+(exact up to :data:`MAX_EXACT_PAIRS` pairs, Monte Carlo beyond), and :func:`smallest_p`, the
+least p an exact test of ``n`` pairs can give (at ``n = 4`` it is 1/12: no such test reaches 0.05).
 
 The bootstrap treats the pairs as independent draws. Checkpoints of one training run are not:
 they form a series, and resampling them gives intervals that hug +-1 (chapter 8's long run:
@@ -26,11 +27,15 @@ __all__ = [
     "RankCorrelation",
     "rank_correlation",
     "rank_correlation_p",
+    "smallest_p",
     "MAX_EXACT_PAIRS",
+    "MONTE_CARLO_PAIRINGS",
 ]
 
 #: The most pairs :func:`rank_correlation_p` permutes exactly (9! = 362,880 pairings).
 MAX_EXACT_PAIRS = 9
+#: The random pairings :func:`rank_correlation_p` draws by default beyond MAX_EXACT_PAIRS.
+MONTE_CARLO_PAIRINGS = 20_000
 
 
 @dataclass(frozen=True)
@@ -97,18 +102,32 @@ def _spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, (ra * rb).sum(-1) / den.clamp_min(1e-300), math.nan)
 
 
-def rank_correlation_p(x, y) -> float:
-    """Exact two-sided permutation p-value of Spearman's correlation of ``n`` pairs
-    (``3 <= n <= MAX_EXACT_PAIRS``): the share of all ``n!`` pairings of ``y`` with ``x`` whose
-    correlation is at least as large in absolute value as the observed one (which is among
-    them, so ``p >= 1/n!``; ties count as at least as large)."""
+def smallest_p(n: int, resamples: int = MONTE_CARLO_PAIRINGS) -> float:
+    """The smallest two-sided p that :func:`rank_correlation_p` can give for ``n >= 3`` untied
+    pairs: ``2 / n!`` when exact (``n <= MAX_EXACT_PAIRS``; the observed order and its reverse
+    are the only pairings with ``|rho| = 1``), ``1 / (1 + resamples)`` by Monte Carlo beyond.
+    A family correction over tests that cannot reach the level spends its alpha on nothing."""
+    n = check_count(n, "n")
+    if n < 3:
+        raise ValueError(f"n must be at least 3 pairs, got {n}")
+    if n <= MAX_EXACT_PAIRS:
+        return 2 / math.factorial(n)
+    return 1 / (1 + check_count(resamples, "resamples"))
+
+
+def rank_correlation_p(x, y, resamples: int | None = None, seed: int = 0) -> float:
+    """Two-sided permutation p-value of Spearman's correlation of ``n >= 3`` pairs: the share
+    of pairings of ``y`` with ``x`` whose correlation is at least as large in absolute value as
+    the observed one (ties count as at least as large).
+
+    Up to :data:`MAX_EXACT_PAIRS` pairs every one of the ``n!`` pairings is enumerated (the
+    observed one among them, so ``p >= 1/n!``). Beyond, ``resamples`` random pairings (default
+    :data:`MONTE_CARLO_PAIRINGS`, seeded) give ``(1 + hits) / (1 + resamples)``, a valid p that
+    counts the observed pairing once (Phipson and Smyth 2010)."""
     a = torch.as_tensor(x, dtype=torch.float64).flatten()
     b = torch.as_tensor(y, dtype=torch.float64).flatten()
-    if a.shape != b.shape or not 3 <= len(a) <= MAX_EXACT_PAIRS:
-        raise ValueError(
-            f"need two paired sequences of 3 to {MAX_EXACT_PAIRS} values (n! pairings are "
-            f"enumerated), got {len(a)} and {len(b)}"
-        )
+    if a.shape != b.shape or len(a) < 3:
+        raise ValueError(f"need two paired sequences of >= 3 values, got {len(a)} and {len(b)}")
     if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
         raise ValueError("x and y must be finite")
     observed = _spearman(a[None], b[None])[0]
@@ -117,7 +136,14 @@ def rank_correlation_p(x, y) -> float:
     # ranks once: the ranks of a permuted y are its ranks permuted
     ra, rb = _ranks(a), _ranks(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
-    pairings = torch.tensor(list(itertools.permutations(range(len(b)))))
+    exact = len(a) <= MAX_EXACT_PAIRS
+    if exact:
+        pairings = torch.tensor(list(itertools.permutations(range(len(b)))))
+    else:
+        draws = check_count(MONTE_CARLO_PAIRINGS if resamples is None else resamples, "resamples")
+        gen = torch.Generator().manual_seed(seed)
+        pairings = torch.rand(draws, len(b), generator=gen).argsort(-1)
     rhos = (rb[pairings] @ ra) / (ra.norm() * rb.norm())
     # the same pairing computed in another order differs in the last bits
-    return (rhos.abs() >= observed.abs() - 1e-12).double().mean().item()
+    hits = (rhos.abs() >= observed.abs() - 1e-12).double()
+    return hits.mean().item() if exact else (1 + hits.sum().item()) / (1 + len(pairings))

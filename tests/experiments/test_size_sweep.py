@@ -9,6 +9,7 @@ from lowrank.experiments import size_sweep
 from lowrank.measure.copies import (
     copy_ratio,
 )
+from lowrank.measure.distances import frechet_bootstrap
 from lowrank.measure.stats import paired_curve_shape
 from lowrank.nets.classifier import ClassifierRun, embed, load_classifier
 from lowrank.theory.denoisers import EmpiricalDenoiser
@@ -102,6 +103,15 @@ def test_size_sweep_builds_what_every_network_is_assessed_with(
     result = sweep.assess(net, 10, [0.01, 0.1, 1.0], layer, steps=4)
     assert result.samples.shape == (4, 1, 8, 8) and set(result.curves) == {"fixed", "own"}
     torch.testing.assert_close(result.copy_ratios, copy_ratio(result.samples, x10))
+    # the Frechet bootstrap resamples the same sample rows as distances.frechet_bootstrap with
+    # the sweep's seed, in the classifier's embedding
+    boot = sweep.frechet_bootstrap(result, resamples=30)
+    direct = frechet_bootstrap(sweep.reference, embed(sweep.classifier, result.samples), 30,
+                               seed=sweep.seed)  # fmt: skip
+    torch.testing.assert_close(boot, direct, rtol=0, atol=0)
+    assert boot.shape == (30,) and bool((boot > 0).all())
+    with pytest.raises(TypeError, match="assessment must be an Assessment"):
+        sweep.frechet_bootstrap(result.samples)
     with pytest.raises(ValueError, match="reference_images \\+ calibration_images"):
         size_sweep.size_sweep(
             [10], common,

@@ -6,6 +6,7 @@ import torch
 
 from lowrank.measure.distances import (
     block_angles,
+    frechet_bootstrap,
     frechet_distance,
     principal_angles,
     sliced_wasserstein,
@@ -100,3 +101,31 @@ def test_sliced_wasserstein_of_two_isotropic_gaussians():
     assert value == pytest.approx(mu.square().sum().item() / p, rel=0.05)  # 1.0
     with pytest.raises(ValueError, match="X and Y must be"):
         sliced_wasserstein(X, Y[:, :3])
+
+
+def test_frechet_bootstrap_is_the_distance_of_each_resample():
+    """Each resample's value equals torchmetrics' FID (frechet_distance) on the same rows, and
+    the same seed draws the same rows for two sets of samples (a paired bootstrap)."""
+    gen = torch.Generator().manual_seed(3)
+    reference = torch.randn(300, 6, generator=gen, dtype=torch.float64)
+    samples = 0.5 + 1.3 * torch.randn(120, 6, generator=gen, dtype=torch.float64)
+    values = frechet_bootstrap(reference, samples, resamples=60, seed=7)
+    rows = torch.randint(0, 120, (60, 120), generator=torch.Generator().manual_seed(7))
+    assert values.shape == (60,) and values.dtype == torch.float64
+    for r in (0, 17, 59):  # across the chunks of 50
+        assert values[r].item() == pytest.approx(
+            frechet_distance(reference, samples[rows[r]]), rel=1e-6
+        )  # measured: 1e-12
+    # the spread is the samples': near the distance on all rows, and not a constant
+    full = frechet_distance(reference, samples)
+    assert values.std() > 0.01 * full and abs(values.median() - full) < 3 * values.std()
+    shifted = frechet_bootstrap(reference, samples + 0.1, resamples=60, seed=7)
+    assert bool((shifted != values).all())  # same rows, other samples: a paired difference
+
+
+def test_frechet_bootstrap_names_its_bad_arguments():
+    a, b = torch.randn(10, 3), torch.randn(10, 4)
+    with pytest.raises(ValueError, match="one width"):
+        frechet_bootstrap(a, b)
+    with pytest.raises(ValueError, match="resamples"):
+        frechet_bootstrap(a, a, resamples=0)
