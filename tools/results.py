@@ -443,11 +443,15 @@ ROWS = (
         "Fig. 7, 8: Frechet distance and peak accuracy move in opposite directions in training",
         lambda g: "opposite directions",
         lambda g: (
-            f"Spearman ρ = {g(8, 'rho_long'):+.2f} ({g(8, 'rho_long_low'):+.2f} to "
-            f"{g(8, 'rho_long_high'):+.2f}) on the long run"
+            f"Spearman ρ = {g(8, 'rho_long'):+.2f} (permutation p = {g(8, 'rho_long_p'):.3f}) on "
+            f"the long run; its Frechet distance {g(8, 'turn'):+.2f} after the lowest "
+            f"({g(8, 'turn_low'):.2f} to {g(8, 'turn_high'):.2f})"
         ),
         _none,
-        lambda g: f"long run: {g(8, 'rho_long_verdict')}; chapter 7's: {g(8, 'rho_verdict')}",
+        lambda g: (
+            f"long run: {g(8, 'rho_long_verdict')}; chapter 7's: {g(8, 'rho_verdict')} (Holm over "
+            f"{g(8, 'n_family')}; descriptive: checkpoints of a run are a series)"
+        ),
         8,
     ),
     Row(

@@ -24,6 +24,7 @@ import torch
 from lowrank._checks import check_count, check_open_unit
 
 __all__ = [
+    "spearman",
     "RankCorrelation",
     "rank_correlation",
     "rank_correlation_p",
@@ -54,6 +55,18 @@ class RankCorrelation:
     high: float
     level: float
     resamples: int
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of two paired sequences of ``>= 3`` finite values (ties get
+    their average rank); ``nan`` when one side's values are all tied."""
+    a = torch.as_tensor(x, dtype=torch.float64).flatten()
+    b = torch.as_tensor(y, dtype=torch.float64).flatten()
+    if a.shape != b.shape or len(a) < 3:
+        raise ValueError(f"need two paired sequences of >= 3 values, got {len(a)} and {len(b)}")
+    if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
+        raise ValueError("x and y must be finite")
+    return _spearman(a[None], b[None])[0].item()
 
 
 def rank_correlation(

@@ -94,3 +94,13 @@ def test_a_perfect_order_of_12_has_the_smallest_monte_carlo_p():
     assert correlation.smallest_p(8) == pytest.approx(2 / math.factorial(8))
     with pytest.raises(ValueError, match="at least 3"):
         correlation.smallest_p(2)
+
+
+def test_spearman_is_scipys_with_ties_and_nan_when_all_tied():
+    gen = np.random.default_rng(2)
+    x, y = gen.normal(size=11), gen.normal(size=11)
+    y[:4] = 0.5  # ties
+    assert correlation.spearman(x, y) == pytest.approx(scipy_stats.spearmanr(x, y)[0], abs=1e-12)
+    assert math.isnan(correlation.spearman([1.0, 2, 3], [4.0, 4, 4]))
+    with pytest.raises(ValueError, match=">= 3 values"):
+        correlation.spearman([1.0, 2], [1.0, 2])
