@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 from lowrank.book import paper as paper_values
+from lowrank.book import report
 
 RECORD = "application/papermill.record/text/plain"
 # the two smallest levels of the paper's real-data grid (chapters 5-10): a peak there is no
@@ -154,12 +155,18 @@ def mechanism(g: Glued) -> str:
 
 def pairing(g) -> str:
     """Chapter 7's verdict: the paper's pairing counted over the sizes whose rise was tested
-    (a curve whose chosen level is the first could not have risen), with what the test at the
-    largest size could see."""
+    (a curve whose chosen level is the first could not have risen), the untested sizes that
+    count against it (they generalize, and their rise bound excludes the paper's rise), and
+    what the test at the largest size could see."""
+    tested = g(7, "n_tested")
     text = (
-        f"as predicted for {g(7, 'n_agree')} of the {g(7, 'n_tested')} sizes whose rise was "
-        f"tested (untested: {g(7, 'untested_sizes')}); at N = {g(7, 'size_largest'):,} no level "
-        f"rises more than {g(7, 'bound_largest'):.2f} points above σ = 0.002"
+        f"as predicted for {g(7, 'n_agree')} of the {tested} size{'' if tested == 1 else 's'} "
+        f"whose rise was tested (untested: {g(7, 'untested_sizes')}"
+    )
+    if g(7, "n_excluded"):
+        text += f"; of those, {g(7, 'excluded_sizes')} exclude the paper's rise"
+    text += (
+        f"); at N = {g(7, 'size_largest'):,} the rise bound is {g(7, 'bound_largest'):.2f} points"
     )
     untested = str(g(7, "untested_sizes")).replace(",", "").split()
     if str(g(7, "size_largest")) not in untested:  # its found rise is a nan, which glue drops
@@ -443,9 +450,9 @@ ROWS = (
         "Fig. 7, 8: Frechet distance and peak accuracy move in opposite directions in training",
         lambda g: "opposite directions",
         lambda g: (
-            f"Spearman ρ = {g(8, 'rho_long'):+.2f} (permutation p = {g(8, 'rho_long_p'):.3f}) on "
-            f"the long run; its Frechet distance {g(8, 'turn'):+.2f} after the lowest "
-            f"({g(8, 'turn_low'):.2f} to {g(8, 'turn_high'):.2f})"
+            f"Spearman ρ = {g(8, 'rho_long'):+.2f} (permutation p "
+            f"{report.p_text(g(8, 'rho_long_p'))}) on the long run; its Frechet distance turns: "
+            f"{'yes' if g(8, 'turned') else 'not established'}"
         ),
         _none,
         lambda g: (

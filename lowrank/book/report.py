@@ -24,6 +24,7 @@ import torch
 from lowrank._checks import check_real
 
 __all__ = [
+    "p_text",
     "glue",
     "results",
     "RECORDED",
@@ -101,6 +102,13 @@ def results(recorded: Mapping[str, object] | None = None) -> str:
             text = _format(value)
             lines.append(f"{name} {text}" if text.startswith("< ") else f"{name} = {text}")
     return "\n".join(lines)
+
+
+def p_text(p: float) -> str:
+    """A p-value as a page prints it: three decimals, or ``< 0.001`` below that (a Monte Carlo
+    p of 1/20,001 is not "0.000")."""
+    p = check_real(p, "p", 0.0, 1.0)
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _array(values) -> np.ndarray:

@@ -134,7 +134,8 @@ def rank_correlation_p(x, y, resamples: int | None = None, seed: int = 0) -> flo
     the observed one (ties count as at least as large).
 
     Up to :data:`MAX_EXACT_PAIRS` pairs every one of the ``n!`` pairings is enumerated (the
-    observed one among them, so ``p >= 1/n!``). Beyond, ``resamples`` random pairings (default
+    observed one and its reverse among them, so ``p >= 2/n!`` without ties; ``resamples`` and
+    ``seed`` are not used). Beyond, ``resamples`` random pairings (default
     :data:`MONTE_CARLO_PAIRINGS`, seeded) give ``(1 + hits) / (1 + resamples)``, a valid p that
     counts the observed pairing once (Phipson and Smyth 2010)."""
     a = torch.as_tensor(x, dtype=torch.float64).flatten()

@@ -152,9 +152,11 @@ class RiseCheck:
             detectable rise (peak at the first level)" when the level chosen on other data is the
             first, where there is no rise to test.
         tested: whether a rise was tested (the chosen peak is not the first level).
-        bound: the rise bound: no level's accuracy exceeds the first level's by more than this
-            (the largest upper end of the paired intervals of a level minus the first; 0 at the
-            first level itself, so never negative). Defined whether or not a rise was tested.
+        bound: the rise bound: the largest upper end of the paired ``level`` intervals of a level
+            minus the first (0 at the first level itself, so never negative). Each upper end
+            holds at ``(1 + level) / 2``, so over ``S - 1`` levels they hold jointly at ``1 - (S
+            - 1)(1 - level) / 2`` or more (80% for 8 levels at 95%). Defined whether or not a
+            rise was tested.
         detectable: the true rise that the ``z`` margin finds with 80% power, from the paired
             standard error of the rise (:func:`detectable_effect`); ``nan`` when untested.
         power: the chance that the ``z`` margin finds a true rise of ``effect``; ``nan`` when
@@ -201,6 +203,11 @@ def rise_check(
         raise ValueError(
             f"shape's peak {shape.peak} is not a level of correct, which has "
             f"{curve.mean.shape[0]} levels: pass the curve the shape was computed from"
+        )
+    if abs(curve.mean[shape.peak].item() - shape.gap_first) > 1e-9:
+        raise ValueError(
+            f"shape's rise {shape.gap_first:.6g} is not correct's rise to level {shape.peak} "
+            f"({curve.mean[shape.peak].item():.6g}): pass the curve the shape was computed from"
         )
     bound = curve.high.max().item()
     if shape.peak == 0:

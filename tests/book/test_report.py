@@ -137,3 +137,10 @@ def test_lead_table_puts_each_lead_with_its_simultaneous_interval_in_its_cell():
     expected = f"{100 * d.mean:+.1f} [{100 * joint.low:+.1f}, {100 * joint.high:+.1f}]"
     assert table.loc["b", "noisy pixels, its peak"] == expected
     assert table.loc["a", "noisy pixels, its peak"] == "peak at σ = 0.002"
+
+
+def test_p_text_prints_three_decimals_or_below_a_thousandth():
+    assert report.p_text(0.0496) == "0.050" and report.p_text(0.001) == "0.001"
+    assert report.p_text(1 / 20_001) == "< 0.001" and report.p_text(2 / 40_320) == "< 0.001"
+    with pytest.raises(ValueError, match="p"):
+        report.p_text(1.5)

@@ -185,6 +185,14 @@ BAD_INPUTS = {
         ),
         (ValueError, "shape's peak 4"),
     ),
+    "rise check of another curve's shape": (
+        lambda t: inference.rise_check(
+            torch.tensor([[1.0] * 30, [0.0] * 15 + [1.0] * 15, [1.0] * 30]),
+            stats.paired_curve_shape(torch.ones(3, 30), 1),
+            0.01,
+        ),
+        (ValueError, "not correct's rise"),
+    ),
     "permutation test of one value": (
         lambda t: inference.permutation_test([1.0], [2.0, 3.0]),
         (ValueError, "at least 2 values"),

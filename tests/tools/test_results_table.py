@@ -81,14 +81,18 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
 
 def test_the_pairing_row_counts_tested_sizes_and_says_what_the_largest_could_see():
     g = _Fake({7: {"n_agree": 0, "n_tested": 3, "untested_sizes": "16, 64", "size_largest": 4096,
-                   "bound_largest": 0.28, "found_largest": 1.11}})  # fmt: skip
+                   "bound_largest": 0.28, "found_largest": 1.11, "n_excluded": 1,
+                   "excluded_sizes": "64"}})  # fmt: skip
     assert results.pairing(g) == (
-        "as predicted for 0 of the 3 sizes whose rise was tested (untested: 16, 64); at N = "
-        "4,096 no level rises more than 0.28 points above σ = 0.002, and a rise of 1.11 points "
-        "is found with 80% power"
+        "as predicted for 0 of the 3 sizes whose rise was tested (untested: 16, 64; of those, 64 "
+        "exclude the paper's rise); at N = 4,096 the rise bound is 0.28 points, and a rise of "
+        "1.11 points is found with 80% power"
     )
-    g.values[7]["untested_sizes"] = "16, 4,096"  # the largest untested: no power to report
-    assert results.pairing(g).endswith("above σ = 0.002")
+    g.values[7].update(untested_sizes="16, 4,096", n_excluded=0, n_tested=1)
+    assert results.pairing(g) == (  # the largest untested: no power to report
+        "as predicted for 0 of the 1 size whose rise was tested (untested: 16, 4,096); at N = "
+        "4,096 the rise bound is 0.28 points"
+    )
 
 
 def test_the_table_has_one_row_per_claim_with_the_paper_values(monkeypatch):
