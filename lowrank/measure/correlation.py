@@ -57,15 +57,21 @@ class RankCorrelation:
     resamples: int
 
 
-def spearman(x, y) -> float:
-    """Spearman's rank correlation of two paired sequences of ``>= 3`` finite values (ties get
-    their average rank); ``nan`` when one side's values are all tied."""
+def _pairs(x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two paired sequences of >= 3 finite values as float64 vectors, or a ValueError."""
     a = torch.as_tensor(x, dtype=torch.float64).flatten()
     b = torch.as_tensor(y, dtype=torch.float64).flatten()
     if a.shape != b.shape or len(a) < 3:
         raise ValueError(f"need two paired sequences of >= 3 values, got {len(a)} and {len(b)}")
     if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
         raise ValueError("x and y must be finite")
+    return a, b
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of two paired sequences of ``>= 3`` finite values (ties get
+    their average rank); ``nan`` when one side's values are all tied."""
+    a, b = _pairs(x, y)
     return _spearman(a[None], b[None])[0].item()
 
 
@@ -78,12 +84,7 @@ def rank_correlation(
     Ties get their average rank. A resample whose ranks are all
     tied in ``x`` or ``y`` has no correlation and is left out of the interval.
     """
-    a = torch.as_tensor(x, dtype=torch.float64).flatten()
-    b = torch.as_tensor(y, dtype=torch.float64).flatten()
-    if a.shape != b.shape or len(a) < 3:
-        raise ValueError(f"need two paired sequences of >= 3 values, got {len(a)} and {len(b)}")
-    if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
-        raise ValueError("x and y must be finite")
+    a, b = _pairs(x, y)
     level = check_open_unit(level, "level")
     rho = _spearman(a[None], b[None])[0].item()
     gen = torch.Generator().manual_seed(seed)
@@ -138,12 +139,7 @@ def rank_correlation_p(x, y, resamples: int | None = None, seed: int = 0) -> flo
     ``seed`` are not used). Beyond, ``resamples`` random pairings (default
     :data:`MONTE_CARLO_PAIRINGS`, seeded) give ``(1 + hits) / (1 + resamples)``, a valid p that
     counts the observed pairing once (Phipson and Smyth 2010)."""
-    a = torch.as_tensor(x, dtype=torch.float64).flatten()
-    b = torch.as_tensor(y, dtype=torch.float64).flatten()
-    if a.shape != b.shape or len(a) < 3:
-        raise ValueError(f"need two paired sequences of >= 3 values, got {len(a)} and {len(b)}")
-    if not bool(torch.isfinite(a).all() & torch.isfinite(b).all()):
-        raise ValueError("x and y must be finite")
+    a, b = _pairs(x, y)
     observed = _spearman(a[None], b[None])[0]
     if not torch.isfinite(observed):
         raise ValueError("x or y has all its values tied: no correlation to test")
