@@ -1,8 +1,9 @@
-"""Rank correlation with an interval: :func:`rank_correlation`, Spearman's correlation with a
-percentile bootstrap interval over the paired items (chapter 8: Frechet distance against peak
-probe accuracy over training checkpoints), :func:`rank_correlation_p`, its permutation p-value
-(exact up to :data:`MAX_EXACT_PAIRS` pairs, Monte Carlo beyond), and :func:`smallest_p`, the
-least p an exact test of ``n`` pairs can give (at ``n = 4`` it is 1/12: no such test reaches 0.05).
+"""Rank correlation: :func:`spearman`; :func:`rank_correlation`, Spearman's correlation with a
+percentile bootstrap interval over the paired items; :func:`rank_correlation_p`, its permutation
+p-value, exact up to :data:`MAX_EXACT_PAIRS` pairs and Monte Carlo beyond; and
+:func:`smallest_p`, the least p a test of ``n`` pairs can give (at ``n = 4`` it is 1/12: no such
+test reaches 0.05). Chapter 8 reports the Frechet distance against peak probe accuracy over
+training checkpoints with the permutation p, not with a bootstrap interval, for this reason:
 
 The bootstrap treats the pairs as independent draws. Checkpoints of one training run are not:
 they form a series, and resampling them gives intervals that hug +-1 (chapter 8's long run:
