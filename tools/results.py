@@ -164,7 +164,8 @@ def pairing(g) -> str:
         f"whose rise was tested (untested: {g(7, 'untested_sizes')}"
     )
     if g(7, "n_excluded"):
-        text += f"; of those, {g(7, 'excluded_sizes')} exclude the paper's rise"
+        verb = "excludes" if g(7, "n_excluded") == 1 else "exclude"
+        text += f"; of those, {g(7, 'excluded_sizes')} {verb} the paper's rise"
     text += (
         f"); at N = {g(7, 'size_largest'):,} the rise bound is {g(7, 'bound_largest'):.2f} points"
     )

@@ -85,7 +85,7 @@ def test_the_pairing_row_counts_tested_sizes_and_says_what_the_largest_could_see
                    "excluded_sizes": "64"}})  # fmt: skip
     assert results.pairing(g) == (
         "as predicted for 0 of the 3 sizes whose rise was tested (untested: 16, 64; of those, 64 "
-        "exclude the paper's rise); at N = 4,096 the rise bound is 0.28 points, and a rise of "
+        "excludes the paper's rise); at N = 4,096 the rise bound is 0.28 points, and a rise of "
         "1.11 points is found with 80% power"
     )
     g.values[7].update(untested_sizes="16, 4,096", n_excluded=0, n_tested=1)
