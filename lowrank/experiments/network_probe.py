@@ -5,6 +5,8 @@
   correctness and the paired unimodality test at its cross-fitted peak;
 * :func:`probe_blocks` -> :class:`BlockProbe` per block (or any feature set): the test curve,
   the peak chosen by cross-fitting and the paired unimodality test at it;
+* :func:`probe_pixels` -> the same :class:`BlockProbe` for the noisy inputs themselves, with
+  the noise the networks' features were read under (the pixel control);
 * :func:`probe_per_sigma` -> one :class:`BlockProbe` from several (blocks, readouts, weight
   decays), the setting chosen at each level by cross-fitting on the training images;
 * :func:`few_label_scores`: per test item, the share of few-label probes (seeded subsets) that
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from lowrank._checks import as_sigmas, check_increasing, labelled_pair
-from lowrank.measure.features import features_across_sigma
+from lowrank.measure.features import features_across_sigma, noisy_pixels
 from lowrank.measure.inference import bonferroni_level
 from lowrank.measure.levels import block_per_sigma_from_crossfit, crossfit_level
 from lowrank.measure.probes import (
@@ -45,6 +47,7 @@ __all__ = [
     "probe_network",
     "BlockProbe",
     "probe_blocks",
+    "probe_pixels",
     "probe_per_sigma",
     "few_label_scores",
     "Lead",
@@ -82,6 +85,7 @@ def probe_network(
     test: tuple[torch.Tensor, torch.Tensor],
     sigmas: Sequence[float] | torch.Tensor,
     *,
+    blocks: Sequence[str] | None = None,
     readout_grid: str | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -100,6 +104,7 @@ def probe_network(
             device.
         train: labelled training images ``(x_train, y_train)``, ``(N, C, H, W)`` and ``(N,)``.
         test: ``(x_test, y_test)``, the labelled images the curve is scored on.
+        blocks: the blocks to read, a subset of ``denoiser.block_names()`` (default: all).
     """
     (x_train, y_train), (x_test, y_test) = (
         labelled_pair(train, "train"),
@@ -107,6 +112,12 @@ def probe_network(
     )
     sigmas = check_increasing(as_sigmas(sigmas))
     names = denoiser.block_names()
+    if blocks is not None:
+        if isinstance(blocks, str) or not blocks or any(name not in names for name in blocks):
+            raise ValueError(
+                f"blocks must be a non-empty list of the network's blocks {names}, got {blocks!r}"
+            )
+        names = list(blocks)
     if readout_grid is not None:
         names = names + [f"{name}@{readout_grid}" for name in names]
     start = time.perf_counter()
@@ -180,6 +191,29 @@ def probe_blocks(
         shape = paired_curve_shape(curve.correct, peak.index, z=z)
         out[name] = BlockProbe(curve, peak.curve, shape)
     return out
+
+
+def probe_pixels(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    sigmas: Sequence[float] | torch.Tensor,
+    *,
+    seed: int = 0,
+    z: float = 3.0,
+) -> BlockProbe:
+    """The pixel control of :func:`probe_network`: the noisy images themselves, flattened
+    (:func:`lowrank.measure.features.noisy_pixels` of the training and test images in one pass,
+    so the noise is the one the network's features of the same call saw), probed as a block by
+    :func:`probe_blocks`."""
+    (x_train, y_train), (x_test, y_test) = (
+        labelled_pair(train, "train"),
+        labelled_pair(test, "test"),
+    )
+    sigmas = check_increasing(as_sigmas(sigmas))
+    pixels = noisy_pixels(torch.cat([x_train, x_test]), sigmas, seed=seed)
+    N = len(x_train)
+    return probe_blocks(sigmas, {"pixels": pixels[:, :N]}, y_train, {"pixels": pixels[:, N:]},
+                        y_test, seed=seed, z=z)["pixels"]  # fmt: skip
 
 
 def probe_per_sigma(

@@ -22,7 +22,10 @@ r"""What a verdict could have seen: power, detectable effects, families of tests
   a rise was tested, and in any case the rise bound, the largest upper end of the paired 95%
   intervals of a level minus the first;
 * :func:`permutation_test`: the exact two-sided test of a difference of means between two small
-  groups (4 + 4 networks: all 70 splits), which needs no normality of a zero-inflated statistic.
+  groups (4 + 4 networks: all 70 splits), which needs no normality of a zero-inflated statistic;
+* :func:`group_family`: a family of such two-group comparisons (one per block, say), each with
+  its exact permutation p, Holm's adjustment over the family and a t interval at the Bonferroni
+  level, so that "grew" and "shrank" hold jointly.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ from statistics import NormalDist
 import torch
 
 from lowrank._checks import as_float64, check_count, check_open_unit, check_real
-from lowrank.measure.stats import CurveShape, PairedDifference, paired_curve
+from lowrank.measure.stats import (
+    CurveShape,
+    GroupDifference,
+    PairedDifference,
+    group_interval,
+    paired_curve,
+)
 
 __all__ = [
     "power",
@@ -50,6 +59,8 @@ __all__ = [
     "PermutationTest",
     "permutation_test",
     "MAX_SPLITS",
+    "GroupComparison",
+    "group_family",
 ]
 
 #: The most splits :func:`permutation_test` enumerates (C(20, 10) = 184,756 fits; 10 + 10 groups).
@@ -268,3 +279,62 @@ def permutation_test(a, b) -> PermutationTest:
     tolerance = 1e-12 * pooled.abs().max().item()
     extreme = int((differences.abs() >= abs(observed) - tolerance).sum())
     return PermutationTest(observed, extreme / splits, splits)
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    """One member of a :func:`group_family`: ``mean(a) - mean(b)`` for one name.
+
+    Attributes:
+        test: the exact two-sided permutation test of the difference (:func:`permutation_test`).
+        p_holm: its p-value adjusted by :func:`holm` over the whole family.
+        interval: the pooled two-sample t interval (:func:`lowrank.measure.stats.group_interval`)
+            at the Bonferroni level of the family (:func:`bonferroni_level`), so that the
+            intervals of the family hold jointly at ``level``.
+        level: the family's confidence; a member is a change when ``p_holm <= 1 - level``.
+    """
+
+    test: PermutationTest
+    p_holm: float
+    interval: GroupDifference
+    level: float
+
+    @property
+    def direction(self) -> str:
+        """The change, "grew" or "shrank", where Holm's p is at most ``1 - level``; "no change
+        shown" elsewhere."""
+        if self.p_holm > 1 - self.level:
+            return "no change shown"
+        return "grew" if self.test.difference > 0 else "shrank"
+
+
+def group_family(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], level: float = 0.95
+) -> dict[str, GroupComparison]:
+    """For every name, ``mean(a[name]) - mean(b[name])`` over two independent groups of
+    replicates (one value per network, say), judged as one family: the exact permutation test
+    of each, Holm's adjusted p-values over the family, and t intervals at the Bonferroni level.
+
+    The permutation test decides (it needs no normality, and a bump that is often exactly 0 is
+    far from normal); the intervals give the size. With 4 + 4 replicates the smallest p is
+    2/70, so a family of two or more names cannot show a change at 0.05: the design then only
+    bounds the change, and the intervals say by how much.
+
+    Arguments:
+        a, b: ``{name: (n_a,)}`` and ``{name: (n_b,)}`` values, the same names in both.
+        level: the family's confidence, in (0, 1).
+    """
+    level = check_open_unit(level, "level")
+    if not a or set(a) != set(b):
+        raise ValueError(
+            f"a and b must name the same members, at least one, got {sorted(a)} and {sorted(b)}"
+        )
+    tests = {name: permutation_test(a[name], b[name]) for name in a}
+    adjusted = holm([t.p_value for t in tests.values()])
+    each = bonferroni_level(level, len(tests))
+    return {
+        name: GroupComparison(
+            test, adjusted[i].item(), group_interval(a[name], b[name], each), level
+        )  # fmt: skip
+        for i, (name, test) in enumerate(tests.items())
+    }

@@ -85,6 +85,40 @@ def test_probe_network_reads_every_block_under_a_spatial_readout_too():
     assert result.curve.accuracy[0] > 0.9 > 0.5 > result.blocks["sees"].curve.accuracy[0]
 
 
+def test_probe_network_reads_only_the_blocks_asked_for_and_refuses_others():
+    gen = torch.Generator().manual_seed(2)
+    labels = torch.arange(300) % 3
+    x = torch.nn.functional.one_hot(labels, 3).float()[:, :, None, None]
+    x = x + 0.4 * torch.randn(x.shape, generator=gen)
+    train, test, sigmas = (x[:200], labels[:200]), (x[200:], labels[200:]), [0.01, 0.5, 2.0]
+    every = network_probe.probe_network(_Blocks(), train, test, sigmas, seed=4)
+    one = network_probe.probe_network(_Blocks(), train, test, sigmas, blocks=["sees"], seed=4)
+    assert list(one.blocks) == ["sees"] and one.layer == "sees"
+    # the same noise and probes as when every block is read: the block's results are identical
+    assert torch.equal(one.curve.correct, every.blocks["sees"].curve.correct)
+    assert one.shape == every.blocks["sees"].shape
+    for bad in (["seen"], [], "sees"):
+        with pytest.raises(ValueError, match="blocks must be a non-empty list"):
+            network_probe.probe_network(_Blocks(), train, test, sigmas, blocks=bad)
+
+
+def test_probe_pixels_is_probe_blocks_on_the_noise_the_network_saw():
+    """The pixel control equals the "sees" block of the identity network: same inputs, same
+    noise draws, averaged over space there and flattened here (1 x 1 images: the same)."""
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.arange(300) % 3
+    x = torch.nn.functional.one_hot(labels, 3).float()[:, :, None, None]
+    x = x + 0.4 * torch.randn(x.shape, generator=gen)
+    train, test, sigmas = (x[:200], labels[:200]), (x[200:], labels[200:]), [0.01, 0.5, 2.0]
+    pixels = network_probe.probe_pixels(train, test, sigmas, seed=5)
+    seen = network_probe.probe_network(_Blocks(), train, test, sigmas, blocks=["sees"], seed=5)
+    torch.testing.assert_close(pixels.curve.accuracy, seen.curve.accuracy)
+    assert pixels.shape.peak == seen.shape.peak
+    assert pixels.curve.accuracy[0] > 0.9 > 0.6 > pixels.curve.accuracy[-1]
+    other_noise = network_probe.probe_pixels(train, test, sigmas, seed=6)
+    assert not torch.equal(other_noise.curve.correct, pixels.curve.correct)
+
+
 def test_probe_blocks_tests_every_block_at_its_cross_fitted_peak():
     """Two blocks: one whose class signal peaks at the middle level, one whose signal falls.
     Each is judged at its own cross-fitted peak, with the paired test of its test curve."""

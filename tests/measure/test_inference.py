@@ -106,6 +106,39 @@ def test_a_complete_separation_of_4_and_4_has_the_smallest_p():
     assert result.p_value == pytest.approx(2 / 70)  # the split itself and its mirror
 
 
+def test_group_family_is_permutation_holm_and_bonferroni_t_by_scipy():
+    """Three members, 4 + 4 values each: the exact p of each by scipy, Holm's adjustment by hand
+    (sorted, times m - i, running maximum), and each t interval by scipy at 1 - 0.05/3."""
+    gen = np.random.default_rng(7)
+    a = {"big": gen.normal(3, 1, 4), "none": gen.normal(0, 1, 4), "zeros": np.zeros(4)}
+    b = {"big": gen.normal(0, 1, 4), "none": gen.normal(0, 1, 4), "zeros": np.eye(4)[3]}
+    family = inference.group_family(a, b)
+    raw = {}
+    for name in a:
+        raw[name] = scipy_stats.permutation_test(
+            (a[name], b[name]), lambda x, y: np.mean(x) - np.mean(y),
+            permutation_type="independent", n_resamples=np.inf, alternative="two-sided",
+        ).pvalue  # fmt: skip
+        assert family[name].test.p_value == pytest.approx(raw[name], abs=1e-12)
+        t = scipy_stats.ttest_ind(a[name], b[name]).confidence_interval(1 - 0.05 / 3)
+        assert (family[name].interval.low, family[name].interval.high) == pytest.approx(
+            (t.low, t.high), abs=1e-12
+        )
+    order = sorted(raw, key=raw.get)
+    running = 0.0
+    for i, name in enumerate(order):
+        running = max(running, min(1.0, (3 - i) * raw[name]))
+        assert family[name].p_holm == pytest.approx(running, abs=1e-12)
+    # 4 + 4 over three members: the smallest Holm p is 3 * 2/70 > 0.05, so nothing is shown
+    assert family["big"].test.p_value == pytest.approx(2 / 70)
+    assert all(f.direction == "no change shown" for f in family.values())
+    # alone, a complete separation is shown, with its sign
+    alone = inference.group_family({"big": a["big"]}, {"big": b["big"]})["big"]
+    assert alone.p_holm == pytest.approx(2 / 70) and alone.direction == "grew"
+    flipped = inference.group_family({"big": b["big"]}, {"big": a["big"]})["big"]
+    assert flipped.direction == "shrank"
+
+
 def _reference_paired(correct: np.ndarray, peak: int):
     """The rise's paired s.e. (floored at one discordant item) and the largest upper end of the
     95% t intervals of a level minus the first, by numpy and scipy alone."""
@@ -200,6 +233,14 @@ BAD_INPUTS = {
     "permutation test too large": (
         lambda t: inference.permutation_test(torch.zeros(15), torch.zeros(15)),
         (ValueError, "MAX_SPLITS"),
+    ),
+    "group family, names differ": (
+        lambda t: inference.group_family({"x": [1.0, 2.0]}, {"y": [1.0, 2.0]}),
+        (ValueError, "same members"),
+    ),
+    "group family, empty": (
+        lambda t: inference.group_family({}, {}),
+        (ValueError, "at least one"),
     ),
     "permutation test with NaN": (
         lambda t: inference.permutation_test([1.0, math.nan], [2.0, 3.0]),
