@@ -422,6 +422,13 @@ def _check_10(v):
     assert v["n_grew"] == len(grew) and set(grew) <= set(blocks)
     assert v["top_low"] <= v["top_diff"] <= v["top_high"]
     assert (v["top_high"] - v["top_low"]) / 2 <= v["widest_half"] + 1e-9
+    # the exact test of seeds + seeds networks: C(2 seeds, seeds) splits, smallest p 2 / splits,
+    # times the number of blocks for Holm's smallest
+    assert v["splits"] == math.comb(2 * seeds, seeds)
+    assert v["smallest_holm"] == pytest.approx(min(1.0, v["n_blocks"] * 2 / v["splits"]))
+    if v["smallest_holm"] > 0.05:  # then no block can be shown to change
+        assert v["n_grew"] == 0 and v["change_reading"] == "no block changed"
+    assert v["n_untested"] + v["n_unimodal"] <= v["n_curves"]
     # the MoLRG's SNR at sigma -> 0 is 1 / ((K - 1) delta^2) (snr_limits): its peak cannot be
     # below the start, and the chapter's first and last delta are the profile's positive ones
     positive = [d for d in deltas if d > 0]
