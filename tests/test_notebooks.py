@@ -427,8 +427,14 @@ def _check_10(v):
     assert v["splits"] == math.comb(2 * seeds, seeds)
     assert v["smallest_holm"] == pytest.approx(min(1.0, v["n_blocks"] * 2 / v["splits"]))
     if v["smallest_holm"] > 0.05:  # then no block can be shown to change
-        assert v["n_grew"] == 0 and v["change_reading"] == "no block changed"
-    assert v["n_untested"] + v["n_unimodal"] <= v["n_curves"]
+        assert v["n_grew"] == 0 and v["blocks_shrank"] == "none"
+        assert v["change_reading"] == "no change shown in any block"
+    assert v["n_untested"] + v["n_unimodal"] + v["n_decreasing"] <= v["n_curves"]
+    assert 0 <= v["n_powered"] <= v["n_curves"] - v["n_untested"]
+    # the union bound over every curve tested: each network's blocks, the untrained twins'
+    # blocks at the two compared deltas, and the pixels at every delta
+    tested = v["n_curves"] + 2 * v["n_blocks"] + len(deltas)
+    assert v["familywise"] == pytest.approx(100 * min(1.0, 0.00135 * tested), abs=1e-9)
     # the MoLRG's SNR at sigma -> 0 is 1 / ((K - 1) delta^2) (snr_limits): its peak cannot be
     # below the start, and the chapter's first and last delta are the profile's positive ones
     positive = [d for d in deltas if d > 0]

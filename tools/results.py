@@ -143,11 +143,11 @@ def label_noise(g: Glued) -> str:
 def mechanism(g: Glued) -> str:
     """Chapter 10's verdict: the blocks whose bump changed by the exact permutation test over
     networks with Holm's correction over the blocks, what that design could show at all, and
-    the widest of the joint (Bonferroni) intervals of the change."""
+    the widest of the joint (Bonferroni) intervals that bound the change."""
     return (
         f"{g(10, 'change_reading')} (exact permutation test over networks, Holm over "
-        f"{g(10, 'n_blocks')} blocks: {g(10, 'design_reading')}); joint 95% half-widths up to "
-        f"{g(10, 'widest_half'):.2f} points (a smaller change would not be seen)"
+        f"{g(10, 'n_blocks')} blocks; {g(10, 'design_reading')}); the joint 95% intervals bound "
+        f"the change, the widest to ± {g(10, 'widest_half'):.2f} points"
     )
 
 

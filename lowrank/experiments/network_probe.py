@@ -113,9 +113,11 @@ def probe_network(
     sigmas = check_increasing(as_sigmas(sigmas))
     names = denoiser.block_names()
     if blocks is not None:
-        if isinstance(blocks, str) or not blocks or any(name not in names for name in blocks):
+        if (isinstance(blocks, str) or not blocks or len(set(blocks)) != len(blocks)
+                or any(name not in names for name in blocks)):  # fmt: skip
             raise ValueError(
-                f"blocks must be a non-empty list of the network's blocks {names}, got {blocks!r}"
+                f"blocks must be a non-empty list of distinct blocks of the network {names}, got "
+                f"{blocks!r}"
             )
         names = list(blocks)
     if readout_grid is not None:

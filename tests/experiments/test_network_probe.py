@@ -97,8 +97,8 @@ def test_probe_network_reads_only_the_blocks_asked_for_and_refuses_others():
     # the same noise and probes as when every block is read: the block's results are identical
     assert torch.equal(one.curve.correct, every.blocks["sees"].curve.correct)
     assert one.shape == every.blocks["sees"].shape
-    for bad in (["seen"], [], "sees"):
-        with pytest.raises(ValueError, match="blocks must be a non-empty list"):
+    for bad in (["seen"], [], "sees", ["sees", "sees"]):
+        with pytest.raises(ValueError, match="blocks must be a non-empty list of distinct"):
             network_probe.probe_network(_Blocks(), train, test, sigmas, blocks=bad)
 
 

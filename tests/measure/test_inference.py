@@ -139,6 +139,26 @@ def test_group_family_is_permutation_holm_and_bonferroni_t_by_scipy():
     assert flipped.direction == "shrank"
 
 
+def test_group_family_holm_rejects_what_bonferroni_would_not():
+    """5 + 5 networks (252 splits), three blocks: "big" separates completely (p = 2/252),
+    "mid" has p = 6/252 = 0.024, whose Bonferroni p (3 p = 0.071) misses 0.05 while Holm's
+    (2 p = 0.048) meets it; "none" overlaps. A stricter family level keeps only what its
+    adjusted p allows."""
+    b = [0.0, 1.0, 2.0, 3.0, 4.0]
+    a = {"big": [10.0, 11, 12, 13, 14], "mid": [5.0, 6, 7, 8, 2.5], "none": [0.5, 1.5, 2, 3, 4]}
+    family = inference.group_family(a, dict.fromkeys(a, b))
+    assert family["big"].test.p_value == pytest.approx(2 / 252)
+    assert family["mid"].test.p_value == pytest.approx(6 / 252)
+    assert family["big"].p_holm == pytest.approx(3 * 2 / 252)
+    assert family["mid"].p_holm == pytest.approx(2 * 6 / 252)  # Bonferroni: 3 * 6/252 > 0.05
+    assert [f.direction for f in family.values()] == ["grew", "grew", "no change shown"]
+    mirrored = inference.group_family(dict.fromkeys(a, b), a)
+    assert [f.direction for f in mirrored.values()] == ["shrank", "shrank", "no change shown"]
+    strict = inference.group_family(a, dict.fromkeys(a, b), level=0.99)
+    assert [f.direction for f in strict.values()] == ["no change shown"] * 3  # 0.024 > 0.01
+    assert strict["big"].interval.level == pytest.approx(1 - 0.01 / 3)
+
+
 def _reference_paired(correct: np.ndarray, peak: int):
     """The rise's paired s.e. (floored at one discordant item) and the largest upper end of the
     95% t intervals of a level minus the first, by numpy and scipy alone."""

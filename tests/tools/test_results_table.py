@@ -56,8 +56,10 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
             5: {"acc_peak": 81.8, "acc_first": 82.0, "paper_c10_rise": 1.5,
                 "acc_peak_sigma": 0.002, "snr_peak_sigma": 0.0020001, "peaks_reading": "x"},
             6: {"gain_growth": 4.5, "gain_growth_half": 0.5, "ensemble_verdict": "gains at 80%"},
-            10: {"n_blocks": 5, "change_reading": "no block changed", "widest_half": 0.7,
-                 "design_reading": "no block could have been shown to change"},
+            10: {"n_blocks": 5, "change_reading": "no change shown in any block",
+                 "widest_half": 0.7,
+                 "design_reading": "Holm's smallest p is 0.14, so no block could be shown to "
+                                   "change"},
         }
     )  # fmt: skip
     assert results.thm1_shape(g) == "peak σ +75%; SNR levels up to 500%"
@@ -75,9 +77,9 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
     g.values[6]["gain_growth"] = 0.4
     assert ": not seen (+0.40 ± 0.50 points, paired)" in results.label_noise(g)
     assert results.mechanism(g) == (
-        "no block changed (exact permutation test over networks, Holm over 5 blocks: no block "
-        "could have been shown to change); joint 95% half-widths up to 0.70 points (a smaller "
-        "change would not be seen)"
+        "no change shown in any block (exact permutation test over networks, Holm over 5 blocks; "
+        "Holm's smallest p is 0.14, so no block could be shown to change); the joint 95% "
+        "intervals bound the change, the widest to ± 0.70 points"
     )
 
 
