@@ -89,15 +89,14 @@ def probe_network(
     readout_grid: str | None = None,
     seed: int = 0,
     progress: bool = False,
-    z: float = 3.0,
 ) -> NetworkProbe:
     """The paper's probe of one trained network, as chapter 5 runs it: features of every block
     (``denoiser.block_names()``, hooked on ``denoiser.network``, noisy input, noise seeded by
     ``seed``) under the global average and, with ``readout_grid`` (``"2x2"``), under that
     spatial average too, from the same forward pass; every one probed by :func:`probe_blocks`;
     the one whose cross-fitted accuracy on the training images peaks highest is reported, with
-    the paired unimodality test (margin ``z``) at its cross-fitted peak. The test items take no
-    part in any choice.
+    the paired unimodality test (the book's margin, 3 paired standard errors) at its
+    cross-fitted peak. The test items take no part in any choice.
 
     Arguments:
         denoiser: a :class:`lowrank.nets.unet.UNetDenoiser` (or its EDM form), on ``x_train``'s
@@ -129,8 +128,8 @@ def probe_network(
     seconds = time.perf_counter() - start
     N = len(x_train)
     blocks = probe_blocks(sigmas, {n: F[:, :N] for n, F in features.items()}, y_train,
-                          {n: F[:, N:] for n, F in features.items()}, y_test, seed=seed,
-                          z=z)  # fmt: skip
+                          {n: F[:, N:] for n, F in features.items()}, y_test,
+                          seed=seed)  # fmt: skip
     layer = max(blocks, key=lambda name: blocks[name].crossfit.accuracy.max().item())
     chosen = blocks[layer]
     return NetworkProbe(layer, chosen.curve, chosen.crossfit, chosen.shape, blocks, seconds)
