@@ -127,12 +127,12 @@ def probe_network(
                                      progress=progress)  # fmt: skip
     seconds = time.perf_counter() - start
     N = len(x_train)
-    blocks = probe_blocks(sigmas, {n: F[:, :N] for n, F in features.items()}, y_train,
-                          {n: F[:, N:] for n, F in features.items()}, y_test,
-                          seed=seed)  # fmt: skip
-    layer = max(blocks, key=lambda name: blocks[name].crossfit.accuracy.max().item())
-    chosen = blocks[layer]
-    return NetworkProbe(layer, chosen.curve, chosen.crossfit, chosen.shape, blocks, seconds)
+    by_block = probe_blocks(sigmas, {n: F[:, :N] for n, F in features.items()}, y_train,
+                            {n: F[:, N:] for n, F in features.items()}, y_test,
+                            seed=seed)  # fmt: skip
+    layer = max(by_block, key=lambda name: by_block[name].crossfit.accuracy.max().item())
+    chosen = by_block[layer]
+    return NetworkProbe(layer, chosen.curve, chosen.crossfit, chosen.shape, by_block, seconds)
 
 
 @dataclass(frozen=True)
