@@ -4,7 +4,10 @@
 * :mod:`~lowrank.experiments.label_noise`: ensembles against the best probe under label noise
   (chapter 6);
 * :mod:`~lowrank.experiments.size_sweep`: generalization against memorization over data sizes
-  and checkpoints (chapters 7 and 8).
+  and checkpoints (chapters 7 and 8);
+* :mod:`~lowrank.experiments.stalled_dae`, :mod:`~lowrank.experiments.molrg_probe` and
+  :mod:`~lowrank.experiments.trained_dae`: the paper's eq.-4 DAE and the probes of chapter 4;
+  :mod:`~lowrank.experiments.unimodality_map`: chapter 11's map.
 
 Imports every layer above it, never :mod:`lowrank.book`.
 """

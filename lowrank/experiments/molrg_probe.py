@@ -1,5 +1,9 @@
-"""The linear probe on the optimal denoiser's features of a mixture across noise levels
-(chapter 4, Table 7 and the search for its ``K``): :func:`molrg_probe_curve`."""
+"""Probes on the features of MoLRG denoisers (chapter 4).
+
+* :func:`noisy_features`: a denoiser's features of one noisy copy of the samples;
+* :func:`molrg_probe_curve`: the linear probe on the optimal denoiser's features of a mixture
+  across noise levels (Table 7 and the search for its ``K``).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,27 @@ from collections.abc import Sequence
 
 import torch
 
-from lowrank._checks import as_sigmas, check_count
+from lowrank._checks import as_sigmas, check_count, check_real
 from lowrank.measure.probes import ProbeCurve, probe_across_sigma
 from lowrank.theory.denoisers import MixtureDenoiser
 from lowrank.theory.mixtures import LowRankMixture
 
-__all__ = ["molrg_probe_curve"]
+__all__ = ["noisy_features", "molrg_probe_curve"]
+
+
+@torch.no_grad()
+def noisy_features(
+    denoiser, x0: torch.Tensor, sigma: float, generator: torch.Generator
+) -> torch.Tensor:
+    """``(N, p)`` float32 features ``denoiser.features(x0 + sigma eps, sigma)`` of one noise
+    draw ``eps`` from ``generator``. The noise is drawn in float32 (the default dtype) whatever
+    ``x0``'s dtype, so a float64 denoiser (the optimal one) and a float32 one (the trained DAE)
+    read draws of one precision; the sum is in ``x0``'s dtype."""
+    if not isinstance(x0, torch.Tensor) or x0.ndim != 2 or len(x0) == 0:
+        raise ValueError(f"x0 must be a non-empty (N, n) tensor, got {x0!r:.80}")
+    sigma = check_real(sigma, "sigma", 0.0, None, open_low=True)
+    noisy = x0 + sigma * torch.randn(x0.shape, generator=generator)
+    return denoiser.features(noisy, sigma).float()
 
 
 def molrg_probe_curve(

@@ -5,8 +5,9 @@ from statistics import NormalDist
 import pytest
 import torch
 
-from lowrank.experiments.molrg_probe import molrg_probe_curve
-from lowrank.theory.mixtures import LowRankMixture
+from lowrank.experiments.molrg_probe import molrg_probe_curve, noisy_features
+from lowrank.theory.denoisers import MixtureDenoiser
+from lowrank.theory.mixtures import LowRankMixture, MoLRG
 from tests.bad_input_cases import check_case
 
 
@@ -27,7 +28,31 @@ def test_two_shifted_gaussians_are_probed_at_the_linear_bayes_rate():
     assert curve.correct.shape == (3, 4000)
 
 
+def test_noisy_features_are_the_denoiser_features_of_a_float32_noise_draw():
+    """The optimal denoiser's coordinates of x0 + sigma eps, eps drawn in float32 from the
+    generator; at a tiny sigma the coordinates of x0 itself, projected on the union of the classes'
+    subspaces: x0 = U a + delta U~ e gives back a's part through U^T x0 (a tiny posterior
+    shrinkage aside)."""
+    mix = MoLRG(n=12, K=2, d=2, delta=0.2, seed=3)
+    x0, _ = mix.sample(50, torch.Generator().manual_seed(1))
+    den = MixtureDenoiser(mix)
+    h = noisy_features(den, x0, 0.4, torch.Generator().manual_seed(7))
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(7))
+    assert eps.dtype == torch.float32 and h.dtype == torch.float32
+    torch.testing.assert_close(h, den.features(x0 + 0.4 * eps, 0.4).float())
+    clean = noisy_features(den, x0, 1e-4, torch.Generator())
+    torch.testing.assert_close(clean, (x0 @ mix.U).float(), atol=1e-3, rtol=1e-3)
+
+
 BAD_INPUTS = {
+    "noisy features of a 1-D x0": (
+        lambda t: noisy_features(None, torch.zeros(5), 0.1, torch.Generator()),
+        (ValueError, "x0 must be a non-empty"),
+    ),
+    "noisy features at a negative sigma": (
+        lambda t: noisy_features(None, torch.zeros(2, 5), -0.1, torch.Generator()),
+        (ValueError, "sigma"),
+    ),
     "not a mixture": (
         lambda t: molrg_probe_curve("mix", [0.1, 1.0], num_train=10, num_test=10),
         (TypeError, "LowRankMixture"),
