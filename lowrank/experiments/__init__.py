@@ -1,4 +1,4 @@
-"""The pipelines that chapters call, each returning a record (a frozen dataclass).
+"""The pipelines that chapters call, most returning a record (a frozen dataclass or a named tuple).
 
 * :mod:`~lowrank.experiments.network_probe`: a network probed block by block (chapters 5, 9, 10);
 * :mod:`~lowrank.experiments.label_noise`: ensembles against the best probe under label noise

@@ -27,6 +27,10 @@ def noisy_features(
     draw ``eps`` from ``generator``. The noise is drawn in float32 (the default dtype) whatever
     ``x0``'s dtype, so a float64 denoiser (the optimal one) and a float32 one (the trained DAE)
     read draws of one precision; the sum is in ``x0``'s dtype."""
+    if not callable(getattr(denoiser, "features", None)):
+        raise TypeError(f"denoiser must have a features(x_t, sigma) method, got {denoiser!r:.80}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a seeded torch.Generator, got {generator!r}")
     if not isinstance(x0, torch.Tensor) or x0.ndim != 2 or len(x0) == 0:
         raise ValueError(f"x0 must be a non-empty (N, n) tensor, got {x0!r:.80}")
     sigma = check_real(sigma, "sigma", 0.0, None, open_low=True)

@@ -30,6 +30,11 @@ from lowrank.theory.mixtures import MoLRG
 __all__ = ["LandscapeSample", "landscape_sample", "swap_path_losses", "curvature_reading"]
 
 
+def _check_mixture(mixture) -> None:
+    if not isinstance(mixture, MoLRG):
+        raise TypeError(f"mixture must be a MoLRG, got {type(mixture).__name__}")
+
+
 class LandscapeSample(NamedTuple):
     """Rows the loss is averaged over: clean samples ``x0`` ``(N, n)``, their noise levels
     ``sigma`` ``(N,)`` and noise ``noise`` ``(N, n)``, float64. A tuple, so that
@@ -47,8 +52,11 @@ def landscape_sample(
     timestep uniform in ``1 .. timesteps`` per row (its VE level from
     :func:`lowrank.nets.train.ddpm_training_sigmas`) and Gaussian noise, all from
     ``generator`` in that order."""
-    if not isinstance(mixture, MoLRG):
-        raise TypeError(f"mixture must be a MoLRG, got {type(mixture).__name__}")
+    _check_mixture(mixture)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a seeded torch.Generator (the sample is reused), got {generator!r}"
+        )
     samples = check_count(samples, "samples")
     timesteps = check_count(timesteps, "timesteps")
     x0, _ = mixture.sample(samples, generator)
@@ -70,6 +78,7 @@ def swap_path_losses(
     ``first = (block, column)`` into ``second`` (:func:`lowrank.theory.landscape.swap_path`),
     starting from the configuration whose block ``l`` holds ``counts[k][l]`` directions of class
     ``k`` (:func:`lowrank.theory.landscape.regroup_bases`); float64."""
+    _check_mixture(mixture)
     if not isinstance(sample, LandscapeSample):
         raise TypeError(f"sample must be a LandscapeSample (landscape_sample), got {sample!r}")
     blocks = regroup_bases(mixture.class_bases, counts)

@@ -44,13 +44,23 @@ def test_noisy_features_are_the_denoiser_features_of_a_float32_noise_draw():
     torch.testing.assert_close(clean, (x0 @ mix.U).float(), atol=1e-3, rtol=1e-3)
 
 
+_MIX_DENOISER = MixtureDenoiser(MoLRG(n=12, K=2, d=2, delta=0.2, seed=3))
+
 BAD_INPUTS = {
+    "noisy features of a non-denoiser": (
+        lambda t: noisy_features(None, torch.zeros(2, 5), 0.1, torch.Generator()),
+        (TypeError, "features"),
+    ),
+    "noisy features without a generator": (
+        lambda t: noisy_features(_MIX_DENOISER, torch.zeros(2, 12), 0.1, None),
+        (TypeError, "generator"),
+    ),
     "noisy features of a 1-D x0": (
-        lambda t: noisy_features(None, torch.zeros(5), 0.1, torch.Generator()),
+        lambda t: noisy_features(_MIX_DENOISER, torch.zeros(5), 0.1, torch.Generator()),
         (ValueError, "x0 must be a non-empty"),
     ),
     "noisy features at a negative sigma": (
-        lambda t: noisy_features(None, torch.zeros(2, 5), -0.1, torch.Generator()),
+        lambda t: noisy_features(_MIX_DENOISER, torch.zeros(2, 12), -0.1, torch.Generator()),
         (ValueError, "sigma"),
     ),
     "not a mixture": (

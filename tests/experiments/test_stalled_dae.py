@@ -45,6 +45,11 @@ def test_swap_path_losses_start_at_the_configuration_and_the_truth_is_lowest():
     assert losses.shape == (4,) and losses.dtype == torch.float64
     assert losses[0].item() == pytest.approx(truth, rel=1e-12)
     assert bool((losses[1:] > losses[0]).all()) and losses[-1] > 1.02 * losses[0]  # 4.5% here
+    # at 90 degrees the two columns have traded blocks (one with its sign flipped), by hand
+    B0, B1 = (B.clone() for B in mix.class_bases)
+    B0[:, 0], B1[:, 0] = mix.class_bases[1][:, 0], -mix.class_bases[0][:, 0]
+    swapped = LowRankDAE.from_bases([B0, B1], 0.2, torch.float64)
+    assert losses[-1].item() == pytest.approx(denoising_loss(swapped, *sample).item(), rel=1e-9)
 
 
 def _curvature(lowest, held_out, stderr):
@@ -65,6 +70,20 @@ def test_curvature_reading_in_words():
 BAD_INPUTS = {
     "landscape of a non-MoLRG": (
         lambda t: stalled_dae.landscape_sample("mix", 10, torch.Generator()),
+        (TypeError, "mixture must be a MoLRG"),
+    ),
+    "landscape without a generator": (
+        lambda t: stalled_dae.landscape_sample(MoLRG(10, 2, 2, 0.2), 10, None),
+        (TypeError, "generator"),
+    ),
+    "landscape of no timesteps": (
+        lambda t: stalled_dae.landscape_sample(MoLRG(10, 2, 2, 0.2), 10, torch.Generator(), 0),
+        (ValueError, "timesteps"),
+    ),
+    "swap on a non-MoLRG": (
+        lambda t: stalled_dae.swap_path_losses(
+            "mix", [[2, 0], [0, 2]], (0, 0), (1, 0), [0.0], None
+        ),  # fmt: skip
         (TypeError, "mixture must be a MoLRG"),
     ),
     "landscape of no samples": (
