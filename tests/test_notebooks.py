@@ -82,6 +82,17 @@ def _check_03(v):
     assert v["exact_peak_snr"] == pytest.approx(quad.max().item(), rel=0.05)
     assert v["exact_peak_sigma"] == pytest.approx(fine[quad.argmax()].item(), rel=0.15)
     assert v["thm1_worst_rel_error"] > 1.0  # Theorem 1 is off by a factor somewhere
+    # over delta, Theorem 1's worst error against the quadrature (within 8% of the exact SNR at
+    # delta = 0.1 at quick) on the chapter's grid, and it grows as delta falls
+    grid = torch.logspace(-2.5, 1, 36, dtype=torch.float64)
+    K = F["K"]
+    approx = closed_forms.snr_approx(K, d, 0.1, grid)
+    quad_01 = closed_forms.snr_two_block(K, d, 0.1, grid)
+    assert v["thm1_worst_at_0_1"] == pytest.approx(
+        ((approx - quad_01) / quad_01).abs().max().item(), rel=0.15
+    )
+    assert v["thm1_worst_at_0_025"] > 10 * v["thm1_worst_at_0_1"] > 10 * v["thm1_worst_rel_error"]
+    assert v["two_block_delta_worst"] < 0.3
 
 
 def _check_04(v):
@@ -371,6 +382,13 @@ def _check_08(v):
     )
     assert v["cache_reading"] in cache
     assert v["long_train_minutes"] >= 0  # 0 when the last call only saved a resumed run
+    # the ICR at every long-run checkpoint: its counts, and a permutation p no smaller than the
+    # exact test's floor, 2 / n! (n <= 9)
+    assert v["icr_checkpoints"] == long_n
+    assert v["dynamics_icr_items"] == QUICK["dynamics_icr_items"]
+    assert v["icr_views_used"] == QUICK["icr_views"]
+    assert 0 <= v["icr_at_probe"] + v["icr_below_probe"] <= long_n and 0 <= v["icr_dips"] <= long_n
+    assert -1 <= v["icr_rho"] <= 1 and 2 / math.factorial(long_n) <= v["icr_rho_p"] <= 1
 
 
 def _check_09(v):

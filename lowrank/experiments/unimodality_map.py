@@ -34,7 +34,7 @@ from lowrank.measure.levels import crossfit_level
 from lowrank.measure.probes import ProbeCurve, probe_across_sigma
 from lowrank.measure.snr import SNREstimate, snr_exact
 from lowrank.measure.stats import CurveShape, Interval, curve_shape, paired_curve_shape
-from lowrank.theory.closed_forms import snr_approx
+from lowrank.theory.closed_forms import snr_approx, theorem1_applies
 from lowrank.theory.denoisers import MixtureDenoiser
 from lowrank.theory.mixtures import MoLRG, random_orthonormal
 
@@ -232,9 +232,7 @@ def map_point(
     gen = torch.Generator().manual_seed(check_count(seed, "seed", minimum=0))
     snr = snr_exact(mix, sig, check_count(snr_samples, "snr_samples", minimum=2), gen)
     approx_error = None
-    # Theorem 1 holds for Assumption 1 only: orthogonal equal-rank zero-mean classes, uniform pi
-    symmetric = len(set(mix.class_ranks)) == 1 and bool(torch.all(mix.pi == mix.pi[0]))
-    if symmetric and mix.diagonal and not bool(mix.means.any()):
+    if theorem1_applies(mix):
         approx = snr_approx(mix.K, mix.class_ranks[0], mix.delta, sig)
         approx_error = ((approx - snr.value).abs() / snr.value).max().item()
     bayes = bayes_accuracy(mix, sig, 2 * N, gen)

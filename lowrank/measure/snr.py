@@ -13,7 +13,8 @@ comes from the delta method, :math:`\operatorname{Var}(\bar N/\bar D) \approx
 :func:`snr_exact` evaluates the optimal denoiser of a mixture entirely in the ``m`` union
 coordinates (``W^T \epsilon \sim \mathcal N(0, I_m)``, and the rest of the noise never reaches
 the posterior mean), so its cost does not depend on ``n``. :func:`snr_estimate` does the same
-for any denoiser in the ambient space.
+for any denoiser in the ambient space. :func:`theorem1_gaps` splits Theorem 1's error into its
+two replacements, the own block's and the other blocks'.
 
 :func:`real_data_snr` is the same ratio for real images, with class subspaces fitted to features
 (:func:`real_data_features`). Principal angles and distributional distances live in
@@ -27,9 +28,17 @@ from dataclasses import dataclass
 
 import torch
 
-from lowrank._checks import as_float64, as_sigmas, check_labels, check_orthonormal
+from lowrank._checks import (
+    as_float64,
+    as_sigmas,
+    check_count,
+    check_labels,
+    check_orthonormal,
+    check_real,
+)
+from lowrank.theory import closed_forms
 from lowrank.theory.denoisers import MixtureDenoiser
-from lowrank.theory.mixtures import LowRankMixture
+from lowrank.theory.mixtures import LowRankMixture, MoLRG
 
 __all__ = [
     "SNREstimate",
@@ -38,6 +47,8 @@ __all__ = [
     "real_data_snr",
     "snr_exact",
     "snr_estimate",
+    "Theorem1Gaps",
+    "theorem1_gaps",
 ]
 
 
@@ -296,3 +307,63 @@ def snr_estimate(
         return _split_energy((x_hat @ U) @ U.T, x_hat)
 
     return _snr_over_classes(mix, sig, num_samples, class_energies, per_class)
+
+
+@dataclass(frozen=True)
+class Theorem1Gaps:
+    r"""Theorem 1's replacements at one noise level, measured on the optimal denoiser.
+
+    With :math:`h_l = \beta_l U_l^\top x_t` (Proposition 1), the exact SNR is
+    :math:`E\|h_k\|^2 / ((K-1) E\|h_l\|^2)` and Theorem 1's is
+    :math:`\beta_+^2 d(1+\sigma^2) / ((K-1) \beta_-^2 d(\delta^2+\sigma^2))`, each shrinkage
+    evaluated at the mean block energies and taken out of the expectation. So, exactly,
+    ``Theorem 1 / exact = denominator / numerator``.
+
+    Attributes:
+        numerator: :math:`E\|h_k\|^2 / (\beta_+^2 d(1+\sigma^2))`, the own block's exact
+            energy over Theorem 1's.
+        denominator: :math:`E\|h_l\|^2 / (\beta_-^2 d(\delta^2+\sigma^2))`, the same for the
+            other blocks (their mean).
+        denominator_stderr: the Monte Carlo standard error of ``denominator``.
+    """
+
+    numerator: float
+    denominator: float
+    denominator_stderr: float
+
+    @property
+    def theorem1_over_exact(self) -> float:
+        """Theorem 1's SNR over the exact one, from the same draws."""
+        return self.denominator / self.numerator
+
+
+def theorem1_gaps(
+    mix: MoLRG, sigma: float, num_samples: int, generator: torch.Generator | None = None
+) -> Theorem1Gaps:
+    """:class:`Theorem1Gaps` of ``mix`` (a MoLRG under Assumption 1, where Theorem 1 applies) at
+    ``sigma`` from ``num_samples`` draws of class 0 (every class is alike there), with the
+    derived logit gap."""
+    if not closed_forms.theorem1_applies(mix):
+        raise ValueError(
+            f"mix must be a MoLRG under Assumption 1 (orthogonal classes of equal rank, zero "
+            f"means, uniform pi), where Theorem 1 applies; got {mix!r}"
+        )
+    sigma = check_real(sigma, "sigma", 0.0, None, open_low=True)
+    M = check_count(num_samples, "num_samples", minimum=2)
+    y = torch.zeros(M, dtype=torch.long)
+    z = mix.sample_coordinates(y, generator)
+    z = z + sigma * torch.randn(z.shape, generator=generator, dtype=torch.float64)
+    h = MixtureDenoiser(mix).posterior_coordinates(z, sigma).coordinates
+    own = (h @ mix.class_coords[0]).square().sum(-1)
+    others = torch.stack([(h @ B).square().sum(-1) for B in mix.class_coords[1:]]).mean(0)
+    s = torch.tensor([sigma], dtype=torch.float64)
+    w = closed_forms.confidence_weights(mix.K, closed_forms.logit_gap(mix.d, mix.delta, s))
+    zeta, xi = closed_forms.zeta(s), closed_forms.xi(s, mix.delta)
+    energies = closed_forms.block_energies(mix.d, mix.delta, s)
+    own_t1 = ((xi + (zeta - xi) * w.w_plus).square() * energies.own).item()
+    other_t1 = ((xi + (zeta - xi) * w.w_minus).square() * energies.other).item()
+    return Theorem1Gaps(
+        own.mean().item() / own_t1,
+        others.mean().item() / other_t1,
+        others.std().item() / M**0.5 / other_t1,
+    )

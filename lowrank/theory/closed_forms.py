@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from lowrank._checks import as_sigmas, check_count
+from lowrank.theory.mixtures import MoLRG
 
 __all__ = [
     "zeta",
@@ -47,6 +48,7 @@ __all__ = [
     "SNRLimits",
     "snr_limits",
     "chi_square_grid",
+    "theorem1_applies",
 ]
 
 
@@ -242,3 +244,13 @@ def snr_limits(K: int, delta: float) -> SNRLimits:
     _check_delta(delta)
     K = check_count(K, "K", minimum=2)
     return SNRLimits(at_small_sigma=1 / ((K - 1) * delta**2), at_large_sigma=1 / (K - 1))
+
+
+def theorem1_applies(mix) -> bool:
+    """Whether ``mix`` is in the setting of Theorem 1 and these closed forms, the paper's
+    Assumption 1: a MoLRG of mutually orthogonal classes of equal rank, with zero means and a
+    uniform ``pi``."""
+    if not isinstance(mix, MoLRG):
+        return False
+    symmetric = len(set(mix.class_ranks)) == 1 and bool(torch.all(mix.pi == mix.pi[0]))
+    return symmetric and mix.diagonal and not bool(mix.means.any())

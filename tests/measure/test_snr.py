@@ -8,7 +8,7 @@ import torch
 
 from lowrank.book import paper
 from lowrank.measure import snr
-from lowrank.measure.snr import snr_estimate, snr_exact
+from lowrank.measure.snr import snr_estimate, snr_exact, theorem1_gaps
 from lowrank.theory import closed_forms, schedules
 from lowrank.theory.denoisers import LowRankDAE, MixtureDenoiser
 from lowrank.theory.mixtures import MoLRG, random_orthonormal
@@ -174,3 +174,38 @@ def test_real_data_features_normalize_rows_then_centre_on_the_training_mean():
     torch.testing.assert_close(h_train, unit_train - unit_train.mean(0))
     torch.testing.assert_close(h_test, unit_test - unit_train.mean(0))  # the training mean
     assert h_train.dtype == torch.float64 and h_train.mean(0).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize(("delta", "sigma"), [(0.2, 0.5), (0.1, 0.63), (0.3, 0.3)])
+def test_theorem1_gaps_split_theorem_1_over_the_exact_snr(delta, sigma):
+    # against snr_approx over snr_exact, each from its own function and draws
+    mix = MoLRG(40, 3, 5, delta)
+    gen = torch.Generator().manual_seed(1)
+    gaps = theorem1_gaps(mix, sigma, 100_000, gen)
+    exact = snr_exact(mix, [sigma], 100_000, gen)
+    ratio = (closed_forms.snr_approx(3, 5, delta, [sigma]) / exact.value).item()
+    rel_se = (exact.stderr / exact.value).item() + gaps.denominator_stderr / gaps.denominator
+    assert abs(gaps.theorem1_over_exact / ratio - 1) < 5 * rel_se
+    assert gaps.denominator > 1 > gaps.numerator  # the other blocks carry the error
+
+
+def test_theorem1_gaps_vanish_when_the_weights_are_uniform():
+    # at sigma -> infinity every posterior weight is 1/K and every shrinkage the same constant,
+    # so both replacements are exact
+    gaps = theorem1_gaps(MoLRG(40, 3, 5, 0.5), 1e3, 50_000, torch.Generator().manual_seed(2))
+    assert abs(gaps.numerator - 1) < 0.01
+    assert abs(gaps.denominator - 1) < 5 * gaps.denominator_stderr
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: theorem1_gaps(MoLRG.overlapping(30, 4, 0.2, 30), 0.5, 100), "Assumption 1"),
+        (lambda: theorem1_gaps(MoLRG(20, 2, 3, 0.2, pi=[0.7, 0.3]), 0.5, 100), "Assumption 1"),
+        (lambda: theorem1_gaps(MoLRG(20, 2, 3, 0.2), 0.0, 100), "sigma"),
+        (lambda: theorem1_gaps(MoLRG(20, 2, 3, 0.2), 0.5, 1), "num_samples"),
+    ],
+)
+def test_theorem1_gaps_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

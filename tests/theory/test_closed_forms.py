@@ -8,7 +8,7 @@ import torch
 from lowrank.measure.snr import snr_exact
 from lowrank.theory import closed_forms
 from lowrank.theory.denoisers import MixtureDenoiser
-from lowrank.theory.mixtures import MoLRG
+from lowrank.theory.mixtures import MoLRG, random_orthonormal
 
 
 def test_snr_approx_equals_its_beta_form():
@@ -151,3 +151,13 @@ def test_fig14_theorem1_error_shrinks_as_delta_grows():
     for i in (0, 1):
         assert errors[i] - errors[i + 1] > 3 * (noise[i] + noise[i + 1]), (errors, noise)
     assert all(s < e for s, e in zip(sharper, errors, strict=True)), (sharper, errors)
+
+
+def test_theorem1_applies_only_to_orthogonal_equal_uniform_zero_mean_classes():
+    basis = random_orthonormal(20, 12, 0)
+    assert closed_forms.theorem1_applies(MoLRG(n=20, K=3, d=2, delta=0.4))
+    assert not closed_forms.theorem1_applies(MoLRG(n=20, K=2, d=2, delta=0.4, pi=[0.6, 0.4]))
+    assert not closed_forms.theorem1_applies(MoLRG.overlapping(30, 4, 0.2, angle_deg=30))
+    assert not closed_forms.theorem1_applies(MoLRG.from_bases([basis[:, :8], basis[:, 8:]], 0.2))
+    assert not closed_forms.theorem1_applies(MoLRG.separated(20, 3, 2, 0.2, separation=4.0))
+    assert not closed_forms.theorem1_applies("MoLRG(20, 3, 2, 0.4)")
