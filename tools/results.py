@@ -159,8 +159,9 @@ def icr_reading(g: Glued) -> str:
     where = "at the probe's level" if offset == 0 else f"{abs(offset)} levels {side} the probe's"
     return (
         f"not on the MoLRG's optimal denoiser; chapter 5's network: lowest at σ = "
-        f"{g(5, 'icr_min_sigma'):.3f}, {where}; chapter 8's long run: at the probe's level at "
-        f"{g(8, 'icr_at_probe')} of {g(8, 'icr_checkpoints')} checkpoints"
+        f"{g(5, 'icr_min_sigma'):.3f}, {where}; chapter 8's long run: at σ = 0.002 "
+        f"{g(8, 'icr_at_floor')} of {g(8, 'icr_checkpoints')} checkpoints sit at the ridge's "
+        "floor, where the ICR measures the ridge, not the network"
     )
 
 

@@ -25,6 +25,7 @@ from lowrank._checks import check_real
 
 __all__ = [
     "p_text",
+    "interval_text",
     "glue",
     "results",
     "RECORDED",
@@ -109,6 +110,12 @@ def p_text(p: float) -> str:
     p of 1/20,001 is not "0.000")."""
     p = check_real(p, "p", 0.0, 1.0)
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def interval_text(value: float, low: float, high: float, spec: str = ".3g") -> str:
+    """``value [low, high]``, each number formatted with ``spec``: a table cell that carries its
+    interval."""
+    return f"{float(value):{spec}} [{float(low):{spec}}, {float(high):{spec}}]"
 
 
 def _array(values) -> np.ndarray:

@@ -51,7 +51,15 @@ from lowrank.measure.features import HookedDenoiser, features_across_sigma
 from lowrank.measure.stats import Interval
 from lowrank.theory.mixtures import MoLRG
 
-__all__ = ["ICR", "icr", "icr_interval", "molrg_views", "ICRCurve", "icr_across_sigma"]
+__all__ = [
+    "ICR",
+    "icr",
+    "icr_floor",
+    "icr_interval",
+    "molrg_views",
+    "ICRCurve",
+    "icr_across_sigma",
+]
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,15 @@ def icr(views: torch.Tensor, tau: float, *, relative: bool = False) -> ICR:
     whitened = torch.linalg.solve_triangular(L, half.T, upper=False)
     eigenvalues = torch.linalg.eigvalsh((whitened + whitened.T) / 2)
     return ICR(1.0 / (1.0 + eigenvalues.mean().item()), eigenvalues, ridge, sigma_s, sigma_xi)
+
+
+def icr_floor(tau: float) -> float:
+    """The smallest ICR a relative ridge ``tau`` allows, ``tau / (1 + tau)``: views that do not
+    differ at all (``Sigma_xi = 0``) give every generalized eigenvalue the item variance over
+    ``tau`` times the mean variance, ``1 / tau`` on average. Where an ICR sits at this floor
+    (a noise draw too small to move the features) it measures the ridge, not the features."""
+    tau = check_real(tau, "tau", 0.0, None, open_low=True)
+    return tau / (1.0 + tau)
 
 
 def icr_interval(

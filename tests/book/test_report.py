@@ -144,3 +144,8 @@ def test_p_text_prints_three_decimals_or_below_a_thousandth():
     assert report.p_text(1 / 20_001) == "< 0.001" and report.p_text(2 / 40_320) == "< 0.001"
     with pytest.raises(ValueError, match="p"):
         report.p_text(1.5)
+
+
+def test_interval_text_writes_a_value_with_its_interval():
+    assert report.interval_text(0.00101, 0.000944, 0.00109) == "0.00101 [0.000944, 0.00109]"
+    assert report.interval_text(torch.tensor(1.5), 1.25, 2, ".2f") == "1.50 [1.25, 2.00]"

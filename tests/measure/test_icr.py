@@ -9,7 +9,7 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from lowrank.measure.icr import icr, icr_across_sigma, icr_interval, molrg_views
+from lowrank.measure.icr import icr, icr_across_sigma, icr_floor, icr_interval, molrg_views
 from lowrank.theory.mixtures import MoLRG
 from tests.bad_input_cases import check_case
 
@@ -70,6 +70,16 @@ def test_relative_ridge_and_invariances():
     assert icr(h @ M.T, 0.0).value == pytest.approx(icr(h, 0.0).value, rel=1e-9)
     # a larger ridge shrinks every eigenvalue, so the ratio can only grow
     assert icr(h, 1.0).value > icr(h, 0.1).value > icr(h, 0.0).value
+
+
+def test_views_that_do_not_differ_sit_at_the_ridges_floor():
+    # Sigma_xi = 0: whitening by tau * tr(Sigma_s) / p leaves eigenvalues whose mean is 1 / tau
+    s = _views(V=1, N=50, seed=3)[0]
+    same = s.expand(4, -1, -1)  # four identical views of every item
+    for tau in (1e-3, 0.5):
+        assert icr(same, tau, relative=True).value == pytest.approx(icr_floor(tau), rel=1e-12)
+        assert icr_floor(tau) == pytest.approx(1 / (1 + 1 / tau), rel=1e-15)
+    assert icr(_views(V=4, N=50, seed=3), 1e-3, relative=True).value > icr_floor(1e-3)
 
 
 def test_molrg_views_keep_the_class_coordinates_and_redraw_the_rest():
@@ -170,6 +180,7 @@ BAD_INPUTS = {
         lambda t: icr_across_sigma(_Pass(), ["block"], torch.zeros(4, 2, 1, 1), [0.1], views=1),
         (ValueError, "views"),
     ),
+    "a floor without a ridge": (lambda t: icr_floor(0.0), (ValueError, "tau")),
     "one view of a MoLRG": (
         lambda t: molrg_views(
             MoLRG(n=6, K=2, d=2, delta=0.3),
