@@ -17,6 +17,7 @@ import torch
 
 from lowrank.book import paper
 from lowrank.measure import inference, stats, student_t
+from lowrank.measure.icr import DEFAULT_TAU
 from lowrank.nets.runs import UNetRun
 from lowrank.theory import closed_forms, schedules
 from tools import book
@@ -382,12 +383,12 @@ def _check_08(v):
     )
     assert v["cache_reading"] in cache
     assert v["long_train_minutes"] >= 0  # 0 when the last call only saved a resumed run
-    # the ICR at every long-run checkpoint: the ridge's floor tau / (1 + tau) for tau = 1e-3, the
-    # level fixed in advance, and a permutation p no smaller than the exact test's 2 / n! (n <= 9)
+    # the ICR at every long-run checkpoint: the ridge's floor tau / (1 + tau), chapter 9's middle
+    # level, and a permutation p no smaller than the exact test's 2 / n! (n <= 9)
     assert v["icr_checkpoints"] == long_n
     assert v["dynamics_icr_items"] == QUICK["dynamics_icr_items"]
     assert v["icr_views_used"] == QUICK["icr_views"]
-    assert v["icr_floor"] == pytest.approx(1e-3 / 1.001, rel=1e-12)
+    assert v["icr_floor"] == pytest.approx(DEFAULT_TAU / (1 + DEFAULT_TAU), rel=1e-12)
     assert 0 <= v["icr_at_floor"] <= long_n
     assert v["icr_mid_sigma"] == pytest.approx(0.585, abs=0.01)
     assert v["icr_floor"] < min(v["icr_mid_first"], v["icr_mid_last"]) < 1

@@ -157,11 +157,13 @@ def icr_reading(g: Glued) -> str:
     offset = g(5, "icr_levels_from_peak")
     side = "below" if offset < 0 else "above"
     where = "at the probe's level" if offset == 0 else f"{abs(offset)} levels {side} the probe's"
+    first = g(8, "icr_first_sigma")
     return (
         f"not on the MoLRG's optimal denoiser; chapter 5's network: lowest at σ = "
-        f"{g(5, 'icr_min_sigma'):.3f}, {where}; chapter 8's long run: at σ = 0.002 "
+        f"{g(5, 'icr_min_sigma'):.3f}, {where}; chapter 8's long run: at σ = {first:.3f}, "
         f"{g(8, 'icr_at_floor')} of {g(8, 'icr_checkpoints')} checkpoints sit at the ridge's "
-        "floor, where the ICR measures the ridge, not the network"
+        "floor, where the ICR measures the ridge, not the network (a minimum at the first level, "
+        "as in chapter 5, may be that floor)"
     )
 
 

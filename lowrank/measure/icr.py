@@ -52,6 +52,7 @@ from lowrank.measure.stats import Interval
 from lowrank.theory.mixtures import MoLRG
 
 __all__ = [
+    "DEFAULT_TAU",
     "ICR",
     "icr",
     "icr_floor",
@@ -60,6 +61,10 @@ __all__ = [
     "ICRCurve",
     "icr_across_sigma",
 ]
+
+#: The ridge the book's ICRs use, relative to the features' mean variance: small enough to leave
+#: contaminated directions alone, large enough to keep uncontaminated ones finite.
+DEFAULT_TAU = 1e-3
 
 
 @dataclass(frozen=True)
@@ -239,7 +244,7 @@ def icr_across_sigma(
     sigmas: Sequence[float] | torch.Tensor,
     *,
     views: int = 8,
-    tau: float = 1e-3,
+    tau: float = DEFAULT_TAU,
     resamples: int = 200,
     seed: int = 0,
 ) -> dict[str, ICRCurve]:

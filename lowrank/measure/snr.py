@@ -13,7 +13,7 @@ comes from the delta method, :math:`\operatorname{Var}(\bar N/\bar D) \approx
 :func:`snr_exact` evaluates the optimal denoiser of a mixture entirely in the ``m`` union
 coordinates (``W^T \epsilon \sim \mathcal N(0, I_m)``, and the rest of the noise never reaches
 the posterior mean), so its cost does not depend on ``n``. :func:`snr_estimate` does the same
-for any denoiser in the ambient space. :func:`theorem1_gaps` splits Theorem 1's error into its
+for any denoiser in the ambient space. :func:`theorem1_ratios` splits Theorem 1's error into its
 two replacements, the own block's and the other blocks'.
 
 :func:`real_data_snr` is the same ratio for real images, with class subspaces fitted to features
@@ -47,8 +47,8 @@ __all__ = [
     "real_data_snr",
     "snr_exact",
     "snr_estimate",
-    "Theorem1Gaps",
-    "theorem1_gaps",
+    "Theorem1Ratios",
+    "theorem1_ratios",
 ]
 
 
@@ -310,37 +310,37 @@ def snr_estimate(
 
 
 @dataclass(frozen=True)
-class Theorem1Gaps:
+class Theorem1Ratios:
     r"""Theorem 1's replacements at one noise level, measured on the optimal denoiser.
 
     With :math:`h_l = \beta_l U_l^\top x_t` (Proposition 1), the exact SNR is
     :math:`E\|h_k\|^2 / ((K-1) E\|h_l\|^2)` and Theorem 1's is
     :math:`\beta_+^2 d(1+\sigma^2) / ((K-1) \beta_-^2 d(\delta^2+\sigma^2))`, each shrinkage
     evaluated at the mean block energies and taken out of the expectation. So, exactly,
-    ``Theorem 1 / exact = denominator / numerator``.
+    ``Theorem 1 / exact = other / own``.
 
     Attributes:
-        numerator: :math:`E\|h_k\|^2 / (\beta_+^2 d(1+\sigma^2))`, the own block's exact
+        own: :math:`N = E\|h_k\|^2 / (\beta_+^2 d(1+\sigma^2))`, the own block's exact
             energy over Theorem 1's.
-        denominator: :math:`E\|h_l\|^2 / (\beta_-^2 d(\delta^2+\sigma^2))`, the same for the
+        other: :math:`R = E\|h_l\|^2 / (\beta_-^2 d(\delta^2+\sigma^2))`, the same for the
             other blocks (their mean).
-        denominator_stderr: the Monte Carlo standard error of ``denominator``.
+        other_stderr: the Monte Carlo standard error of ``other``.
     """
 
-    numerator: float
-    denominator: float
-    denominator_stderr: float
+    own: float
+    other: float
+    other_stderr: float
 
     @property
     def theorem1_over_exact(self) -> float:
         """Theorem 1's SNR over the exact one, from the same draws."""
-        return self.denominator / self.numerator
+        return self.other / self.own
 
 
-def theorem1_gaps(
+def theorem1_ratios(
     mix: MoLRG, sigma: float, num_samples: int, generator: torch.Generator | None = None
-) -> Theorem1Gaps:
-    """:class:`Theorem1Gaps` of ``mix`` (a MoLRG under Assumption 1, where Theorem 1 applies) at
+) -> Theorem1Ratios:
+    """:class:`Theorem1Ratios` of ``mix`` (a MoLRG under Assumption 1, where Theorem 1 applies) at
     ``sigma`` from ``num_samples`` draws of class 0 (every class is alike there), with the
     derived logit gap."""
     if not closed_forms.theorem1_applies(mix):
@@ -362,7 +362,7 @@ def theorem1_gaps(
     energies = closed_forms.block_energies(mix.d, mix.delta, s)
     own_t1 = ((xi + (zeta - xi) * w.w_plus).square() * energies.own).item()
     other_t1 = ((xi + (zeta - xi) * w.w_minus).square() * energies.other).item()
-    return Theorem1Gaps(
+    return Theorem1Ratios(
         own.mean().item() / own_t1,
         others.mean().item() / other_t1,
         others.std().item() / M**0.5 / other_t1,

@@ -8,7 +8,7 @@ import torch
 
 from lowrank.book import paper
 from lowrank.measure import snr
-from lowrank.measure.snr import snr_estimate, snr_exact, theorem1_gaps
+from lowrank.measure.snr import snr_estimate, snr_exact, theorem1_ratios
 from lowrank.theory import closed_forms, schedules
 from lowrank.theory.denoisers import LowRankDAE, MixtureDenoiser
 from lowrank.theory.mixtures import MoLRG, random_orthonormal
@@ -177,35 +177,71 @@ def test_real_data_features_normalize_rows_then_centre_on_the_training_mean():
 
 
 @pytest.mark.parametrize(("delta", "sigma"), [(0.2, 0.5), (0.1, 0.63), (0.3, 0.3)])
-def test_theorem1_gaps_split_theorem_1_over_the_exact_snr(delta, sigma):
+def test_theorem1_ratios_split_theorem_1_over_the_exact_snr(delta, sigma):
     # against snr_approx over snr_exact, each from its own function and draws
     mix = MoLRG(40, 3, 5, delta)
     gen = torch.Generator().manual_seed(1)
-    gaps = theorem1_gaps(mix, sigma, 100_000, gen)
+    ratios = theorem1_ratios(mix, sigma, 100_000, gen)
     exact = snr_exact(mix, [sigma], 100_000, gen)
     ratio = (closed_forms.snr_approx(3, 5, delta, [sigma]) / exact.value).item()
-    rel_se = (exact.stderr / exact.value).item() + gaps.denominator_stderr / gaps.denominator
-    assert abs(gaps.theorem1_over_exact / ratio - 1) < 5 * rel_se
-    assert gaps.denominator > 1 > gaps.numerator  # the other blocks carry the error
+    rel_se = (exact.stderr / exact.value).item() + ratios.other_stderr / ratios.other
+    assert abs(ratios.theorem1_over_exact / ratio - 1) < 5 * rel_se
+    assert ratios.other > 1 > ratios.own  # the other blocks carry the error
 
 
-def test_theorem1_gaps_vanish_when_the_weights_are_uniform():
+def test_theorem1_ratios_each_match_the_posterior_weights():
+    # each ratio on its own, against beta = xi + (zeta - xi) w from the posterior weights and the
+    # block energies of other draws (the function reads the posterior coordinates instead), with
+    # Theorem 1's beta_+ for the own block and beta_- for the others
+    K, d, delta, sigma = 3, 5, 0.2, 0.5
+    mix = MoLRG(40, K, d, delta)
+    gen = torch.Generator().manual_seed(3)
+    ratios = theorem1_ratios(mix, sigma, 200_000, gen)
+    z = mix.sample_coordinates(torch.zeros(200_000, dtype=torch.long), gen)
+    z = z + sigma * torch.randn(z.shape, generator=gen, dtype=torch.float64)
+    w = MixtureDenoiser(mix).posterior_coordinates(z, sigma).weights
+    energy = z.view(-1, K, d).square().sum(-1)
+    s = torch.tensor([sigma], dtype=torch.float64)
+    zeta, xi = closed_forms.zeta(s).item(), closed_forms.xi(s, delta).item()
+    t1 = closed_forms.confidence_weights(K, closed_forms.logit_gap(d, delta, s))
+    beta = xi + (zeta - xi) * w
+    own = (beta[:, 0] ** 2 * energy[:, 0]).mean() / (
+        (xi + (zeta - xi) * t1.w_plus.item()) ** 2 * d * (1 + sigma**2)
+    )
+    other = (beta[:, 1:] ** 2 * energy[:, 1:]).mean() / (
+        (xi + (zeta - xi) * t1.w_minus.item()) ** 2 * d * (delta**2 + sigma**2)
+    )
+    assert ratios.own == pytest.approx(own.item(), rel=0.01)
+    assert abs(ratios.other - other.item()) < 5 * ratios.other_stderr * 2**0.5
+
+
+def test_theorem1_ratios_stderr_matches_the_spread_over_seeds():
+    mix = MoLRG(40, 3, 5, 0.2)
+    draws = [
+        theorem1_ratios(mix, 0.5, 20_000, torch.Generator().manual_seed(s)) for s in range(12)
+    ]
+    spread = torch.tensor([r.other for r in draws], dtype=torch.float64).std().item()
+    stderr = sum(r.other_stderr for r in draws) / len(draws)
+    assert 0.5 < spread / stderr < 2  # 12 seeds: the sample sd is within 30% of the truth at 95%
+
+
+def test_theorem1_ratios_vanish_when_the_weights_are_uniform():
     # at sigma -> infinity every posterior weight is 1/K and every shrinkage the same constant,
     # so both replacements are exact
-    gaps = theorem1_gaps(MoLRG(40, 3, 5, 0.5), 1e3, 50_000, torch.Generator().manual_seed(2))
-    assert abs(gaps.numerator - 1) < 0.01
-    assert abs(gaps.denominator - 1) < 5 * gaps.denominator_stderr
+    ratios = theorem1_ratios(MoLRG(40, 3, 5, 0.5), 1e3, 50_000, torch.Generator().manual_seed(2))
+    assert abs(ratios.own - 1) < 0.01
+    assert abs(ratios.other - 1) < 5 * ratios.other_stderr
 
 
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: theorem1_gaps(MoLRG.overlapping(30, 4, 0.2, 30), 0.5, 100), "Assumption 1"),
-        (lambda: theorem1_gaps(MoLRG(20, 2, 3, 0.2, pi=[0.7, 0.3]), 0.5, 100), "Assumption 1"),
-        (lambda: theorem1_gaps(MoLRG(20, 2, 3, 0.2), 0.0, 100), "sigma"),
-        (lambda: theorem1_gaps(MoLRG(20, 2, 3, 0.2), 0.5, 1), "num_samples"),
+        (lambda: theorem1_ratios(MoLRG.overlapping(30, 4, 0.2, 30), 0.5, 100), "Assumption 1"),
+        (lambda: theorem1_ratios(MoLRG(20, 2, 3, 0.2, pi=[0.7, 0.3]), 0.5, 100), "Assumption 1"),
+        (lambda: theorem1_ratios(MoLRG(20, 2, 3, 0.2), 0.0, 100), "sigma"),
+        (lambda: theorem1_ratios(MoLRG(20, 2, 3, 0.2), 0.5, 1), "num_samples"),
     ],
 )
-def test_theorem1_gaps_bad_inputs(call, match):
+def test_theorem1_ratios_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
