@@ -145,6 +145,7 @@ def _check_05(v):
     interior = [2 <= index[k] < len(grid) - 1 for k in ("acc_peak_sigma", "snr_peak_sigma")]
     assert v["peaks_reading"].startswith("both peak inside") == all(interior)
     assert v["icr_levels_from_peak"] == index["icr_min_sigma"] - index["acc_peak_sigma"]
+    assert v["icr_first_over_floor"] >= 1 - 1e-6  # tau / (1 + tau) bounds the ICR from below
     # the paired test's threshold: none when the cross-fitted peak is an end of the grid
     assert math.isinf(float(v["acc_mde"])) == (index["acc_peak_sigma"] in (0, len(grid) - 1))
     assert v["early_epoch"] == QUICK["early_epoch"] and v["probe_seeds"] == QUICK["probe_seeds"]

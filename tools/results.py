@@ -153,17 +153,19 @@ def mechanism(g: Glued) -> str:
 
 def icr_reading(g: Glued) -> str:
     """Where the ICR's minimum sits against the probe's level: on the MoLRG's optimal denoiser
-    (chapter 11), on chapter 5's network across σ and over chapter 8's long run."""
+    (chapter 11), on chapter 5's network across σ and over chapter 8's long run; and how close
+    the first level sits to the ridge's floor, where the ICR measures the ridge, not the
+    network."""
     offset = g(5, "icr_levels_from_peak")
     side = "below" if offset < 0 else "above"
     where = "at the probe's level" if offset == 0 else f"{abs(offset)} levels {side} the probe's"
     first = g(8, "icr_first_sigma")
     return (
         f"not on the MoLRG's optimal denoiser; chapter 5's network: lowest at σ = "
-        f"{g(5, 'icr_min_sigma'):.3f}, {where}; chapter 8's long run: at σ = {first:.3f}, "
-        f"{g(8, 'icr_at_floor')} of {g(8, 'icr_checkpoints')} checkpoints sit at the ridge's "
-        "floor, where the ICR measures the ridge, not the network (a minimum at the first level, "
-        "as in chapter 5, may be that floor)"
+        f"{g(5, 'icr_min_sigma'):.3f}, {where}, and {g(5, 'icr_first_over_floor'):.2f} times the "
+        f"ridge's floor at σ = 0.002; chapter 8's long run: at σ = {first:.3f}, "
+        f"{g(8, 'icr_at_floor')} of {g(8, 'icr_checkpoints')} checkpoints sit at that floor. "
+        "Near the floor the ICR measures the ridge, not the network"
     )
 
 

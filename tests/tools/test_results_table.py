@@ -83,18 +83,19 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
     )
 
 
-def test_the_icr_row_places_the_minimum_against_the_probes_level_in_chapters_5_and_8():
-    g = _Fake({5: {"icr_levels_from_peak": 0, "icr_min_sigma": 0.002},
+def test_the_icr_row_places_the_minimum_and_the_first_level_against_the_ridges_floor():
+    g = _Fake({5: {"icr_levels_from_peak": 0, "icr_min_sigma": 0.002,
+                   "icr_first_over_floor": 1.0312},
                8: {"icr_at_floor": 7, "icr_checkpoints": 8,
                    "icr_first_sigma": 0.002}})  # fmt: skip
     assert results.icr_reading(g) == (
         "not on the MoLRG's optimal denoiser; chapter 5's network: lowest at σ = 0.002, at the "
-        "probe's level; chapter 8's long run: at σ = 0.002, 7 of 8 checkpoints sit at the ridge's "
-        "floor, where the ICR measures the ridge, not the network (a minimum at the first level, "
-        "as in chapter 5, may be that floor)"
+        "probe's level, and 1.03 times the ridge's floor at σ = 0.002; chapter 8's long run: at "
+        "σ = 0.002, 7 of 8 checkpoints sit at that floor. Near the floor the ICR measures the "
+        "ridge, not the network"
     )
     g.values[5]["icr_levels_from_peak"] = -3
-    assert "lowest at σ = 0.002, 3 levels below the probe's;" in results.icr_reading(g)
+    assert "lowest at σ = 0.002, 3 levels below the probe's," in results.icr_reading(g)
 
 
 def test_the_pairing_row_counts_tested_sizes_and_says_what_the_largest_could_see():
