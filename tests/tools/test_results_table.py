@@ -85,17 +85,23 @@ def test_rows_compute_gaps_and_verdicts_from_the_glued_values():
 
 def test_the_icr_row_places_the_minimum_and_the_first_level_against_the_ridges_floor():
     g = _Fake({5: {"icr_levels_from_peak": 0, "icr_min_sigma": 0.002,
-                   "icr_first_over_floor": 1.0312},
+                   "icr_first_over_floor": 1.0312, "icr_first_at_floor": True},
                8: {"icr_at_floor": 7, "icr_checkpoints": 8,
                    "icr_first_sigma": 0.002}})  # fmt: skip
     assert results.icr_reading(g) == (
         "not on the MoLRG's optimal denoiser; chapter 5's network: lowest at σ = 0.002, at the "
-        "probe's level, and 1.03 times the ridge's floor at σ = 0.002; chapter 8's long run: at "
-        "σ = 0.002, 7 of 8 checkpoints sit at that floor. Near the floor the ICR measures the "
-        "ridge, not the network"
+        "probe's level, and at σ = 0.002 it sits at the ridge's floor (1.03 times it); chapter "
+        "8's long run: at σ = 0.002, 7 of 8 checkpoints sit at that floor (within 5%). At the "
+        "floor the ICR measures the ridge, not the network"
     )
-    g.values[5]["icr_levels_from_peak"] = -3
-    assert "lowest at σ = 0.002, 3 levels below the probe's," in results.icr_reading(g)
+    g.values[5] |= {"icr_levels_from_peak": -3, "icr_min_sigma": 0.06,
+                    "icr_first_over_floor": 8.0, "icr_first_at_floor": False}  # fmt: skip
+    assert (
+        "lowest at σ = 0.060, 3 levels below the probe's, and at σ = 0.002 it is 8.00 times "
+        "the ridge's floor;" in results.icr_reading(g)
+    )
+    g.values[5]["icr_levels_from_peak"] = 1
+    assert "1 level above the probe's," in results.icr_reading(g)
 
 
 def test_the_pairing_row_counts_tested_sizes_and_says_what_the_largest_could_see():
