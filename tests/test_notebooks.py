@@ -426,6 +426,8 @@ def _check_09(v):
     assert v["readouts_familywise"] == pytest.approx(
         100 * (1 - (1 - 0.00135) ** v["n_readouts"]), rel=1e-12
     )
+    # the tests' reading counts every network's chosen curve once
+    assert f" of the {v['n_networks']} chosen curves peak at " in v["tests_reading"]
 
 
 def _check_10(v):
