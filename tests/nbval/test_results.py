@@ -8,6 +8,7 @@ itself on the references, which executes them again, under the same rules.
 """
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -68,6 +69,17 @@ def test_tolerances_cover_every_result_of_the_references():
         missing = names - tolerances[path.stem].keys()
         assert not missing, f"{path.stem}: no tolerance for {sorted(missing)}"
         assert len(set(data["chapters"][path.stem]["seeds"])) >= 4, path.stem  # seed 0 and 3 more
+
+
+def test_references_print_no_wall_time():
+    """A results line is compared across machines, so a wall time (a glued name that
+    :data:`lowrank.book.report.VOLATILE` does not catch) would fail on a faster CPU."""
+    wall_time = re.compile(r"\bran in\b|\d ?(minutes?|seconds?|h)\b|TIME")
+    for path in sorted(REFERENCES.glob("*.ipynb")):
+        text = book.results_text(nbformat.read(path, as_version=4))
+        values = regression.parse_results(regression.sanitized(text))
+        timed = sorted(name for name, value in values.items() if wall_time.search(value))
+        assert not timed, f"{path.stem}: {timed} print a wall time; name them as VOLATILE matches"
 
 
 def test_results_match_the_quick_reference(executed):
