@@ -357,11 +357,10 @@ def theorem1_ratios(
     own = (h @ mix.class_coords[0]).square().sum(-1)
     others = torch.stack([(h @ B).square().sum(-1) for B in mix.class_coords[1:]]).mean(0)
     s = torch.tensor([sigma], dtype=torch.float64)
-    w = closed_forms.confidence_weights(mix.K, closed_forms.logit_gap(mix.d, mix.delta, s))
-    zeta, xi = closed_forms.zeta(s), closed_forms.xi(s, mix.delta)
+    beta = closed_forms.block_scales(mix.K, mix.d, mix.delta, s)
     energies = closed_forms.block_energies(mix.d, mix.delta, s)
-    own_t1 = ((xi + (zeta - xi) * w.w_plus).square() * energies.own).item()
-    other_t1 = ((xi + (zeta - xi) * w.w_minus).square() * energies.other).item()
+    own_t1 = (beta.beta_plus.square() * energies.own).item()
+    other_t1 = (beta.beta_minus.square() * energies.other).item()
     return Theorem1Ratios(
         own.mean().item() / own_t1,
         others.mean().item() / other_t1,

@@ -43,6 +43,8 @@ __all__ = [
     "ConfidenceWeights",
     "confidence_weights",
     "h_of_w",
+    "BlockScales",
+    "block_scales",
     "snr_approx",
     "snr_two_block",
     "SNRLimits",
@@ -134,6 +136,28 @@ def h_of_w(w: torch.Tensor, delta: float) -> torch.Tensor:
     :math:`\beta \propto 1 + \sigma^2/\delta^2\, h(w)`."""
     _check_delta(delta)
     return (1 - delta**2) * w + delta**2
+
+
+@dataclass(frozen=True)
+class BlockScales:
+    r"""Theorem 1's scales of the posterior mean's blocks, :math:`\beta = \xi + (\zeta - \xi) w`:
+    ``beta_plus`` on the true class's block (weight :math:`w_+`), ``beta_minus`` on each of the
+    ``K - 1`` others (:math:`w_-`)."""
+
+    beta_plus: torch.Tensor
+    beta_minus: torch.Tensor
+
+
+def block_scales(
+    K: int, d: int, delta: float, sigmas: Sequence[float] | torch.Tensor
+) -> BlockScales:
+    r""":math:`\beta_\pm` at ``sigmas`` with the weights at the derived logit gap (expectation
+    inside the softmax), so that Theorem 1's SNR is
+    :math:`\beta_+^2 d(1+\sigma^2) / ((K-1) \beta_-^2 d(\delta^2+\sigma^2))`."""
+    sig = as_sigmas(sigmas)
+    w = confidence_weights(K, logit_gap(d, delta, sig))
+    z, x = zeta(sig), xi(sig, delta)
+    return BlockScales(x + (z - x) * w.w_plus, x + (z - x) * w.w_minus)
 
 
 def snr_approx(

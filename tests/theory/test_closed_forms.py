@@ -26,6 +26,27 @@ def test_snr_approx_equals_its_beta_form():
     torch.testing.assert_close(
         closed_forms.snr_approx(K, d, delta, sig), expected, rtol=1e-12, atol=0
     )
+    beta = closed_forms.block_scales(K, d, delta, sig)
+    torch.testing.assert_close(beta.beta_plus, beta_plus, rtol=1e-15, atol=0)
+    torch.testing.assert_close(beta.beta_minus, beta_minus, rtol=1e-15, atol=0)
+
+
+def test_block_scales_limits():
+    """At sigma -> 0 both blocks pass unshrunk (beta = 1); at large sigma the weights are 1/K and
+    beta sigma^2 -> delta^2 + (1 - delta^2)/K on every block; beta+ > beta- in between."""
+    K, d, delta = 3, 5, 0.2
+    small = closed_forms.block_scales(K, d, delta, [1e-6])
+    assert small.beta_plus.item() == pytest.approx(1.0, abs=1e-9)
+    assert small.beta_minus.item() == pytest.approx(1.0, abs=1e-6)
+    large_sigma = 1e4
+    large = closed_forms.block_scales(K, d, delta, [large_sigma])
+    limit = delta**2 + (1 - delta**2) / K
+    assert large.beta_plus.item() * large_sigma**2 == pytest.approx(limit, rel=1e-6)
+    assert large.beta_minus.item() * large_sigma**2 == pytest.approx(limit, rel=1e-6)
+    middle = closed_forms.block_scales(K, d, delta, [0.1, 0.3, 1.0])
+    assert bool((middle.beta_plus > middle.beta_minus).all())
+    with pytest.raises(ValueError, match="K must be >= 2"):
+        closed_forms.block_scales(1, d, delta, [0.1])
 
 
 def test_snr_approx_limits():
