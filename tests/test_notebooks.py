@@ -8,6 +8,7 @@ Glued values are parsed as the numbers they are (``myst_nb.glue`` of a float sto
 
 import ast
 import math
+import re
 from pathlib import Path
 from statistics import NormalDist
 
@@ -423,9 +424,50 @@ def _check_09(v):
     grid = QUICK["variant_readout_grid"]
     assert v["n_readouts"] == (10 if grid else 5)
     assert v["readout_grid"] == (grid.replace("x", " x ") if grid else "none")
+    one_sided = 0.5 * math.erfc(3 / math.sqrt(2))  # the shape test's false rate at z = 3
     assert v["readouts_familywise"] == pytest.approx(
-        100 * (1 - (1 - 0.00135) ** v["n_readouts"]), rel=1e-12
+        100 * (1 - (1 - one_sided) ** v["n_readouts"]), rel=1e-12
     )
+    # the tests' reading counts every network's chosen curve once: untested plus tested, and
+    # the underpowered among the tested
+    untested, tested, blind = chapter9_counts(v["tests_reading"], v["n_networks"])
+    assert untested + tested == v["n_networks"] and blind <= tested
+
+
+def chapter9_counts(reading: str, networks: int) -> tuple[int, int, int]:
+    """Chapter 9's tests' reading as (untested, tested, underpowered) curves, in each of its
+    wordings; an AssertionError names a reading of another form."""
+    head = re.match(rf"(\d+) of the {networks} chosen curves peaks? at σ = 0.002 itself, so no "
+                    r"rise was tested there(.*)$", reading)  # fmt: skip
+    assert head, reading
+    untested, rest = int(head[1]), head[2]
+    if not rest:
+        return untested, 0, 0
+    some = re.fullmatch(r"; of the other (\d+), (\d+) had less than 80% power against .*", rest)
+    if some:
+        return untested, int(some[1]), int(some[2])
+    every = re.fullmatch(
+        r"; (the other one|all (\d+) others) had (at least|less than) 80% power against .*", rest
+    )
+    assert every, reading
+    tested = 1 if every[2] is None else int(every[2])
+    return untested, tested, tested if every[3] == "less than" else 0
+
+
+def test_chapter9_counts_reads_every_wording_of_its_tests_reading():
+    head = "{} of the 6 chosen curves peak at σ = 0.002 itself, so no rise was tested there"
+    tail = " against the paper's 1.48 points"
+    cases = {
+        head.format(6): (6, 0, 0),
+        head.format(3) + "; all 3 others had at least 80% power" + tail: (3, 3, 0),
+        head.format(2) + "; all 4 others had less than 80% power" + tail: (2, 4, 4),
+        head.format(2) + "; of the other 4, 1 had less than 80% power" + tail: (2, 4, 1),
+        head.format(5) + "; the other one had at least 80% power" + tail: (5, 1, 0),
+    }
+    for reading, counts in cases.items():
+        assert chapter9_counts(reading, 6) == counts, reading
+    with pytest.raises(AssertionError):
+        chapter9_counts(head.format(3) + "; 0 had less than 80% power" + tail, 6)
 
 
 def _check_10(v):
