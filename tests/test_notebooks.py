@@ -447,7 +447,8 @@ def chapter9_counts(reading: str, networks: int) -> tuple[int, int, int]:
     if some:
         return untested, int(some[1]), int(some[2])
     every = re.fullmatch(
-        r"; (the other one|all (\d+) others) had (at least|less than) 80% power against .*", rest
+        r"; (the other one|all (\d+)(?: others)?) had (at least|less than) 80% power against .*",
+        rest,
     )
     assert every, reading
     tested = 1 if every[2] is None else int(every[2])
@@ -463,6 +464,7 @@ def test_chapter9_counts_reads_every_wording_of_its_tests_reading():
         head.format(2) + "; all 4 others had less than 80% power" + tail: (2, 4, 4),
         head.format(2) + "; of the other 4, 1 had less than 80% power" + tail: (2, 4, 1),
         head.format(5) + "; the other one had at least 80% power" + tail: (5, 1, 0),
+        head.format(0) + "; all 6 had less than 80% power" + tail: (0, 6, 6),
     }
     for reading, counts in cases.items():
         assert chapter9_counts(reading, 6) == counts, reading
