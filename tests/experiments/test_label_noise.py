@@ -63,6 +63,8 @@ def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
     assert sweep.gain_change(0.3, 0.0).mean == -change.mean
     with pytest.raises(ValueError, match="to_rate = 0.5 is not a rate of the sweep"):
         sweep.gain_change(0.0, 0.5)
+    with pytest.raises(ValueError, match="from_rate = 0.1 is not a rate of the sweep"):
+        sweep.gain_change(0.1, 0.3)
 
 
 def test_label_noise_sweeps_validation_rows_are_flipped_at_the_rate():
