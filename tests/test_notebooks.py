@@ -237,6 +237,11 @@ def _check_06(v):
     # distances to the diffusion model's features are distances: positive for other networks
     for key in ("early_swd", "dae_small_swd", "multi_swd", "untrained_swd"):
         assert v[key] > 0, key
+    # the networks farther than the untrained one: the three glued distances bound the count
+    # (the snapshot and every DAE are counted; distances of the other DAEs are not glued)
+    farther = sum(v[k] > v["untrained_swd"] for k in ("early_swd", "dae_small_swd", "multi_swd"))
+    assert farther <= v["swd_farther"] <= farther + v["n_daes"] + 1 - 3
+    assert (v["swd_farther"] > 0) == ("farther from the diffusion model" in v["swd_reading"])
     # the verdict names exactly the rates whose joint gain interval lies above zero, or below
     found = [f"a {kind} at {v[f'{kind}_significant']} of labels flipped"
              for kind in ("gain", "loss") if v[f"{kind}_significant"] != "none"]  # fmt: skip
