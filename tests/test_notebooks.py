@@ -214,10 +214,10 @@ def _check_06(v):
     # each verdict follows from its signed margin by the chapter's 3-paired-standard-error bar,
     # and the gap found at 80% power is 3.84 paired standard errors
     for pair, first, second in (
-        ("snapshot", "the diffusion model", "the best DAE"),
+        ("snapshot", "the diffusion model", "the best single-level DAE"),
         ("multi", "the multi-level DAE", "the single-level DAE"),
     ):
-        key, verdict, gap, mde = (f"{pair}_{k}" for k in ("margin_se", "verdict", "gap", "mde"))
+        key, verdict, gap, mde = (f"{pair}_{k}" for k in ("margin_se", "verdict", "gap", "found"))
         m = float(v[key])  # a glued inf reads back as the string "inf"
         if m > 3 or m < -3:
             assert v[verdict] == f"{first if m > 0 else second} ahead", (key, m, v[verdict])
@@ -238,9 +238,24 @@ def _check_06(v):
     # distances to the diffusion model's features are distances: positive for other networks
     for key in ("early_swd", "dae_small_swd", "multi_swd", "untrained_swd"):
         assert v[key] > 0, key
-    # the verdict names exactly the rates whose joint gain interval lies above zero
-    assert v["ensemble_verdict"] == ("no gain beyond noise" if v["gain_significant"] == "none"
-                                     else f"gains at {v['gain_significant']} flipped")  # fmt: skip
+    # the networks farther than the untrained one: the three glued distances bound the count
+    # (the snapshot and every DAE are counted; distances of the other DAEs are not glued)
+    farther = sum(v[k] > v["untrained_swd"] for k in ("early_swd", "dae_small_swd", "multi_swd"))
+    assert farther <= v["swd_farther"] <= farther + v["n_daes"] + 1 - 3
+    assert (v["swd_farther"] > 0) == ("farther from the diffusion model" in v["swd_reading"])
+    # the verdict names exactly the rates whose joint gain interval lies above zero, or below
+    found = [f"a {kind} at {v[f'{kind}_significant']} of labels flipped"
+             for kind in ("gain", "loss") if v[f"{kind}_significant"] != "none"]  # fmt: skip
+    assert v["ensemble_verdict"] == ("; ".join(found) or "no gain or loss beyond noise")
+    # the growth's reading quotes the growth and what the test could find, against the paper's
+    assert (
+        f"is {v['gain_growth']:+.2f} ± {v['gain_growth_half']:.2f} points" in v["growth_reading"]
+    )
+    side = "below" if v["gain_growth_found"] < v["paper_growth"] else "above"
+    assert f"{side} the paper's growth of {v['paper_growth']:.1f}" in v["growth_reading"]
+    # six comparisons at 3 paired standard errors, two-sided, Bonferroni (two may coincide)
+    one_sided = 0.5 * math.erfc(3 / math.sqrt(2))
+    assert v["gaps_familywise"] in (pytest.approx(100 * 2 * one_sided * n) for n in (5, 6))
     grid = schedules.edm_probe_sigmas().tolist()
     assert min(abs(v["diff_peak_sigma"] - s) for s in grid) < 1e-12
     assert v["layer"] in ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0",

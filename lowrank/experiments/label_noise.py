@@ -3,7 +3,8 @@ flips a share of the training labels and compares the paper's soft vote of probe
 neighbouring noise levels (:func:`lowrank.measure.ensembles.ensemble_probe`) with the single best
 probe, the level of each chosen on a validation fifth; the result is a :class:`LabelNoiseSweep`,
 which keeps which test images each probe got right, so that the ensemble's gain at each rate is
-a paired difference on the same images (:meth:`LabelNoiseSweep.paired_gain`).
+a paired difference on the same images (:meth:`LabelNoiseSweep.paired_gain`), and so is the
+change of the gain from one rate to another (:meth:`LabelNoiseSweep.gain_change`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,23 @@ class LabelNoiseSweep:
             paired_interval(e.mean(0), s.mean(0), level)
             for e, s in zip(self.ensemble_correct, self.single_correct, strict=True)
         ]
+
+    def gain_change(
+        self, from_rate: float, to_rate: float, level: float = 0.95
+    ) -> PairedDifference:
+        """The gain at ``to_rate`` minus the gain at ``from_rate``, paired on the test items:
+        each item's gain (ensemble minus single, averaged over the seeds) at one rate against
+        the same item's at the other (:func:`lowrank.measure.stats.paired_interval`). Does the
+        ensemble help more when more labels are wrong? Both rates must be rates of the sweep."""
+        per_item = (self.ensemble_correct - self.single_correct).mean(1)  # (R, M)
+        to, start = self._rate_index(to_rate, "to_rate"), self._rate_index(from_rate, "from_rate")
+        return paired_interval(per_item[to], per_item[start], level)
+
+    def _rate_index(self, rate: float, name: str) -> int:
+        matches = (self.rates - float(rate)).abs() < 1e-12
+        if int(matches.sum()) != 1:
+            raise ValueError(f"{name} = {rate!r} is not a rate of the sweep {self.rates.tolist()}")
+        return int(matches.nonzero()[0, 0])
 
 
 def label_noise_sweep(

@@ -46,7 +46,19 @@ __all__ = [
     "subset_correctness",
     "binomial_curve",
     "recorded_sigmas",
+    "standardize",
 ]
+
+
+def standardize(train_features: torch.Tensor, test_features: torch.Tensor) -> torch.Tensor:
+    """``(M, p)`` float64 test features standardized with the training features' column means
+    and sample deviations (floored at 1e-12), as :func:`logistic_probe` standardizes what it
+    fits on: the features "as the probe sees them", to compare two networks' (chapter 6's
+    sliced Wasserstein distance). Unlike the probe it has no fallback for values past about
+    1e154, whose squares overflow float64: there it returns inf or nan."""
+    X = check_features(train_features, "train_features").detach().to(torch.float64)
+    Y = check_features(test_features, "test_features", width=X.shape[1]).detach()
+    return (Y.to(torch.float64) - X.mean(0)) / X.std(0).clamp_min(1e-12)
 
 
 def logistic_probe(

@@ -3,7 +3,9 @@ features (the real-data recipe included)."""
 
 import math
 
+import pytest
 import torch
+from scipy import stats as scipy_stats
 
 from lowrank import data
 from lowrank.experiments import label_noise
@@ -51,6 +53,18 @@ def test_label_noise_sweep_chooses_on_noisy_validation_and_scores_clean_tests():
         assert gain.low < gain.mean < gain.high
     wider = sweep.paired_gain(0.99)[1]
     assert wider.low < sweep.paired_gain()[1].low and wider.mean == sweep.paired_gain()[1].mean
+    # the change of the gain from 0 to 0.3, paired on the items, by scipy's paired t interval
+    per_item = (sweep.ensemble_correct - sweep.single_correct).mean(1).numpy()
+    change = sweep.gain_change(0.0, 0.3)
+    reference = scipy_stats.ttest_rel(per_item[1], per_item[0]).confidence_interval(0.95)
+    assert math.isclose(change.mean, (per_item[1] - per_item[0]).mean(), abs_tol=1e-15)
+    assert math.isclose(change.low, reference.low, rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(change.high, reference.high, rel_tol=1e-9, abs_tol=1e-12)
+    assert sweep.gain_change(0.3, 0.0).mean == -change.mean
+    with pytest.raises(ValueError, match="to_rate = 0.5 is not a rate of the sweep"):
+        sweep.gain_change(0.0, 0.5)
+    with pytest.raises(ValueError, match="from_rate = 0.1 is not a rate of the sweep"):
+        sweep.gain_change(0.1, 0.3)
 
 
 def test_label_noise_sweeps_validation_rows_are_flipped_at_the_rate():

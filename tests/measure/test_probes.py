@@ -1,6 +1,7 @@
 """lowrank.measure.probes: the logistic and projection probes and their curves over noise levels,
 against independent computations."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -174,3 +175,19 @@ def test_features_near_1e200_are_standardized_not_zeroed():
     plain = logistic_probe(X[:90], y[:90], X[90:], y[90:])
     huge = logistic_probe(1e200 * X[:90], y[:90], 1e200 * X[90:], y[90:])
     assert plain > 0.9 and huge == pytest.approx(plain)
+
+
+def test_standardize_uses_the_training_statistics_as_numpy_does():
+    """Test rows centred and scaled by the training columns' mean and sample deviation (ddof
+    1), in float64; a constant training column is divided by 1e-12, not by 0."""
+    gen = np.random.default_rng(4)
+    train = gen.normal(3.0, 2.0, (50, 3)).astype(np.float32)
+    train[:, 2] = 5.0
+    test = gen.normal(0.0, 1.0, (7, 3)).astype(np.float32)
+    ours = probes.standardize(torch.from_numpy(train), torch.from_numpy(test))
+    x, y = train.astype(np.float64), test.astype(np.float64)
+    expected = (y - x.mean(0)) / np.maximum(x.std(0, ddof=1), 1e-12)
+    assert ours.dtype == torch.float64
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"test_features must be \(M, 3\)"):
+        probes.standardize(torch.from_numpy(train), torch.zeros(2, 4))
