@@ -4,7 +4,7 @@ This is not science and not part of :mod:`lowrank`: it reads ``notebooks/`` and 
 this repository. Profiles (``notebooks/params/<profile>.yaml``, one flat mapping each; the
 same parameter names in every notebook):
 
-* ``quick``: CI; every notebook together well under 20 minutes on 2 CPU cores;
+* ``quick``: CI; every notebook together about 20 minutes on 2 CPU cores into an empty model cache;
 * ``standard``: CPU; what the committed notebooks show;
 * ``full``: paper scale, meant for a GPU box.
 
