@@ -144,7 +144,8 @@ def _word_px(cell) -> list[float]:
             run += SANS.getlength("x") * len(TEX_GLYPH.findall(MATH_DELIMITER.sub("", piece)))
             continue
         font = MONO if piece.find_parent("code") else BOLD if piece.find_parent("th") else SANS
-        for part in re.split(r"(\s+)", piece):
+        # a browser breaks at spaces, never at a non-breaking one (which \s would match)
+        for part in re.split(r"([ \t\n\r\f\v]+)", piece):
             if part.isspace():
                 words.append(run)
                 run = 0.0
