@@ -62,6 +62,8 @@ SANS, BOLD, MONO = (
         ("DejaVuSansMono.ttf", 14),
     )
 )
+# A browser breaks a line at spaces, never at a non-breaking one (which \s would match).
+BREAKABLE = re.compile(r"([ \t\n\r\f\v]+)")
 # What inline math renders as one glyph each: a TeX command, a character; the delimiters, braces
 # and sub- or superscript marks take no room.
 MATH_DELIMITER = re.compile(r"\\[()\[\]]")
@@ -144,8 +146,8 @@ def _word_px(cell) -> list[float]:
             run += SANS.getlength("x") * len(TEX_GLYPH.findall(MATH_DELIMITER.sub("", piece)))
             continue
         font = MONO if piece.find_parent("code") else BOLD if piece.find_parent("th") else SANS
-        for part in re.split(r"(\s+)", piece):
-            if part.isspace():
+        for part in BREAKABLE.split(piece):
+            if BREAKABLE.fullmatch(part):
                 words.append(run)
                 run = 0.0
             else:

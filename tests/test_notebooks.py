@@ -242,7 +242,8 @@ def _check_06(v):
     # (the snapshot and every DAE are counted; distances of the other DAEs are not glued)
     farther = sum(v[k] > v["untrained_swd"] for k in ("early_swd", "dae_small_swd", "multi_swd"))
     assert farther <= v["swd_farther"] <= farther + v["n_daes"] + 1 - 3
-    assert (v["swd_farther"] > 0) == ("farther from the diffusion model" in v["swd_reading"])
+    n_trained = v["n_daes"] + 1  # the snapshot and every DAE
+    assert v["swd_reading"].startswith(f"{v['swd_farther']} of the {n_trained} other trained")
     # the verdict names exactly the rates whose joint gain interval lies above zero, or below
     found = [f"a {kind} at {v[f'{kind}_significant']} of labels flipped"
              for kind in ("gain", "loss") if v[f"{kind}_significant"] != "none"]  # fmt: skip
