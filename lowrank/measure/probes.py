@@ -54,11 +54,22 @@ def standardize(train_features: torch.Tensor, test_features: torch.Tensor) -> to
     """``(M, p)`` float64 test features standardized with the training features' column means
     and sample deviations (floored at 1e-12), as :func:`logistic_probe` standardizes what it
     fits on: the features "as the probe sees them", to compare two networks' (chapter 6's
-    sliced Wasserstein distance). Unlike the probe it has no fallback for values past about
-    1e154, whose squares overflow float64: there it returns inf or nan."""
+    sliced Wasserstein distance)."""
     X = check_features(train_features, "train_features").detach().to(torch.float64)
     Y = check_features(test_features, "test_features", width=X.shape[1]).detach()
-    return (Y.to(torch.float64) - X.mean(0)) / X.std(0).clamp_min(1e-12)
+    mean, scale = _training_statistics(X)
+    return (Y.to(torch.float64) - mean) / scale
+
+
+def _training_statistics(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and sample deviations (floored at 1e-12) of float64 ``X``."""
+    mean, scale = X.mean(0), X.std(0)
+    if not bool(torch.all(torch.isfinite(mean) & torch.isfinite(scale))):
+        # squares overflow float64 beyond about 1e154: the same statistics in units of each
+        # column's largest magnitude (the ordinary path stays as it was, bit for bit)
+        unit = X.abs().amax(0).clamp_min(torch.finfo(torch.float64).tiny)
+        mean, scale = unit * (X / unit).mean(0), unit * (X / unit).std(0)
+    return mean, scale.clamp_min(1e-12)
 
 
 def logistic_probe(
@@ -120,13 +131,7 @@ def logistic_logits(
         test_features = [test_features]
     for i, F in enumerate(test_features):
         check_features(F, f"test_features[{i}]", width=X.shape[1])
-    mean, scale = X.mean(0), X.std(0)
-    if not bool(torch.all(torch.isfinite(mean) & torch.isfinite(scale))):
-        # squares overflow float64 beyond about 1e154: the same statistics in units of each
-        # column's largest magnitude (the ordinary path stays as it was, bit for bit)
-        unit = X.abs().amax(0).clamp_min(torch.finfo(torch.float64).tiny)
-        mean, scale = unit * (X / unit).mean(0), unit * (X / unit).std(0)
-    scale = scale.clamp_min(1e-12)
+    mean, scale = _training_statistics(X)
     Z = (X - mean) / scale
     A = torch.zeros(Z.shape[1] + 1, K, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([A], max_iter=max_iter, line_search_fn="strong_wolfe")

@@ -177,6 +177,16 @@ def test_features_near_1e200_are_standardized_not_zeroed():
     assert plain > 0.9 and huge == pytest.approx(plain)
 
 
+def test_standardize_near_1e200_matches_it_at_scale_1():
+    """The probe's overflow fallback serves standardize too: features scaled by 1e200 come out
+    as the same standardized values, not inf or nan."""
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(60, 4, generator=g, dtype=torch.float64)
+    plain = probes.standardize(X[:40], X[40:])
+    huge = probes.standardize(1e200 * X[:40], 1e200 * X[40:])
+    torch.testing.assert_close(huge, plain, rtol=1e-12, atol=1e-12)
+
+
 def test_standardize_uses_the_training_statistics_as_numpy_does():
     """Test rows centred and scaled by the training columns' mean and sample deviation (ddof
     1), in float64; a constant training column is divided by 1e-12, not by 0."""
